@@ -1,0 +1,305 @@
+//! Framing: every message is one 200-byte frame of UTF-8 text, right-padded with spaces.
+//!
+//! This module knows nothing of sockets. [`FrameDecoder`] turns a byte stream into whole frames;
+//! [`decode`] turns a frame into text; [`pad`] turns text back into a frame; [`split_text`] and
+//! [`pack_lines`] make sure no text is ever longer than a frame.
+
+use std::borrow::Cow;
+
+/// The size of every frame, in both directions.
+pub const FRAME_LEN: usize = 200;
+
+/// One frame on the wire.
+pub type Frame = [u8; FRAME_LEN];
+
+/// Errors of the framing layer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// The text does not fit in one frame.
+    #[error("text of {0} bytes does not fit in a {FRAME_LEN}-byte frame")]
+    TooLong(usize),
+}
+
+/// Pads `text` with spaces into one frame.
+pub fn pad(text: &str) -> Result<Frame, FrameError> {
+    let bytes = text.as_bytes();
+    if bytes.len() > FRAME_LEN {
+        return Err(FrameError::TooLong(bytes.len()));
+    }
+    let mut frame = [b' '; FRAME_LEN];
+    frame[..bytes.len()].copy_from_slice(bytes);
+    Ok(frame)
+}
+
+/// Removes the padding (trailing spaces, `\t`, `\r`, `\n` and NUL bytes) and decodes the rest,
+/// lossily: invalid UTF-8 becomes U+FFFD.
+pub fn decode(frame: &[u8]) -> Cow<'_, str> {
+    let end = frame
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0))
+        .map_or(0, |i| i + 1);
+    String::from_utf8_lossy(&frame[..end])
+}
+
+/// True for the control characters the server removes: U+0000–U+001F, U+007F, U+0080–U+009F.
+pub fn is_control(c: char) -> bool {
+    c.is_control()
+}
+
+/// Removes control characters, so that no client can move another's cursor or fake a line.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    if text.chars().any(is_control) {
+        Cow::Owned(text.chars().filter(|&c| !is_control(c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Where to cut `text` so that the first piece holds at most `max` bytes.
+///
+/// The cut is at a character boundary, never leaves whitespace at the end of the first piece
+/// (whitespace moves to the start of the next one, so stripping padding loses nothing) and, with
+/// `no_slash`, never lets the next piece start with `/` (so it cannot be taken for a command).
+/// Only when no such cut exists (a window of nothing but whitespace) is the cut made at the last
+/// character boundary. Returns `text.len()` when the whole text fits.
+fn cut_point(text: &str, max: usize, no_slash: bool) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    let mut hard = max;
+    while !text.is_char_boundary(hard) {
+        hard -= 1;
+    }
+    let mut cut = hard;
+    while cut > 0 {
+        let head = &text[..cut];
+        let ends_blank = head.chars().next_back().is_some_and(char::is_whitespace);
+        let slash_next = no_slash && text[cut..].starts_with('/');
+        if !ends_blank && !slash_next {
+            return cut;
+        }
+        cut -= head.chars().next_back().map_or(1, char::len_utf8);
+    }
+    if hard == 0 {
+        // `max` is smaller than the first character: take that character whole.
+        text.chars().next().map_or(text.len(), char::len_utf8)
+    } else {
+        hard
+    }
+}
+
+/// Splits `text` into pieces of at most `max` bytes (see [`cut_point`] for where it cuts).
+/// Returns one piece, the text itself, when it fits; never returns an empty piece.
+pub fn split_text(text: &str, max: usize, no_slash: bool) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let cut = cut_point(rest, max, no_slash);
+        pieces.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    pieces
+}
+
+/// Packs lines into frame texts: lines joined by `\n`, as many whole lines per frame as fit; a
+/// line longer than a frame is cut into several (see [`split_text`]). Empty lines are kept inside
+/// a frame but never start or end one (stripping would lose them anyway).
+pub fn pack_lines<'a, I>(lines: I) -> Vec<String>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let mut frames = Vec::new();
+    let mut current = String::new();
+    for line in lines {
+        for piece in split_text(line, FRAME_LEN, false) {
+            if current.is_empty() {
+                current.push_str(piece);
+            } else if current.len() + 1 + piece.len() <= FRAME_LEN {
+                current.push('\n');
+                current.push_str(piece);
+            } else {
+                frames.push(std::mem::take(&mut current));
+                current.push_str(piece);
+            }
+        }
+    }
+    if !current.is_empty() {
+        frames.push(current);
+    }
+    frames
+}
+
+/// Turns a byte stream into whole frames. Holds at most one partial frame.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    partial: Frame,
+    len: usize,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder with nothing buffered.
+    pub fn new() -> Self {
+        FrameDecoder {
+            partial: [0; FRAME_LEN],
+            len: 0,
+        }
+    }
+
+    /// How many bytes of an incomplete frame are buffered.
+    pub fn buffered(&self) -> usize {
+        self.len
+    }
+
+    /// Feeds bytes in; calls `on_frame` for each frame they complete, in order.
+    pub fn feed(&mut self, mut data: &[u8], mut on_frame: impl FnMut(&Frame)) {
+        if self.len > 0 {
+            let take = (FRAME_LEN - self.len).min(data.len());
+            self.partial[self.len..self.len + take].copy_from_slice(&data[..take]);
+            self.len += take;
+            data = &data[take..];
+            if self.len < FRAME_LEN {
+                return;
+            }
+            on_frame(&self.partial);
+            self.len = 0;
+        }
+        let mut chunks = data.chunks_exact(FRAME_LEN);
+        for chunk in &mut chunks {
+            if let Ok(frame) = <&Frame>::try_from(chunk) {
+                on_frame(frame);
+            }
+        }
+        let rest = chunks.remainder();
+        self.partial[..rest.len()].copy_from_slice(rest);
+        self.len = rest.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames_of(decoder: &mut FrameDecoder, data: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        decoder.feed(data, |f| out.push(decode(f).into_owned()));
+        out
+    }
+
+    #[test]
+    fn pad_and_decode_round_trip() {
+        let frame = pad("hello").unwrap();
+        assert_eq!(frame.len(), FRAME_LEN);
+        assert_eq!(&frame[..6], b"hello ");
+        assert_eq!(decode(&frame), "hello");
+        assert_eq!(pad(&"x".repeat(201)), Err(FrameError::TooLong(201)));
+        assert!(pad(&"x".repeat(200)).is_ok());
+    }
+
+    #[test]
+    fn decode_strips_padding_whitespace_and_nul_only_at_the_end() {
+        assert_eq!(decode(b"  hi there \t\r\n\0\0  "), "  hi there");
+        assert_eq!(decode(b"\0\0\0"), "");
+        assert_eq!(decode(b"a\0b"), "a\0b");
+    }
+
+    #[test]
+    fn decode_is_lossy_for_invalid_utf8() {
+        assert_eq!(decode(b"ok\xff\xfeok"), "ok\u{fffd}\u{fffd}ok");
+    }
+
+    #[test]
+    fn clean_removes_control_characters() {
+        assert_eq!(clean("a\x1b[31mb\x07c\u{85}d\u{7f}"), "a[31mbcd");
+        assert!(matches!(clean("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn decoder_handles_one_byte_at_a_time() {
+        let mut d = FrameDecoder::new();
+        let frame = pad("one byte at a time").unwrap();
+        let mut got = Vec::new();
+        for b in frame.iter() {
+            got.extend(frames_of(&mut d, std::slice::from_ref(b)));
+        }
+        assert_eq!(got, vec!["one byte at a time"]);
+        assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn decoder_handles_coalesced_frames_and_a_part() {
+        let mut d = FrameDecoder::new();
+        let mut data = Vec::new();
+        for t in ["a", "b", "c"] {
+            data.extend_from_slice(&pad(t).unwrap());
+        }
+        data.extend_from_slice(&pad("d").unwrap()[..50]);
+        assert_eq!(frames_of(&mut d, &data), vec!["a", "b", "c"]);
+        assert_eq!(d.buffered(), 50);
+        assert_eq!(frames_of(&mut d, &pad("d").unwrap()[50..]), vec!["d"]);
+    }
+
+    #[test]
+    fn split_never_ends_a_piece_with_whitespace() {
+        let text = format!("{}  {}", "a".repeat(199), "b".repeat(10));
+        let pieces = split_text(&text, 200, false);
+        assert_eq!(
+            pieces,
+            vec!["a".repeat(199), format!("  {}", "b".repeat(10))]
+        );
+        assert_eq!(pieces.concat(), text);
+    }
+
+    #[test]
+    fn split_respects_char_boundaries() {
+        let text = "é".repeat(150); // 300 bytes
+        let pieces = split_text(&text, 199, false);
+        assert!(pieces.iter().all(|p| p.len() <= 199));
+        assert_eq!(pieces[0].len(), 198);
+        assert_eq!(pieces.concat(), text);
+    }
+
+    #[test]
+    fn split_no_slash_never_starts_a_piece_with_slash() {
+        let text = format!("{}/{}", "a".repeat(199), "b".repeat(50));
+        let pieces = split_text(&text, 200, true);
+        assert!(pieces.iter().skip(1).all(|p| !p.starts_with('/')));
+        assert_eq!(pieces.concat(), text);
+        let spaced = format!("{} /x", "a".repeat(199));
+        let pieces = split_text(&spaced, 200, true);
+        assert_eq!(pieces, vec!["a".repeat(199).as_str(), " /x"]);
+    }
+
+    #[test]
+    fn split_all_whitespace_window_still_progresses() {
+        let text = format!("a{}b", " ".repeat(300));
+        let pieces = split_text(&text, 200, false);
+        assert_eq!(pieces.concat(), text);
+        assert!(pieces.iter().all(|p| p.len() <= 200 && !p.is_empty()));
+    }
+
+    #[test]
+    fn pack_lines_fills_frames_with_whole_lines() {
+        let lines: Vec<String> = (0..30).map(|i| format!("line number {i:02}")).collect();
+        let frames = pack_lines(lines.iter().map(String::as_str));
+        assert!(frames.iter().all(|f| f.len() <= FRAME_LEN));
+        // 14 bytes a line + 1 for the newline: 13 lines fit in 200 bytes.
+        assert_eq!(frames[0].lines().count(), 13);
+        let rejoined: Vec<&str> = frames.iter().flat_map(|f| f.lines()).collect();
+        assert_eq!(rejoined, lines);
+    }
+
+    #[test]
+    fn pack_lines_cuts_a_long_line() {
+        let long = "x".repeat(450);
+        let frames = pack_lines(["short", long.as_str()]);
+        assert_eq!(frames.len(), 4);
+        assert_eq!(frames[0], "short");
+        assert_eq!(frames[1..].concat(), long);
+    }
+}

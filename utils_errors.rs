@@ -1,0 +1,104 @@
+//! Every user-visible protocol text, in one place.
+//!
+//! The course texts are byte-exact (graders compare them); the extension texts follow
+//! `docs/PROTOCOL.md`. Each text has a constant or a formatting function; nothing else in the
+//! project writes a protocol text by hand.
+
+// ---- Section 2: connection and names -------------------------------------------------------
+
+/// Reply to a name that is not 1 to 32 characters without whitespace or control characters.
+pub fn invalid_name(name: &str) -> String {
+    format!("Invalid name {name}: a name is 1 to 32 characters without spaces.")
+}
+
+/// Reply to a name that a connected client already uses.
+pub fn name_in_use(name: &str) -> String {
+    format!("Name {name} is already in use. Send another name.")
+}
+
+/// Broadcast to a channel when a member leaves it or disconnects.
+pub fn has_left(name: &str) -> String {
+    format!("{name} has left")
+}
+
+/// Broadcast to a channel's existing members when someone joins it.
+pub fn has_joined(name: &str) -> String {
+    format!("{name} has joined")
+}
+
+// ---- Section 3: the channel protocol (byte-exact) -------------------------------------------
+
+/// The prefix of a relayed chat message: `[name] `.
+pub fn chat_prefix(name: &str) -> String {
+    format!("[{name}] ")
+}
+
+/// Reply to a chat message (or `/members`, `/leave`) from a client in no channel.
+pub const NOT_IN_CHANNEL: &str =
+    "Not currently in any channel. Must join a channel before sending messages.";
+
+/// Reply to `/join C` when no channel C exists.
+pub fn no_such_channel(channel: &str) -> String {
+    format!("No channel named {channel} exists. Try '/create {channel}'?")
+}
+
+/// Reply to `/join` without an argument.
+pub const JOIN_REQUIRES_ARGUMENT: &str =
+    "/join command must be followed by the name of a channel to join.";
+
+/// Reply to `/create C` when C exists.
+pub fn channel_exists(channel: &str) -> String {
+    format!("Room {channel} already exists, so cannot be created.")
+}
+
+/// Reply to `/create` without an argument (the course text has no final period).
+pub const CREATE_REQUIRES_ARGUMENT: &str =
+    "/create command must be followed by the name of a channel to create";
+
+/// Reply to an unknown command; `word` is the command word only.
+pub fn invalid_control_message(word: &str) -> String {
+    format!("{word} is not a valid control message. Valid messages are /create, /list, and /join.")
+}
+
+/// Reply to `/create` or `/join` with a channel name over the limit.
+pub const CHANNEL_NAME_TOO_LONG: &str = "Channel names are at most 64 characters.";
+
+// ---- Section 4: clients ---------------------------------------------------------------------
+
+/// The client's prompt.
+pub const CLIENT_PROMPT: &str = "[Me] ";
+
+/// Written by the client before a received frame: wipes the prompt.
+pub const CLIENT_WIPE: &str = "\r    \r";
+
+/// Printed by the client for a typed command that does not fit in one frame.
+pub const COMMAND_TOO_LONG: &str = "Command too long: at most 200 bytes.";
+
+/// Printed by the client when the server closes the connection.
+pub fn server_disconnected(host: &str, port: &str) -> String {
+    format!("Server at {host}:{port} has disconnected")
+}
+
+/// Printed by the client when it cannot connect.
+pub fn unable_to_connect(host: &str, port: &str) -> String {
+    format!("Unable to connect to {host}:{port}")
+}
+
+/// The split client's log line for each piece it sends (to stderr).
+pub fn sending_piece(len: usize, piece: &str) -> String {
+    format!("Sending {len} characters: {piece}")
+}
+
+/// The name the split client's course replay logs in with.
+pub const SPLIT_REPLAY_NAME: &str = "SplitMessagesChatClient";
+
+/// The channel the split client's course replay joins.
+pub const SPLIT_REPLAY_CHANNEL: &str = "split_messages";
+
+/// The message the split client's course replay sends ten times.
+pub const SPLIT_REPLAY_MESSAGE: &str = "I think that I shall never see a structure more wasteful than a tree. Most links remain idle and unused while others are overloaded and abused.";
+
+// ---- Section 7: limits ----------------------------------------------------------------------
+
+/// Sent to a connection beyond the maximum before it is closed.
+pub const SERVER_FULL: &str = "The server is full. Try again later.";
