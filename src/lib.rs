@@ -4,11 +4,15 @@
 //! - [`frame`]: 200-byte frames: decoding a byte stream, padding, cutting and packing text.
 //! - [`command`]: parsing a client's frame into a command.
 //! - [`hub`]: every protocol rule, as a state machine with no sockets.
+//! - [`conn`]: one connection's socket, buffers, interest and flood budget.
+//! - [`server`]: the mio event loop and the limits of section 7.
 //! - [`utils_errors`]: every user-visible protocol text (the file sits at the repository root).
 
 #[path = "../utils_errors.rs"]
 pub mod utils_errors;
 
 pub mod command;
+pub mod conn;
 pub mod frame;
 pub mod hub;
+pub mod server;
