@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`frame`]: 200-byte frames: decoding a byte stream, padding, cutting and packing text.
+//! - [`clock`]: the injectable clock and the `dd.mm.yy,HH:MM` format.
 //! - [`command`]: parsing a client's frame into a command.
 //! - [`hub`]: every protocol rule, as a state machine with no sockets.
 //! - [`conn`]: one connection's socket, buffers, interest and flood budget.
@@ -11,6 +12,7 @@
 #[path = "../utils_errors.rs"]
 pub mod utils_errors;
 
+pub mod clock;
 pub mod command;
 pub mod conn;
 pub mod frame;

@@ -183,7 +183,7 @@ impl Server {
             local_addr,
             signals,
             conns: Slab::new(),
-            hub: Hub::new(),
+            hub: Hub::default(),
             next_serial: 0,
             dirty: Vec::new(),
             readable: Vec::new(),
