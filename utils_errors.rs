@@ -153,3 +153,17 @@ pub const HELP_LINES: &[&str] = &[
     "/help - show this help",
     "Anything else is a message to the current channel.",
 ];
+
+// ---- ICS: sonnets ---------------------------------------------------------------------------
+
+/// Reply to `/sonnet` (or `/poem`) with no argument or one that is not a whole number.
+pub const SONNET_REQUIRES_NUMBER: &str =
+    "/sonnet command must be followed by a sonnet number from 1 to 154.";
+
+/// Reply to `/sonnet N` with N outside 1 to 154; `typed` is N as the user typed it.
+pub fn sonnet_not_found(typed: &str) -> String {
+    format!("Sonnet {typed} not found. Sonnets are numbered 1 to 154.")
+}
+
+/// Reply to `/sonnet` when the server has no sonnets file.
+pub const NO_SONNETS: &str = "No sonnets are available on this server.";

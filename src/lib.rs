@@ -7,6 +7,7 @@
 //! - [`hub`]: every protocol rule, as a state machine with no sockets.
 //! - [`conn`]: one connection's socket, buffers, interest and flood budget.
 //! - [`server`]: the mio event loop and the limits of section 7.
+//! - [`sonnets`]: the 154 sonnets, loaded once at start, and the `/sonnet N` argument.
 //! - [`utils_errors`]: every user-visible protocol text (the file sits at the repository root).
 
 #[path = "../utils_errors.rs"]
@@ -18,3 +19,4 @@ pub mod conn;
 pub mod frame;
 pub mod hub;
 pub mod server;
+pub mod sonnets;

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -17,7 +18,8 @@ use slab::Slab;
 
 use crate::conn::{Conn, ReadOutcome};
 use crate::frame::{self, Frame, FRAME_LEN};
-use crate::hub::{ConnId, Hub, Sink};
+use crate::hub::{ConnId, Hub, HubConfig, Sink};
+use crate::sonnets::{self, Sonnets};
 use crate::utils_errors as text;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -52,6 +54,9 @@ pub struct ServerConfig {
     /// Seconds allowed for flushing queued output at shutdown
     #[arg(long, default_value_t = 2.0)]
     pub shutdown_grace: f64,
+    /// The sonnets file for /sonnet (either format; see README)
+    #[arg(long, default_value = sonnets::DEFAULT_SONNETS_PATH)]
+    pub sonnets: PathBuf,
 }
 
 impl ServerConfig {
@@ -67,6 +72,7 @@ impl ServerConfig {
             flood_burst: 1_000.0,
             name_timeout: 30.0,
             shutdown_grace: 2.0,
+            sonnets: PathBuf::from(sonnets::DEFAULT_SONNETS_PATH),
         }
     }
 }
@@ -175,6 +181,7 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(ServerError::Poll)?;
+        let sonnets = load_sonnets(&cfg.sonnets);
         Ok(Server {
             read_buf: vec![0; cfg.read_budget.clamp(FRAME_LEN, 256 * 1024)],
             cfg,
@@ -183,7 +190,10 @@ impl Server {
             local_addr,
             signals,
             conns: Slab::new(),
-            hub: Hub::default(),
+            hub: Hub::new(HubConfig {
+                sonnets,
+                ..HubConfig::default()
+            }),
             next_serial: 0,
             dirty: Vec::new(),
             readable: Vec::new(),
@@ -499,6 +509,24 @@ impl Server {
             }
         }
         self.throttled.retain(|&(_, id)| self.conns.contains(id));
+    }
+}
+
+/// Loads the sonnets once; a missing or wrong file is logged once and the server runs without.
+fn load_sonnets(path: &std::path::Path) -> Option<Sonnets> {
+    match Sonnets::load(path) {
+        Ok(s) => {
+            log::info!("loaded 154 sonnets from {}", path.display());
+            Some(s)
+        }
+        Err(e) => {
+            log::warn!(
+                "no sonnets from {}: {e}; /sonnet will say none are available \
+                 (scripts/fetch_sonnets.sh fetches them)",
+                path.display()
+            );
+            None
+        }
     }
 }
 

@@ -1,6 +1,7 @@
-//! The ICS commands: /time, /who, /help (and /sonnet, with the sonnets module).
+//! The ICS commands: /time, /who, /sonnet and /help.
 
 use super::{ConnId, Hub, Sink};
+use crate::sonnets;
 use crate::utils_errors as text;
 
 /// `/who` lists at most this many users, then says how many more there are.
@@ -46,6 +47,12 @@ impl Hub {
             names.sort_unstable();
             lines.push(text::who_group(&channel.name, &names));
         }
+        self.reply_lines(sink, conn, lines.iter().map(String::as_str));
+    }
+
+    /// `/sonnet N` (or `/poem N`): the sonnet, its numeral first, packed into frames.
+    pub(super) fn sonnet(&mut self, conn: ConnId, arg: &str, sink: &mut impl Sink) {
+        let lines = sonnets::reply(self.sonnets.as_ref(), arg);
         self.reply_lines(sink, conn, lines.iter().map(String::as_str));
     }
 

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use crate::clock::{Clock, SystemClock};
 use crate::command::Command;
 use crate::frame::{self, Frame};
+use crate::sonnets::Sonnets;
 use crate::utils_errors as text;
 
 mod channels;
@@ -47,12 +48,15 @@ struct Channel {
 pub struct HubConfig {
     /// The source of time for `/time` and history.
     pub clock: Box<dyn Clock>,
+    /// The sonnets for `/sonnet`, when the server has them.
+    pub sonnets: Option<Sonnets>,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             clock: Box::new(SystemClock),
+            sonnets: None,
         }
     }
 }
@@ -64,6 +68,7 @@ pub struct Hub {
     channels: Vec<Channel>,
     channel_ids: HashMap<Box<str>, usize>,
     clock: Box<dyn Clock>,
+    sonnets: Option<Sonnets>,
 }
 
 impl Default for Hub {
@@ -90,6 +95,7 @@ impl Hub {
             channels: Vec::new(),
             channel_ids: HashMap::new(),
             clock: config.clock,
+            sonnets: config.sonnets,
         }
     }
 
@@ -152,9 +158,7 @@ impl Hub {
             Command::Time => self.time(conn, sink),
             Command::Who => self.who(conn, sink),
             Command::Help => self.help(conn, sink),
-            Command::Sonnet(_) => {
-                self.reply(sink, conn, &text::invalid_control_message("/sonnet"));
-            }
+            Command::Sonnet(arg) => self.sonnet(conn, arg, sink),
             Command::Unknown(word) => self.reply(sink, conn, &text::invalid_control_message(word)),
         }
     }

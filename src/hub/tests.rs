@@ -2,6 +2,7 @@
 use super::*;
 use crate::clock::FixedClock;
 use crate::frame::FRAME_LEN;
+use crate::sonnets::Sonnets;
 
 /// 2026-03-04 05:06:07 UTC: the fixed time of every hub test.
 pub(crate) const NOW: i64 = 1_772_600_767;
@@ -38,6 +39,7 @@ impl Fixture {
         Fixture {
             hub: Hub::new(HubConfig {
                 clock: Box::new(FixedClock(NOW)),
+                sonnets: None,
             }),
             out: Recorder::default(),
         }
@@ -405,4 +407,81 @@ fn the_unknown_command_text_still_lists_only_the_course_commands() {
     );
     assert!(text::invalid_control_message("/x")
         .ends_with("Valid messages are /create, /list, and /join."));
+}
+
+fn shared_sonnets(file: &str) -> Sonnets {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(file);
+    Sonnets::load(&path).unwrap()
+}
+
+fn sonnet_fixture(sonnets: Option<Sonnets>) -> Fixture {
+    let mut f = Fixture {
+        hub: Hub::new(HubConfig {
+            clock: Box::new(FixedClock(NOW)),
+            sonnets,
+        }),
+        out: Recorder::default(),
+    };
+    f.login(1, "Alice");
+    f
+}
+
+/// The lines of a multi-frame reply, frames checked for size.
+fn reply_lines(out: &[(ConnId, String)]) -> Vec<String> {
+    assert!(out.iter().all(|(c, t)| *c == 1 && t.len() <= FRAME_LEN));
+    out.iter()
+        .flat_map(|(_, t)| t.split('\n'))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn sonnets_by_number_in_both_formats() {
+    for file in ["AllSonnets.txt", "en.shakespeare.txt"] {
+        let sonnets = shared_sonnets(file);
+        let mut f = sonnet_fixture(Some(sonnets.clone()));
+        for (n, numeral, count) in [
+            (1, "I.", 14),
+            (99, "XCIX.", 15),
+            (126, "CXXVI.", 12),
+            (154, "CLIV.", 14),
+        ] {
+            let lines = reply_lines(&f.send(1, &format!("/sonnet {n}")));
+            assert_eq!(lines[0], numeral, "{file} {n}");
+            assert_eq!(lines.len(), count + 1, "{file} {n}");
+            assert_eq!(&lines[1..], sonnets.get(n).unwrap(), "{file} {n}");
+        }
+        assert_eq!(f.send(1, "/poem 7"), f.send(1, "/sonnet 007"));
+    }
+}
+
+#[test]
+fn sonnet_argument_errors() {
+    let mut f = sonnet_fixture(Some(shared_sonnets("AllSonnets.txt")));
+    let must = "/sonnet command must be followed by a sonnet number from 1 to 154.";
+    assert_eq!(f.send(1, "/sonnet"), one(1, must));
+    assert_eq!(f.send(1, "/sonnet abc"), one(1, must));
+    assert_eq!(f.send(1, "/poem"), one(1, must));
+    for n in ["0", "155", "-1", "99999999999999999999999999"] {
+        assert_eq!(
+            f.send(1, &format!("/sonnet {n}")),
+            one(
+                1,
+                &format!("Sonnet {n} not found. Sonnets are numbered 1 to 154.")
+            )
+        );
+    }
+}
+
+#[test]
+fn sonnet_without_a_sonnets_file() {
+    let mut f = sonnet_fixture(None);
+    for cmd in ["/sonnet 1", "/sonnet", "/poem 200"] {
+        assert_eq!(
+            f.send(1, cmd),
+            one(1, "No sonnets are available on this server.")
+        );
+    }
 }
