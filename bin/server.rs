@@ -7,9 +7,11 @@ use clap::Parser;
 
 use chat::server::{Server, ServerConfig};
 
-/// A channel chat server with 200-byte frames (see README.md).
+/// The channel chat server: 200-byte frames, channels, and the ICS commands (see README.md).
+///
+/// Logs go to stderr; set RUST_LOG (error, warn, info, debug) to choose how much.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     #[command(flatten)]
     config: ServerConfig,
