@@ -102,3 +102,11 @@ pub const SPLIT_REPLAY_MESSAGE: &str = "I think that I shall never see a structu
 
 /// Sent to a connection beyond the maximum before it is closed.
 pub const SERVER_FULL: &str = "The server is full. Try again later.";
+
+// ---- Client: automatic identification ------------------------------------------------------
+
+/// Sent by the server to a connection that logs in with a registered name; the client answers
+/// it with `/identify` when `CHAT_PASSWORD` is set.
+pub fn registered_name_prompt(name: &str) -> String {
+    format!("{name} is a registered name. Send /identify PASSWORD within 60 seconds.")
+}

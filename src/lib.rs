@@ -4,11 +4,13 @@
 //! - [`frame`]: 200-byte frames: decoding a byte stream, padding, cutting and packing text.
 //! - [`command`]: parsing a client's frame into a command.
 //! - [`hub`]: every protocol rule, as a state machine with no sockets.
+//! - [`client`]: the interactive client: typed lines to frames, frames to the terminal.
 //! - [`utils_errors`]: every user-visible protocol text (the file sits at the repository root).
 
 #[path = "../utils_errors.rs"]
 pub mod utils_errors;
 
+pub mod client;
 pub mod command;
 pub mod frame;
 pub mod hub;
