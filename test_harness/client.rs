@@ -1,5 +1,8 @@
 //! End-to-end tests of the `client` binary: its exact stdout and the exact frames it sends,
-//! against a fake server written here (std sockets, every read with a timeout).
+//! against a fake server written here (std sockets, every read with a timeout), and a
+//! course-grader-style session of two clients on the real server.
+
+mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -75,6 +78,8 @@ struct Client {
     stdout: Receiver<Vec<u8>>,
     seen: Vec<u8>,
     stdout_closed: bool,
+    /// Where the grader-style reads ([`Client::expect_step`]) start.
+    mark: usize,
 }
 
 impl Client {
@@ -107,6 +112,7 @@ impl Client {
             stdout: rx,
             seen: Vec::new(),
             stdout_closed: false,
+            mark: 0,
         }
     }
 
@@ -133,6 +139,26 @@ impl Client {
             }
         }
         assert_eq!(String::from_utf8_lossy(&self.seen), expected);
+    }
+
+    /// Reads stdout the way the course grader does: what arrived since the last step, through
+    /// the pipe with a 1 s timeout, compared after dropping the prompts and wipes and trimming.
+    fn expect_step(&mut self, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let new = grader_view(&self.seen[self.mark..]);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if new == expected || left.is_zero() || self.stdout_closed {
+                assert_eq!(new, expected);
+                break;
+            }
+            match self.stdout.recv_timeout(left) {
+                Ok(chunk) => self.seen.extend_from_slice(&chunk),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.stdout_closed = true,
+            }
+        }
+        self.mark = self.seen.len();
     }
 
     /// Checks that nothing more arrives on stdout for `quiet`.
@@ -172,6 +198,15 @@ impl Drop for Client {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `output.replace('[Me]', '').strip()`, after removing the `\r    \r` wipes.
+fn grader_view(output: &[u8]) -> String {
+    String::from_utf8_lossy(output)
+        .replace("\r    \r", "")
+        .replace("[Me]", "")
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -393,4 +428,76 @@ fn broken_stdout_ends_the_client_quietly() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert_eq!(stderr, "");
+}
+
+/// The course grader's session on the real server: Alice creates `tas`, Kay joins it, they
+/// greet each other; each client's stdout is read through its pipe and compared exactly.
+#[test]
+fn two_clients_on_the_real_server_like_the_course_grader() {
+    let server = common::ServerProc::start(&[]);
+    let port = server.addr.port();
+    let mut alice = Client::spawn("Alice", port, None);
+    let mut kay = Client::spawn("Kay", port, None);
+    alice.expect_stdout("[Me] ");
+    kay.expect_stdout("[Me] ");
+
+    alice.type_text("/create tas\n");
+    alice.expect_step("");
+    // No reply confirms a /create: a third connection waits (bounded) until `tas` is listed,
+    // so that Kay's /join cannot overtake it. It sits in its own channel, seen by nobody.
+    let mut probe = server.login("probe");
+    probe.send("/create probe-room");
+    let mut listed = false;
+    for _ in 0..100 {
+        probe.send("/list");
+        if probe.recv().lines().any(|l| l == "tas") {
+            listed = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(listed, "the server never listed Alice's channel");
+
+    kay.type_text("/join tas\n");
+    alice.expect_step("Kay has joined");
+    kay.expect_step("");
+
+    kay.type_text("Hi!\n");
+    alice.expect_step("[Kay] Hi!");
+    kay.expect_step("");
+
+    alice.type_text("Hello!\n");
+    kay.expect_step("[Alice] Hello!");
+    alice.expect_step("");
+
+    kay.close_stdin();
+    assert_eq!(kay.wait().code(), Some(0));
+    alice.expect_step("Kay has left");
+    alice.close_stdin();
+    assert_eq!(alice.wait().code(), Some(0));
+
+    // And the exact bytes each terminal got, prompts and wipes included.
+    alice.expect_stdout(concat!(
+        "[Me] [Me] \r    \rKay has joined\n[Me] \r    \r[Kay] Hi!\n[Me] [Me] ",
+        "\r    \rKay has left\n[Me] "
+    ));
+    kay.expect_stdout("[Me] [Me] [Me] \r    \r[Alice] Hello!\n[Me] ");
+}
+
+/// `printf '/join room\nhi\n' | client ...` on the real server: both frames arrive, then the
+/// client leaves and exits 0.
+#[test]
+fn piped_input_reaches_the_real_server_before_exit() {
+    let server = common::ServerProc::start(&[]);
+    let mut member = server.login("member");
+    member.send("/create room");
+    member.sync("room");
+    let mut client = Client::spawn("Scott", server.addr.port(), None);
+    client.type_text("/join room\nhi\n");
+    client.close_stdin();
+    member.expect("Scott has joined");
+    member.expect("[Scott] hi");
+    member.expect("Scott has left");
+    assert_eq!(client.wait().code(), Some(0));
+    client.expect_stdout("[Me] [Me] [Me] ");
 }
