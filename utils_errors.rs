@@ -167,3 +167,11 @@ pub fn sonnet_not_found(typed: &str) -> String {
 
 /// Reply to `/sonnet` when the server has no sonnets file.
 pub const NO_SONNETS: &str = "No sonnets are available on this server.";
+
+// ---- Client: automatic identification ------------------------------------------------------
+
+/// Sent by the server to a connection that logs in with a registered name; the client answers
+/// it with `/identify` when `CHAT_PASSWORD` is set.
+pub fn registered_name_prompt(name: &str) -> String {
+    format!("{name} is a registered name. Send /identify PASSWORD within 60 seconds.")
+}

@@ -8,11 +8,13 @@
 //! - [`conn`]: one connection's socket, buffers, interest and flood budget.
 //! - [`server`]: the mio event loop and the limits of section 7.
 //! - [`sonnets`]: the 154 sonnets, loaded once at start, and the `/sonnet N` argument.
+//! - [`client`]: the interactive client: typed lines to frames, frames to the terminal.
 //! - [`utils_errors`]: every user-visible protocol text (the file sits at the repository root).
 
 #[path = "../utils_errors.rs"]
 pub mod utils_errors;
 
+pub mod client;
 pub mod clock;
 pub mod command;
 pub mod conn;
