@@ -4,6 +4,7 @@
 //! - [`frame`]: 200-byte frames: decoding a byte stream, padding, cutting and packing text.
 //! - [`command`]: parsing a client's frame into a command.
 //! - [`hub`]: every protocol rule, as a state machine with no sockets.
+//! - [`storage`]: history, offline messages and registered names in SQLite, on its own threads.
 //! - [`utils_errors`]: every user-visible protocol text (the file sits at the repository root).
 
 #[path = "../utils_errors.rs"]
@@ -12,3 +13,4 @@ pub mod utils_errors;
 pub mod command;
 pub mod frame;
 pub mod hub;
+pub mod storage;
