@@ -102,3 +102,9 @@ pub const SPLIT_REPLAY_MESSAGE: &str = "I think that I shall never see a structu
 
 /// Sent to a connection beyond the maximum before it is closed.
 pub const SERVER_FULL: &str = "The server is full. Try again later.";
+
+// ---- Storage ------------------------------------------------------------------------------------
+
+/// Sent when storage could not carry out a request (`storage::Reply::Failed`); the cause is in
+/// the server's log.
+pub const STORAGE_FAILED: &str = "The server could not do that just now. Try again later.";
