@@ -175,3 +175,9 @@ pub const NO_SONNETS: &str = "No sonnets are available on this server.";
 pub fn registered_name_prompt(name: &str) -> String {
     format!("{name} is a registered name. Send /identify PASSWORD within 60 seconds.")
 }
+
+// ---- Storage ------------------------------------------------------------------------------------
+
+/// Sent when storage could not carry out a request (`storage::Reply::Failed`); the cause is in
+/// the server's log.
+pub const STORAGE_FAILED: &str = "The server could not do that just now. Try again later.";

@@ -9,6 +9,7 @@
 //! - [`server`]: the mio event loop and the limits of section 7.
 //! - [`sonnets`]: the 154 sonnets, loaded once at start, and the `/sonnet N` argument.
 //! - [`client`]: the interactive client: typed lines to frames, frames to the terminal.
+//! - [`storage`]: history, offline messages and registered names in SQLite, on its own threads.
 //! - [`utils_errors`]: every user-visible protocol text (the file sits at the repository root).
 
 #[path = "../utils_errors.rs"]
@@ -22,3 +23,4 @@ pub mod frame;
 pub mod hub;
 pub mod server;
 pub mod sonnets;
+pub mod storage;
