@@ -24,6 +24,7 @@ pub(super) enum HashJob {
         conn: ConnId,
         name: String,
         password: String,
+        history_from: u64,
     },
     /// Check a password against the stored hash.
     Verify {
@@ -67,9 +68,15 @@ pub(super) fn run(shared: &Shared, jobs: &Mutex<Receiver<HashJob>>) {
                 conn,
                 name,
                 password,
+                history_from,
             } => match hash_password(&password) {
                 // The request stays pending until the writer has committed the hash.
-                Ok(hash) => shared.push(Job::StoreHash { conn, name, hash }),
+                Ok(hash) => shared.push(Job::StoreHash {
+                    conn,
+                    name,
+                    hash,
+                    history_from,
+                }),
                 Err(e) => {
                     log::error!("storage: cannot hash the password of {name:?}: {e}");
                     shared.finished(1);

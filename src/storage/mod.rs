@@ -26,7 +26,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
@@ -117,6 +117,9 @@ pub enum Request {
         conn: ConnId,
         name: String,
         password: String,
+        /// The registered name's history starts after this seq (its registering connection's
+        /// start), so that it never inherits what earlier holders of the name said or saw.
+        history_from: u64,
     },
     /// Checks a password; replies [`Reply::Identified`].
     Identify {
@@ -259,8 +262,8 @@ pub struct Startup {
     pub last_seq: u64,
     /// Every name that ever logged in.
     pub known_names: HashSet<String>,
-    /// The names registered with a password.
-    pub registered: HashSet<String>,
+    /// The names registered with a password, each with the seq its history starts after.
+    pub registered: HashMap<String, u64>,
 }
 
 /// What can go wrong when opening or closing storage.

@@ -23,6 +23,7 @@ pub(super) enum Job {
         conn: ConnId,
         name: String,
         hash: String,
+        history_from: u64,
     },
 }
 

@@ -29,7 +29,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// - `offline`: private messages waiting for their recipient; AUTOINCREMENT so that an id is
 ///   never reused, and a late delete can only remove the message it was meant for.
 /// - `state`: one row holding the last sequence number used.
-const V1: &str = "
+pub(super) const V1: &str = "
 CREATE TABLE users (
     name TEXT PRIMARY KEY NOT NULL,
     password_hash TEXT,
@@ -71,8 +71,15 @@ CREATE TABLE state (
 INSERT INTO state (id, last_seq) VALUES (0, 0);
 ";
 
+/// Version 2: `users.history_from`, the seq a registered name's history starts after (its
+/// registering connection's start), so that registering a name never reveals what earlier,
+/// unregistered holders of that name said or saw.
+const V2: &str = "
+ALTER TABLE users ADD COLUMN history_from INTEGER NOT NULL DEFAULT 0;
+";
+
 /// The migrations, oldest first; never edit one that has shipped, append a new one.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this program writes.
 pub(super) fn current_version() -> i64 {
@@ -153,14 +160,16 @@ pub(super) fn startup(conn: &mut Connection) -> Result<Startup, StorageError> {
     tx.execute("UPDATE state SET last_seq = ?1 WHERE id = 0", [last])?;
 
     let mut known_names = std::collections::HashSet::new();
-    let mut registered = std::collections::HashSet::new();
+    let mut registered = std::collections::HashMap::new();
     {
-        let mut stmt = tx.prepare("SELECT name, password_hash IS NOT NULL FROM users")?;
+        let mut stmt =
+            tx.prepare("SELECT name, password_hash IS NOT NULL, history_from FROM users")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let name: String = row.get(0)?;
             if row.get::<_, bool>(1)? {
-                registered.insert(name.clone());
+                let from: i64 = row.get(2)?;
+                registered.insert(name.clone(), u64::try_from(from).unwrap_or(0));
             }
             known_names.insert(name);
         }

@@ -512,6 +512,7 @@ fn register(f: &mut Fixture, name: &str, password: &str) -> Registration {
         conn: 5,
         name: name.into(),
         password: password.into(),
+        history_from: 0,
     });
     match f.reply() {
         Reply::Registered {
@@ -577,6 +578,7 @@ fn two_registrations_of_one_name_in_flight_only_the_first_wins() {
             conn,
             name: "ann".into(),
             password: password.into(),
+            history_from: 0,
         });
     }
     let mut results: Vec<(ConnId, Registration)> = f
@@ -666,7 +668,7 @@ fn reopening_keeps_the_schema_version_and_all_data() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, schema::current_version());
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let hash: String = db
         .query_row(
             "SELECT password_hash FROM users WHERE name = 'ann'",
@@ -690,7 +692,7 @@ fn reopening_keeps_the_schema_version_and_all_data() {
     );
     assert_eq!(
         f.startup.registered,
-        ["ann"].into_iter().map(String::from).collect()
+        [("ann".to_string(), 0)].into_iter().collect()
     );
     assert_eq!(
         f.texts("ann", "kept"),
@@ -719,7 +721,7 @@ fn a_newer_schema_is_refused() {
     match Storage::open(dir.path(), waker) {
         Err(StorageError::SchemaTooNew {
             found: 99,
-            supported: 1,
+            supported: 2,
         }) => {}
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("opened a database from the future"),
@@ -764,6 +766,7 @@ fn a_registration_submitted_just_before_shutdown_is_committed() {
         conn: 1,
         name: "ann".into(),
         password: "late password".into(),
+        history_from: 0,
     });
     f.submit(Request::Search {
         conn: 1,
@@ -773,7 +776,7 @@ fn a_registration_submitted_just_before_shutdown_is_committed() {
     });
     f.shutdown();
     let f = Fixture::open(&dir);
-    assert!(f.startup.registered.contains("ann"));
+    assert!(f.startup.registered.contains_key("ann"));
     f.shutdown();
 }
 
@@ -889,7 +892,7 @@ fn an_unusable_stored_hash_fails_identification_without_a_panic() {
         )
         .unwrap();
     let mut f = Fixture::open(&dir);
-    assert!(f.startup.registered.contains("ann"));
+    assert!(f.startup.registered.contains_key("ann"));
     assert!(!identify(&mut f, "ann", "good password"));
     f.shutdown();
 }
@@ -914,4 +917,51 @@ fn opening_a_file_or_a_corrupt_database_is_an_error() {
     std::fs::write(dir.path().join(DB_FILE), vec![b'?'; 4096]).unwrap();
     let e = open_error(dir.path());
     assert!(matches!(e, StorageError::Sqlite(_)), "{e}");
+}
+
+#[test]
+fn a_version_1_database_is_migrated_keeping_its_data() {
+    let dir = TempDir::new("migrate-v1");
+    {
+        std::fs::create_dir_all(dir.path()).unwrap();
+        let db = Connection::open(dir.path().join(crate::storage::DB_FILE)).unwrap();
+        db.execute_batch(schema::V1).unwrap();
+        db.pragma_update(None, "user_version", 1).unwrap();
+        db.execute(
+            "INSERT INTO users (name, password_hash, created) VALUES ('old', 'x', 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let f = Fixture::open(&dir);
+    assert_eq!(f.startup.registered.get("old"), Some(&0));
+    f.shutdown();
+    let version: i64 = dir
+        .db()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}
+
+#[test]
+fn a_registration_keeps_where_its_history_starts() {
+    let dir = TempDir::new("history-from");
+    let mut f = Fixture::open(&dir);
+    f.submit(Request::Register {
+        conn: 1,
+        name: "ann".into(),
+        password: "secret password".into(),
+        history_from: 42,
+    });
+    assert!(matches!(
+        f.reply(),
+        Reply::Registered {
+            result: Registration::Registered,
+            ..
+        }
+    ));
+    f.shutdown();
+    let f = Fixture::open(&dir);
+    assert_eq!(f.startup.registered.get("ann"), Some(&42));
+    f.shutdown();
 }

@@ -240,15 +240,23 @@ fn now() -> i64 {
 fn apply_job(tx: &Transaction<'_>, job: &Job, last_seq: u64) -> rusqlite::Result<Outcome> {
     let request = match job {
         Job::Request(request) => request,
-        Job::StoreHash { conn, name, hash } => {
+        Job::StoreHash {
+            conn,
+            name,
+            hash,
+            history_from,
+        } => {
             // Two registrations of one name may both have been hashed; the first one wins.
+            let from = i64::try_from(*history_from).unwrap_or(i64::MAX);
             let changed = tx
                 .prepare_cached(
-                    "INSERT INTO users (name, password_hash, created) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash
+                    "INSERT INTO users (name, password_hash, created, history_from)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
+                         history_from = excluded.history_from
                      WHERE users.password_hash IS NULL",
                 )?
-                .execute(params![name, hash, now()])?;
+                .execute(params![name, hash, now(), from])?;
             let result = if changed > 0 {
                 Registration::Registered
             } else {
@@ -313,6 +321,7 @@ fn apply_job(tx: &Transaction<'_>, job: &Job, last_seq: u64) -> rusqlite::Result
             conn,
             name,
             password,
+            history_from,
         } => {
             // Checked here so that a taken name costs no hash; checked again when storing.
             if stored_hash(tx, name)?.is_some() {
@@ -326,6 +335,7 @@ fn apply_job(tx: &Transaction<'_>, job: &Job, last_seq: u64) -> rusqlite::Result
                     conn: *conn,
                     name: name.clone(),
                     password: password.clone(),
+                    history_from: *history_from,
                 })
             }
         }
