@@ -150,6 +150,10 @@ pub const HELP_LINES: &[&str] = &[
     "/who - list the users and the channels' members",
     "/time - show the server's time",
     "/sonnet N (or /poem N) - show Shakespeare's sonnet N, 1 to 154",
+    "/msg NAME TEXT - a private message to NAME, kept for NAME if offline",
+    "/search TERM - the messages you may see that hold every word of TERM",
+    "/register PASSWORD - reserve your name (8 to 64 characters)",
+    "/identify PASSWORD - prove a registered name is yours",
     "/help - show this help",
     "Anything else is a message to the current channel.",
 ];
@@ -181,3 +185,96 @@ pub fn registered_name_prompt(name: &str) -> String {
 /// Sent when storage could not carry out a request (`storage::Reply::Failed`); the cause is in
 /// the server's log.
 pub const STORAGE_FAILED: &str = "The server could not do that just now. Try again later.";
+
+// ---- Section 6: private and offline messages, history, registered names ----------------------
+
+/// The prefix of a delivered private message: `[sender -> recipient] `.
+pub fn private_prefix(sender: &str, recipient: &str) -> String {
+    format!("[{sender} -> {recipient}] ")
+}
+
+/// Reply to `/msg NAME TEXT` when NAME is known but not connected.
+pub fn user_offline(name: &str) -> String {
+    format!("{name} is offline; the message will be delivered when {name} connects.")
+}
+
+/// Reply to `/msg NAME TEXT` when NAME never logged in.
+pub fn no_such_user(name: &str) -> String {
+    format!("No user named {name} exists.")
+}
+
+/// Reply to `/msg` without a name or a message.
+pub const MSG_USAGE: &str = "/msg command must be followed by a user name and a message.";
+
+/// The first line of an offline delivery.
+pub fn offline_header(n: usize) -> String {
+    if n == 1 {
+        "You have 1 offline message:".to_string()
+    } else {
+        format!("You have {n} offline messages:")
+    }
+}
+
+/// One delivered offline message.
+pub fn offline_line(stamp: &str, sender: &str, recipient: &str, text: &str) -> String {
+    format!("({stamp}) [{sender} -> {recipient}] {text}")
+}
+
+/// Reply to `/search` without a term.
+pub const SEARCH_USAGE: &str = "/search command must be followed by a term to search for.";
+
+/// Reply to `/search TERM` when nothing matches.
+pub fn search_not_found(term: &str) -> String {
+    format!("'{term}' not found")
+}
+
+/// The line before the results of `/search TERM` when there are more matches than shown.
+pub fn search_header(shown: usize, total: usize, term: &str) -> String {
+    format!("{shown} of {total} matches for '{term}':")
+}
+
+/// A channel message found by `/search`.
+pub fn search_channel_line(stamp: &str, channel: &str, sender: &str, text: &str) -> String {
+    format!("({stamp}) [{channel}] {sender}: {text}")
+}
+
+/// A private message found by `/search`.
+pub fn search_private_line(stamp: &str, sender: &str, recipient: &str, text: &str) -> String {
+    format!("({stamp}) {sender} -> {recipient}: {text}")
+}
+
+/// Reply to `/register` once the registration is committed.
+pub fn now_registered(name: &str) -> String {
+    format!("Name {name} is now registered.")
+}
+
+/// Reply to `/register` for a name that is registered already.
+pub fn already_registered(name: &str) -> String {
+    format!("Name {name} is already registered.")
+}
+
+/// Reply to `/register` or `/identify` with a password of the wrong length.
+pub const PASSWORD_LENGTH: &str = "A password is 8 to 64 characters.";
+
+/// Reply to a right `/identify`.
+pub fn identified(name: &str) -> String {
+    format!("You are now identified as {name}.")
+}
+
+/// Reply to a wrong `/identify`; the third one also closes the connection.
+pub fn wrong_password(name: &str) -> String {
+    format!("Wrong password for {name}.")
+}
+
+/// Reply to anything but `/identify` from a registered name that has not identified.
+pub const IDENTIFY_FIRST: &str = "Send /identify PASSWORD first.";
+
+/// Reply to `/identify` from a name that is not registered (our text).
+pub fn not_registered(name: &str) -> String {
+    format!("Name {name} is not registered; /register PASSWORD reserves it.")
+}
+
+/// Reply to `/identify` from a connection that is identified already (our text).
+pub fn already_identified(name: &str) -> String {
+    format!("You are already identified as {name}.")
+}

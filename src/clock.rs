@@ -1,5 +1,8 @@
 //! Time as the hub sees it: injected, so that tests never depend on the wall clock.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
 use chrono::{DateTime, Local, TimeZone, Utc};
 
 /// The hub's source of time and its way of showing a time to users.
@@ -35,13 +38,25 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that stands still (shown in UTC), for tests.
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub i64);
+/// A clock that moves only when told to (shown in UTC), for tests; clones share the time.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
 
-impl Clock for FixedClock {
+impl ManualClock {
+    /// A clock standing at `unix`.
+    pub fn new(unix: i64) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(unix)))
+    }
+
+    /// Moves the clock on by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
     fn now(&self) -> i64 {
-        self.0
+        self.0.load(Ordering::Relaxed)
     }
 
     fn stamp(&self, unix: i64) -> String {
@@ -60,8 +75,10 @@ mod tests {
     #[test]
     fn stamps_use_the_course_format() {
         // 2026-03-04 05:06:07 UTC
-        let clock = FixedClock(1_772_600_767);
+        let clock = ManualClock::new(1_772_600_767);
         assert_eq!(clock.stamp(clock.now()), "04.03.26,05:06");
+        clock.advance(60);
+        assert_eq!(clock.stamp(clock.now()), "04.03.26,05:07");
     }
 
     #[test]

@@ -26,6 +26,14 @@ pub enum Command<'a> {
     Members,
     /// `/leave`.
     Leave,
+    /// `/msg NAME TEXT`, the argument unsplit.
+    Msg(&'a str),
+    /// `/search TERM`.
+    Search(&'a str),
+    /// `/register PASSWORD`.
+    Register(&'a str),
+    /// `/identify PASSWORD`.
+    Identify(&'a str),
     /// Any other `/word`; holds the command word only.
     Unknown(&'a str),
 }
@@ -50,6 +58,10 @@ impl<'a> Command<'a> {
             "/help" => Command::Help,
             "/members" => Command::Members,
             "/leave" => Command::Leave,
+            "/msg" => Command::Msg(arg),
+            "/search" => Command::Search(arg),
+            "/register" => Command::Register(arg),
+            "/identify" => Command::Identify(arg),
             _ => Command::Unknown(word),
         }
     }
@@ -69,6 +81,10 @@ mod tests {
         assert_eq!(Command::parse("/list"), List);
         assert_eq!(Command::parse("/list extra"), List);
         assert_eq!(Command::parse("/poem 3"), Sonnet("3"));
+        assert_eq!(Command::parse("/msg  bob hi there "), Msg("bob hi there"));
+        assert_eq!(Command::parse("/search"), Search(""));
+        assert_eq!(Command::parse("/identify pass word"), Identify("pass word"));
+        assert_eq!(Command::parse("/register x"), Register("x"));
     }
 
     #[test]

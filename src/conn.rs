@@ -33,8 +33,8 @@ pub struct Conn {
     /// Bytes of `out` already written.
     out_pos: usize,
     writable_registered: bool,
-    /// Distinguishes this connection from an earlier one in the same slot.
-    pub serial: u64,
+    /// The hub's id for this connection, unique for the server's lifetime.
+    pub id: crate::hub::ConnId,
     /// Flood budget in frames; refilled over time.
     tokens: f64,
     refilled: Instant,
@@ -48,18 +48,20 @@ pub struct Conn {
     pub throttled: bool,
     /// Still known to the hub (disconnect not yet reported).
     pub in_hub: bool,
+    /// The hub wants to hear when the queue has been written out.
+    pub report_flush: bool,
 }
 
 impl Conn {
     /// Wraps an accepted socket.
-    pub fn new(stream: TcpStream, serial: u64, burst: f64, now: Instant) -> Self {
+    pub fn new(stream: TcpStream, id: crate::hub::ConnId, burst: f64, now: Instant) -> Self {
         Conn {
             stream,
             decoder: FrameDecoder::new(),
             out: Vec::new(),
             out_pos: 0,
             writable_registered: false,
-            serial,
+            id,
             tokens: burst,
             refilled: now,
             closing: false,
@@ -67,6 +69,7 @@ impl Conn {
             pending_read: false,
             throttled: false,
             in_hub: true,
+            report_flush: false,
         }
     }
 

@@ -10,20 +10,36 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::conn::{Conn, ReadOutcome};
 use crate::frame::{self, Frame, FRAME_LEN};
 use crate::hub::{ConnId, Hub, HubConfig, Sink};
 use crate::sonnets::{self, Sonnets};
+use crate::storage::{Request, Storage, StorageError, StorageHandle};
 use crate::utils_errors as text;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+const STORAGE: Token = Token(usize::MAX - 3);
+
+/// A hub `ConnId` is the slab index in the low bits and the connection's serial above them, so
+/// that no two connections ever share an id even when they share a slot.
+const INDEX_BITS: u32 = 24;
+const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+
+fn conn_id(index: usize, serial: u64) -> ConnId {
+    ((serial as usize) << INDEX_BITS) | index
+}
+
+/// Past this many storage requests waiting, the server stops reading clients until storage
+/// catches up: history is never dropped, and a relayed message is committed within 100 ms.
+const STORAGE_HIGH_WATER: usize = 4096;
 
 /// How the server runs; every limit of section 7 is here.
 #[derive(Debug, Clone, clap::Args)]
@@ -57,7 +73,16 @@ pub struct ServerConfig {
     /// The sonnets file for /sonnet (either format; see README)
     #[arg(long, default_value = sonnets::DEFAULT_SONNETS_PATH)]
     pub sonnets: PathBuf,
+    /// Where history, offline messages and registered names are kept (created if missing)
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Keep everything in memory and forget it at exit (for course use and quick tests)
+    #[arg(long)]
+    pub ephemeral: bool,
 }
+
+/// The default storage directory, relative to where the server runs.
+pub const DEFAULT_DATA_DIR: &str = "chat-data";
 
 impl ServerConfig {
     /// A configuration with the defaults, listening on `bind:port`.
@@ -73,6 +98,8 @@ impl ServerConfig {
             name_timeout: 30.0,
             shutdown_grace: 2.0,
             sonnets: PathBuf::from(sonnets::DEFAULT_SONNETS_PATH),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            ephemeral: false,
         }
     }
 }
@@ -86,6 +113,8 @@ pub enum ServerError {
     Poll(#[source] io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] io::Error),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
 }
 
 /// The hub's view of the connections: queues frames, and notes who overflowed or must close.
@@ -93,18 +122,29 @@ struct Outbox<'a> {
     conns: &'a mut Slab<Conn>,
     dirty: &'a mut Vec<usize>,
     overflowed: &'a mut Vec<usize>,
+    storage: &'a StorageHandle,
     max_queue: usize,
 }
 
+impl Outbox<'_> {
+    /// The live connection with this hub id (none if it is gone).
+    fn conn(&mut self, id: ConnId) -> Option<(usize, &mut Conn)> {
+        let index = id & INDEX_MASK;
+        let conn = self.conns.get_mut(index)?;
+        (conn.id == id).then_some((index, conn))
+    }
+}
+
 impl Sink for Outbox<'_> {
-    fn send(&mut self, to: ConnId, frame: &Frame) {
-        let Some(conn) = self.conns.get_mut(to) else {
+    fn send(&mut self, id: ConnId, frame: &Frame) {
+        let max_queue = self.max_queue;
+        let Some((to, conn)) = self.conn(id) else {
             return;
         };
         if conn.closing {
             return;
         }
-        if conn.queued() + FRAME_LEN > self.max_queue {
+        if conn.queued() + FRAME_LEN > max_queue {
             log::warn!(
                 "conn {to}: outbound queue full ({} bytes): disconnecting",
                 conn.queued()
@@ -120,12 +160,22 @@ impl Sink for Outbox<'_> {
         }
     }
 
-    fn close(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.get_mut(conn) {
+    fn close(&mut self, id: ConnId) {
+        if let Some((index, c)) = self.conn(id) {
             if !c.closing {
                 c.closing = true;
-                self.overflowed.push(conn);
+                self.overflowed.push(index);
             }
+        }
+    }
+
+    fn store(&mut self, request: Request) {
+        self.storage.submit(request);
+    }
+
+    fn report_flush(&mut self, id: ConnId) {
+        if let Some((_, c)) = self.conn(id) {
+            c.report_flush = true;
         }
     }
 }
@@ -139,7 +189,12 @@ pub struct Server {
     signals: signal_hook_mio::v1_0::Signals,
     conns: Slab<Conn>,
     hub: Hub,
+    storage: StorageHandle,
     next_serial: u64,
+    /// Connections not read because the hub waits for storage on their behalf.
+    parked: Vec<usize>,
+    /// The last time the hub was told that time passed.
+    ticked: Instant,
     /// Connections with output to write this turn.
     dirty: Vec<usize>,
     /// Connections with input left to read.
@@ -182,6 +237,17 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let sonnets = load_sonnets(&cfg.sonnets);
+        let waker = Arc::new(Waker::new(poll.registry(), STORAGE).map_err(ServerError::Poll)?);
+        let (storage, startup) = if cfg.ephemeral {
+            log::info!("storage: in memory (--ephemeral): nothing survives a restart");
+            Storage::ephemeral(waker)?
+        } else {
+            log::info!(
+                "storage: {}",
+                cfg.data_dir.join(crate::storage::DB_FILE).display()
+            );
+            Storage::open(&cfg.data_dir, waker)?
+        };
         Ok(Server {
             read_buf: vec![0; cfg.read_budget.clamp(FRAME_LEN, 256 * 1024)],
             cfg,
@@ -192,8 +258,12 @@ impl Server {
             conns: Slab::new(),
             hub: Hub::new(HubConfig {
                 sonnets,
+                startup,
                 ..HubConfig::default()
             }),
+            storage,
+            parked: Vec::new(),
+            ticked: Instant::now(),
             next_serial: 0,
             dirty: Vec::new(),
             readable: Vec::new(),
@@ -212,7 +282,7 @@ impl Server {
         self.local_addr
     }
 
-    /// Runs until SIGINT or SIGTERM, then flushes (bounded) and returns.
+    /// Runs until SIGINT or SIGTERM, then flushes (bounded), closes storage and returns.
     pub fn run(mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -228,28 +298,38 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept(now),
                     SIGNALS => self.on_signal(now),
-                    Token(id) => {
-                        let Some(conn) = self.conns.get_mut(id) else {
+                    STORAGE => {} // Replies are drained below, every turn.
+                    Token(index) => {
+                        let Some(conn) = self.conns.get_mut(index) else {
                             continue;
                         };
                         if (event.is_readable() || event.is_read_closed() || event.is_error())
                             && !conn.pending_read
                         {
                             conn.pending_read = true;
-                            self.readable.push(id);
+                            self.readable.push(index);
                         }
                         if event.is_writable() && !conn.dirty {
                             conn.dirty = true;
-                            self.dirty.push(id);
+                            self.dirty.push(index);
                         }
                     }
                 }
             }
+            self.storage_replies();
             self.wake_throttled(now);
             if self.shutdown_at.is_none() {
-                self.read_all(now);
+                if self.storage.backlog() < STORAGE_HIGH_WATER {
+                    self.read_all(now);
+                } else {
+                    log::debug!(
+                        "storage is behind ({} waiting): not reading",
+                        self.storage.backlog()
+                    );
+                }
             }
             self.expire_names(now);
+            self.tick(now);
             self.settle();
             self.write_all();
             self.remove_dead();
@@ -265,6 +345,7 @@ impl Server {
                             "grace period over"
                         }
                     );
+                    self.storage.shutdown()?;
                     return Ok(());
                 }
             }
@@ -275,6 +356,9 @@ impl Server {
         if !self.readable.is_empty() {
             return Some(Duration::ZERO);
         }
+        if self.storage.backlog() >= STORAGE_HIGH_WATER {
+            return Some(Duration::from_millis(2));
+        }
         let now = Instant::now();
         let mut next: Option<Instant> = self.shutdown_at;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
@@ -284,7 +368,62 @@ impl Server {
         if let Some(&(t, _, _)) = self.name_deadlines.front() {
             consider(t);
         }
+        if self.hub.has_deadlines() {
+            consider(self.ticked + Duration::from_secs(1));
+        }
         next.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Hands storage's answers to the hub, then reads the connections that waited for them.
+    fn storage_replies(&mut self) {
+        let mut any = false;
+        for reply in self.storage.replies() {
+            any = true;
+            let mut outbox = Outbox {
+                conns: &mut self.conns,
+                dirty: &mut self.dirty,
+                overflowed: &mut self.closing,
+                storage: &self.storage,
+                max_queue: self.cfg.max_queue,
+            };
+            self.hub.storage_reply(reply, &mut outbox);
+        }
+        if !any {
+            return;
+        }
+        let mut i = 0;
+        while i < self.parked.len() {
+            let index = self.parked[i];
+            match self.conns.get_mut(index) {
+                Some(conn) if self.hub.is_waiting(conn.id) => i += 1,
+                Some(conn) => {
+                    self.parked.swap_remove(i);
+                    if !conn.pending_read {
+                        conn.pending_read = true;
+                        self.readable.push(index);
+                    }
+                }
+                None => {
+                    self.parked.swap_remove(i);
+                }
+            }
+        }
+    }
+
+    /// Tells the hub that time passed (registered names that must identify), once a second.
+    fn tick(&mut self, now: Instant) {
+        if !self.hub.has_deadlines() || now < self.ticked + Duration::from_secs(1) {
+            return;
+        }
+        self.ticked = now;
+        let mut outbox = Outbox {
+            conns: &mut self.conns,
+            dirty: &mut self.dirty,
+            overflowed: &mut self.closing,
+            storage: &self.storage,
+            max_queue: self.cfg.max_queue,
+        };
+        self.hub.tick(&mut outbox);
     }
 
     fn on_signal(&mut self, now: Instant) {
@@ -330,7 +469,7 @@ impl Server {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
-        if self.conns.len() >= self.cfg.max_clients || self.shutdown_at.is_some() {
+        if self.conns.len() >= self.cfg.max_clients.min(INDEX_MASK) || self.shutdown_at.is_some() {
             log::warn!(
                 "refusing {peer}: server full ({} connections)",
                 self.conns.len()
@@ -351,12 +490,12 @@ impl Server {
         }
         self.next_serial += 1;
         let serial = self.next_serial;
-        let mut conn = Conn::new(stream, serial, self.cfg.flood_burst, now);
+        let mut conn = Conn::new(stream, conn_id(id, serial), self.cfg.flood_burst, now);
         // Data may have arrived before registration: read on this turn.
         conn.pending_read = true;
+        self.hub.connect(conn.id);
         entry.insert(conn);
         self.readable.push(id);
-        self.hub.connect(id);
         let deadline = now + Duration::from_secs_f64(self.cfg.name_timeout.max(0.0));
         self.name_deadlines.push_back((deadline, id, serial));
         log::info!("conn {id}: accepted from {peer}");
@@ -393,6 +532,11 @@ impl Server {
             if conn.closing || conn.throttled {
                 continue;
             }
+            if self.hub.is_waiting(conn.id) {
+                // Read again once storage has answered (see storage_replies).
+                self.parked.push(id);
+                continue;
+            }
             let allowed = conn.allowance(self.cfg.flood_rate, self.cfg.flood_burst, now);
             if allowed == 0 {
                 conn.throttled = true;
@@ -407,14 +551,16 @@ impl Server {
                 .max(1);
             self.frames.clear();
             let outcome = conn.read_frames(&mut self.read_buf, budget, &mut self.frames);
+            let hub_id = conn.id;
             let mut outbox = Outbox {
                 conns: &mut self.conns,
                 dirty: &mut self.dirty,
                 overflowed: &mut self.closing,
+                storage: &self.storage,
                 max_queue: self.cfg.max_queue,
             };
             for f in &self.frames {
-                self.hub.frame(id, f, &mut outbox);
+                self.hub.frame(hub_id, f, &mut outbox);
             }
             match outcome {
                 ReadOutcome::Drained => {}
@@ -439,8 +585,9 @@ impl Server {
                 break;
             }
             self.name_deadlines.pop_front();
-            let same = self.conns.get(id).is_some_and(|c| c.serial == serial);
-            if same && self.hub.name_of(id).is_none() {
+            let hub_id = conn_id(id, serial);
+            let same = self.conns.get(id).is_some_and(|c| c.id == hub_id);
+            if same && self.hub.name_of(hub_id).is_none() {
                 log::info!("conn {id}: no valid name in time; closing");
                 self.close(id);
             }
@@ -464,14 +611,16 @@ impl Server {
             return;
         }
         conn.in_hub = false;
+        let hub_id = conn.id;
         self.dead.push(id);
         let mut outbox = Outbox {
             conns: &mut self.conns,
             dirty: &mut self.dirty,
             overflowed: &mut self.closing,
+            storage: &self.storage,
             max_queue: self.cfg.max_queue,
         };
-        self.hub.disconnect(id, &mut outbox);
+        self.hub.disconnect(hub_id, &mut outbox);
         // Disconnecting may overflow other queues: settle them too.
         while let Some(other) = self.closing.pop() {
             self.close(other);
@@ -481,6 +630,7 @@ impl Server {
     /// Writes every connection with pending output, once, with everything it has.
     fn write_all(&mut self) {
         let ids = std::mem::take(&mut self.dirty);
+        let mut flushed = Vec::new();
         for &id in &ids {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
@@ -489,13 +639,30 @@ impl Server {
             let result = conn
                 .flush()
                 .and_then(|()| conn.update_interest(self.poll.registry(), Token(id)));
-            if let Err(e) = result {
-                log::debug!("conn {id}: write failed: {e}");
-                self.close(id);
+            match result {
+                Ok(()) if conn.report_flush && conn.queued() == 0 => {
+                    conn.report_flush = false;
+                    flushed.push(conn.id);
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    log::debug!("conn {id}: write failed: {e}");
+                    self.close(id);
+                }
             }
         }
         self.dirty = ids;
         self.dirty.clear();
+        for hub_id in flushed {
+            let mut outbox = Outbox {
+                conns: &mut self.conns,
+                dirty: &mut self.dirty,
+                overflowed: &mut self.closing,
+                storage: &self.storage,
+                max_queue: self.cfg.max_queue,
+            };
+            self.hub.flushed(hub_id, &mut outbox);
+        }
     }
 
     /// Removes the connections closed during this turn.
@@ -509,6 +676,7 @@ impl Server {
             }
         }
         self.throttled.retain(|&(_, id)| self.conns.contains(id));
+        self.parked.retain(|&id| self.conns.contains(id));
     }
 }
 

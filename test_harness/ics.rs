@@ -71,7 +71,8 @@ fn no_sonnets_file_is_not_a_crash() {
 #[test]
 fn time_in_the_course_format_and_the_servers_zone() {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
-    cmd.args(["0", "--bind", "127.0.0.1"]).env("TZ", "UTC");
+    cmd.args(["0", "--bind", "127.0.0.1", "--ephemeral"])
+        .env("TZ", "UTC");
     let server = ServerProc::spawn(cmd);
     let mut a = server.login("Clock");
     let before = chrono::Utc::now();

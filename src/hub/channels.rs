@@ -2,6 +2,7 @@
 
 use super::{Channel, ConnId, Hub, Sink, MAX_CHANNEL_CHARS};
 use crate::frame::{self, FRAME_LEN};
+use crate::storage::{Event, Request};
 use crate::utils_errors as text;
 
 impl Hub {
@@ -34,6 +35,38 @@ impl Hub {
                 }
             }
         }
+        // History keeps every channel message, even one nobody else heard.
+        let event = Event::Chat {
+            seq: 0,
+            time: self.clock.now(),
+            channel: self.channels[ch].name.to_string(),
+            sender: name.to_string(),
+            text: msg.to_string(),
+        };
+        self.record(sink, event);
+    }
+
+    /// Stores an event under the next sequence number.
+    pub(super) fn record(&mut self, sink: &mut impl Sink, mut event: Event) {
+        let next = self.next_seq();
+        match &mut event {
+            Event::Chat { seq, .. }
+            | Event::Private { seq, .. }
+            | Event::Join { seq, .. }
+            | Event::Leave { seq, .. } => *seq = next,
+            Event::User { .. } => {}
+        }
+        sink.store(Request::Event(event));
+    }
+
+    /// Stores that `user` left channel `ch` (it stops seeing that channel's messages).
+    pub(super) fn record_leave(&mut self, sink: &mut impl Sink, user: &str, ch: usize) {
+        let event = Event::Leave {
+            seq: 0,
+            user: user.to_string(),
+            channel: self.channels[ch].name.to_string(),
+        };
+        self.record(sink, event);
     }
 
     /// Checks a channel argument; replies with the error and returns None when it is not valid.
@@ -97,9 +130,16 @@ impl Hub {
         let old = client.channel.replace(ch);
         if let Some(old) = old {
             self.remove_member(old, conn);
+            self.record_leave(sink, &name, old);
             self.broadcast(sink, old, None, &text::has_left(&name));
         }
         log::info!("conn {conn}: {name} joined {}", self.channels[ch].name);
+        let event = Event::Join {
+            seq: 0,
+            user: name.to_string(),
+            channel: self.channels[ch].name.to_string(),
+        };
+        self.record(sink, event);
         self.broadcast(sink, ch, None, &text::has_joined(&name));
         self.channels[ch].members.push(conn);
     }
@@ -141,6 +181,7 @@ impl Hub {
         };
         self.remove_member(ch, conn);
         log::info!("conn {conn}: {name} left {}", self.channels[ch].name);
+        self.record_leave(sink, &name, ch);
         self.broadcast(sink, ch, None, &text::has_left(&name));
     }
 

@@ -1,6 +1,6 @@
 //! The ICS commands: /time, /who, /sonnet and /help.
 
-use super::{ConnId, Hub, Sink};
+use super::{Auth, ConnId, Hub, Sink};
 use crate::sonnets;
 use crate::utils_errors as text;
 
@@ -19,6 +19,7 @@ impl Hub {
         let mut users: Vec<(&str, &str)> = self
             .clients
             .values()
+            .filter(|c| c.auth == Auth::Open)
             .filter_map(|c| {
                 let name = c.name.as_deref()?;
                 let channel = c

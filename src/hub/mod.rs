@@ -1,21 +1,29 @@
 //! The hub: every protocol rule, as a state machine with no sockets in it.
 //!
 //! The event loop tells the hub about connections ([`Hub::connect`]), their complete frames
-//! ([`Hub::frame`]) and their end ([`Hub::disconnect`]); the hub answers by handing frames to a
-//! [`Sink`]. Names, channels and membership live here and nowhere else.
+//! ([`Hub::frame`]), their end ([`Hub::disconnect`]), storage's answers ([`Hub::storage_reply`])
+//! and the passing of time ([`Hub::tick`]); the hub answers through a [`Sink`]: frames for
+//! connections, requests for storage. Names, channels and membership live here and nowhere else.
+//!
+//! While a connection waits for storage (its offline messages at login, a password check, a
+//! search), the hub holds the frames it sends meanwhile and the event loop stops reading it, so
+//! every client gets its replies in the order of its commands.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::clock::{Clock, SystemClock};
 use crate::command::Command;
-use crate::frame::{self, Frame};
+use crate::frame::{self, Frame, FRAME_LEN};
 use crate::sonnets::Sonnets;
+use crate::storage::{Event, Request, Startup};
 use crate::utils_errors as text;
 
 mod channels;
+mod history;
 mod ics;
 
-/// Identifies a connection; the event loop chooses it and never reuses one while the hub knows it.
+/// Identifies a connection. The event loop never gives the same id to two connections, so a
+/// late reply for a closed connection can never reach a new one.
 pub type ConnId = usize;
 
 /// Where the hub's output goes.
@@ -24,17 +32,46 @@ pub trait Sink {
     fn send(&mut self, to: ConnId, frame: &Frame);
     /// Asks for a connection to be closed once its queued output is flushed.
     fn close(&mut self, conn: ConnId);
+    /// Hands a request to storage.
+    fn store(&mut self, request: Request);
+    /// Asks for [`Hub::flushed`] once everything queued for `conn` so far is written.
+    fn report_flush(&mut self, conn: ConnId);
 }
 
 /// The longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
 /// The longest channel name, in characters, after cleaning.
 pub const MAX_CHANNEL_CHARS: usize = 64;
+/// Seconds a registered name has to identify.
+pub const IDENTIFY_SECS: i64 = 60;
+/// Wrong passwords after which the connection is closed.
+pub const MAX_PASSWORD_TRIES: u8 = 3;
+/// Frames held for a waiting connection; the event loop does not read a waiting connection,
+/// so at most one read's worth arrives, far below this.
+const MAX_HELD: usize = 4096;
+
+/// Whether a connection may act under its name.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// An unregistered name, or a registered one that has identified.
+    #[default]
+    Open,
+    /// A registered name that has not identified yet.
+    MustIdentify { tries: u8 },
+}
 
 #[derive(Debug, Default)]
 struct Client {
     name: Option<Box<str>>,
     channel: Option<usize>,
+    /// The last seq before this connection logged in: an unregistered name sees history after it.
+    login_seq: u64,
+    auth: Auth,
+    /// A storage reply is due; frames wait in `held` until it comes.
+    waiting: bool,
+    held: VecDeque<Frame>,
+    /// Offline messages handed to the socket, deleted once the loop reports them written.
+    unacked: Vec<i64>,
 }
 
 #[derive(Debug)]
@@ -50,6 +87,8 @@ pub struct HubConfig {
     pub clock: Box<dyn Clock>,
     /// The sonnets for `/sonnet`, when the server has them.
     pub sonnets: Option<Sonnets>,
+    /// What storage remembers: the last seq, the known and the registered names.
+    pub startup: Startup,
 }
 
 impl Default for HubConfig {
@@ -57,6 +96,7 @@ impl Default for HubConfig {
         HubConfig {
             clock: Box::new(SystemClock),
             sonnets: None,
+            startup: Startup::default(),
         }
     }
 }
@@ -69,6 +109,14 @@ pub struct Hub {
     channel_ids: HashMap<Box<str>, usize>,
     clock: Box<dyn Clock>,
     sonnets: Option<Sonnets>,
+    /// The last sequence number given to a stored event.
+    seq: u64,
+    /// Every name that ever logged in.
+    known: HashSet<Box<str>>,
+    /// Registered names, each with the seq its history starts after.
+    registered: HashMap<Box<str>, u64>,
+    /// When each unidentified registered name must have identified, oldest first.
+    identify_deadlines: VecDeque<(i64, ConnId)>,
 }
 
 impl Default for Hub {
@@ -87,8 +135,9 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl Hub {
-    /// An empty hub: no clients, no channels.
+    /// A hub with no clients and no channels, remembering what `config.startup` holds.
     pub fn new(config: HubConfig) -> Self {
+        let startup = config.startup;
         Hub {
             clients: HashMap::new(),
             names: HashMap::new(),
@@ -96,6 +145,14 @@ impl Hub {
             channel_ids: HashMap::new(),
             clock: config.clock,
             sonnets: config.sonnets,
+            seq: startup.last_seq,
+            known: startup.known_names.into_iter().map(Into::into).collect(),
+            registered: startup
+                .registered
+                .into_iter()
+                .map(|(name, from)| (name.into(), from))
+                .collect(),
+            identify_deadlines: VecDeque::new(),
         }
     }
 
@@ -109,6 +166,16 @@ impl Hub {
         self.clients.get(&conn)?.name.as_deref()
     }
 
+    /// True while a connection waits for storage: the event loop should not read it.
+    pub fn is_waiting(&self, conn: ConnId) -> bool {
+        self.clients.get(&conn).is_some_and(|c| c.waiting)
+    }
+
+    /// True while some registered name has yet to identify (the loop should tick the hub).
+    pub fn has_deadlines(&self) -> bool {
+        !self.identify_deadlines.is_empty()
+    }
+
     /// A new connection, without a name yet.
     pub fn connect(&mut self, conn: ConnId) {
         self.clients.insert(conn, Client::default());
@@ -119,36 +186,97 @@ impl Hub {
         let Some(client) = self.clients.remove(&conn) else {
             return;
         };
-        if let Some(name) = client.name {
-            log::info!("conn {conn}: {name} disconnected");
-            if let Some(ch) = client.channel {
-                self.remove_member(ch, conn);
-                self.broadcast(sink, ch, None, &text::has_left(&name));
+        let Some(name) = client.name else {
+            return;
+        };
+        log::info!("conn {conn}: {name} disconnected");
+        if let Some(ch) = client.channel {
+            self.remove_member(ch, conn);
+            self.record_leave(sink, &name, ch);
+            self.broadcast(sink, ch, None, &text::has_left(&name));
+        }
+        self.names.remove(&name);
+    }
+
+    /// Closes registered-name connections that did not identify in time.
+    pub fn tick(&mut self, sink: &mut impl Sink) {
+        let now = self.clock.now();
+        while let Some(&(deadline, conn)) = self.identify_deadlines.front() {
+            if deadline > now {
+                break;
             }
-            self.names.remove(&name);
+            self.identify_deadlines.pop_front();
+            let pending = self
+                .clients
+                .get(&conn)
+                .is_some_and(|c| matches!(c.auth, Auth::MustIdentify { .. }));
+            if pending {
+                log::info!("conn {conn}: did not identify in time; closing");
+                sink.close(conn);
+            }
         }
     }
 
     /// A complete frame from a connection.
-    pub fn frame(&mut self, conn: ConnId, raw: &[u8], sink: &mut impl Sink) {
+    pub fn frame(&mut self, conn: ConnId, raw: &Frame, sink: &mut impl Sink) {
+        let Some(client) = self.clients.get_mut(&conn) else {
+            log::warn!("conn {conn}: frame for an unknown connection");
+            return;
+        };
+        if client.waiting {
+            if client.held.len() < MAX_HELD {
+                client.held.push_back(*raw);
+            } else {
+                log::error!("conn {conn}: too many frames held while waiting; one dropped");
+            }
+            return;
+        }
+        self.process(conn, raw, sink);
+    }
+
+    /// Handles the frames held while the connection waited, until it waits again.
+    fn resume(&mut self, conn: ConnId, sink: &mut impl Sink) {
+        loop {
+            let Some(client) = self.clients.get_mut(&conn) else {
+                return;
+            };
+            if client.waiting {
+                return;
+            }
+            let Some(raw) = client.held.pop_front() else {
+                return;
+            };
+            self.process(conn, &raw, sink);
+        }
+    }
+
+    fn process(&mut self, conn: ConnId, raw: &Frame, sink: &mut impl Sink) {
         let decoded = frame::decode(raw);
         if decoded.is_empty() {
             return;
         }
         let Some(client) = self.clients.get(&conn) else {
-            log::warn!("conn {conn}: frame for an unknown connection");
             return;
         };
         if client.name.is_none() {
             self.login(conn, &decoded, sink);
             return;
         }
+        let must_identify = matches!(client.auth, Auth::MustIdentify { .. });
         let cleaned = frame::clean(&decoded);
         let line = cleaned.trim_end();
         if line.is_empty() {
             return;
         }
-        match Command::parse(line) {
+        let command = Command::parse(line);
+        if must_identify {
+            match command {
+                Command::Identify(password) => self.identify(conn, password, sink),
+                _ => self.reply(sink, conn, text::IDENTIFY_FIRST),
+            }
+            return;
+        }
+        match command {
             Command::Chat(msg) => self.chat(conn, msg, sink),
             Command::Join(arg) => self.join(conn, arg, sink),
             Command::Create(arg) => self.create(conn, arg, sink),
@@ -159,6 +287,10 @@ impl Hub {
             Command::Who => self.who(conn, sink),
             Command::Help => self.help(conn, sink),
             Command::Sonnet(arg) => self.sonnet(conn, arg, sink),
+            Command::Msg(arg) => self.msg(conn, arg, sink),
+            Command::Search(term) => self.search(conn, term, sink),
+            Command::Register(password) => self.register(conn, password, sink),
+            Command::Identify(password) => self.identify(conn, password, sink),
             Command::Unknown(word) => self.reply(sink, conn, &text::invalid_control_message(word)),
         }
     }
@@ -166,16 +298,57 @@ impl Hub {
     fn login(&mut self, conn: ConnId, name: &str, sink: &mut impl Sink) {
         if !valid_name(name) {
             self.reply(sink, conn, &text::invalid_name(&frame::clean(name)));
-        } else if self.names.contains_key(name) {
-            self.reply(sink, conn, &text::name_in_use(name));
-        } else {
-            let name: Box<str> = name.into();
-            log::info!("conn {conn}: logged in as {name}");
-            self.names.insert(name.clone(), conn);
-            if let Some(client) = self.clients.get_mut(&conn) {
-                client.name = Some(name);
-            }
+            return;
         }
+        if self.names.contains_key(name) {
+            self.reply(sink, conn, &text::name_in_use(name));
+            return;
+        }
+        let name: Box<str> = name.into();
+        log::info!("conn {conn}: logged in as {name}");
+        self.names.insert(name.clone(), conn);
+        if self.known.insert(name.clone()) {
+            sink.store(Request::Event(Event::User {
+                name: name.to_string(),
+                time: self.clock.now(),
+            }));
+        }
+        let registered = self.registered.contains_key(&name);
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        client.login_seq = self.seq;
+        client.name = Some(name.clone());
+        if registered {
+            client.auth = Auth::MustIdentify { tries: 0 };
+            let deadline = self.clock.now() + IDENTIFY_SECS;
+            self.identify_deadlines.push_back((deadline, conn));
+            self.reply(sink, conn, &text::registered_name_prompt(&name));
+        } else {
+            self.fetch_offline(conn, &name, sink);
+        }
+    }
+
+    /// The next sequence number for a stored event.
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Sends a request whose reply this connection waits for.
+    fn ask(&mut self, conn: ConnId, request: Request, sink: &mut impl Sink) {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.waiting = true;
+        }
+        sink.store(request);
+    }
+
+    /// The waiting is over: handle what was held.
+    fn done_waiting(&mut self, conn: ConnId, sink: &mut impl Sink) {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.waiting = false;
+        }
+        self.resume(conn, sink);
     }
 
     /// Sends lines packed into as few frames as hold them.
@@ -199,6 +372,22 @@ impl Hub {
         match frame::pad(piece) {
             Ok(f) => sink.send(conn, &f),
             Err(e) => log::error!("conn {conn}: dropped an over-long reply: {e}"),
+        }
+    }
+
+    /// Sends `prefix` + `body`, cut into frames that each begin with the prefix (when the prefix
+    /// leaves room for text; otherwise the whole line is packed like any long line).
+    fn send_prefixed(&self, sink: &mut impl Sink, to: ConnId, prefix: &str, body: &str) {
+        if prefix.len() + 4 > FRAME_LEN {
+            self.reply(sink, to, &format!("{prefix}{body}"));
+            return;
+        }
+        let mut out = [b' '; FRAME_LEN];
+        out[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        for piece in frame::split_text(body, FRAME_LEN - prefix.len(), false) {
+            out[prefix.len()..].fill(b' ');
+            out[prefix.len()..prefix.len() + piece.len()].copy_from_slice(piece.as_bytes());
+            sink.send(to, &out);
         }
     }
 

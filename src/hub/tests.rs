@@ -1,8 +1,9 @@
 //! The hub's rules, tested without sockets.
 use super::*;
-use crate::clock::FixedClock;
+use crate::clock::ManualClock;
 use crate::frame::FRAME_LEN;
 use crate::sonnets::Sonnets;
+use crate::storage::{Reply, Request, Startup};
 
 /// 2026-03-04 05:06:07 UTC: the fixed time of every hub test.
 pub(crate) const NOW: i64 = 1_772_600_767;
@@ -12,6 +13,8 @@ pub(crate) const NOW: i64 = 1_772_600_767;
 pub(crate) struct Recorder {
     pub sent: Vec<(ConnId, String)>,
     pub closed: Vec<ConnId>,
+    pub stored: Vec<Request>,
+    pub flush_reports: Vec<ConnId>,
 }
 
 impl Sink for Recorder {
@@ -20,6 +23,12 @@ impl Sink for Recorder {
     }
     fn close(&mut self, conn: ConnId) {
         self.closed.push(conn);
+    }
+    fn store(&mut self, request: Request) {
+        self.stored.push(request);
+    }
+    fn report_flush(&mut self, conn: ConnId) {
+        self.flush_reports.push(conn);
     }
 }
 
@@ -32,26 +41,63 @@ impl Recorder {
 pub(crate) struct Fixture {
     pub hub: Hub,
     pub out: Recorder,
+    pub clock: ManualClock,
 }
 
 impl Fixture {
     pub fn new() -> Self {
+        Self::with(None, Startup::default())
+    }
+
+    /// A hub remembering `startup`, as if storage had held it.
+    pub fn with(sonnets: Option<Sonnets>, startup: Startup) -> Self {
+        let clock = ManualClock::new(NOW);
         Fixture {
             hub: Hub::new(HubConfig {
-                clock: Box::new(FixedClock(NOW)),
-                sonnets: None,
+                clock: Box::new(clock.clone()),
+                sonnets,
+                startup,
             }),
             out: Recorder::default(),
+            clock,
         }
     }
+
     pub fn send(&mut self, conn: ConnId, line: &str) -> Vec<(ConnId, String)> {
         let f = frame::pad(line).unwrap();
         self.hub.frame(conn, &f, &mut self.out);
         self.out.take()
     }
+
+    /// Logs in an unregistered name; storage has no offline messages for it.
     pub fn login(&mut self, conn: ConnId, name: &str) {
         self.hub.connect(conn);
         assert_eq!(self.send(conn, name), vec![]);
+        assert_eq!(self.fetched(), (conn, name.to_string()));
+        self.answer(Reply::Offline {
+            conn,
+            name: name.into(),
+            messages: vec![],
+        });
+    }
+
+    /// The offline fetch the hub just asked for.
+    pub fn fetched(&mut self) -> (ConnId, String) {
+        match self.out.stored.pop() {
+            Some(Request::FetchOffline { conn, name }) => (conn, name),
+            other => panic!("expected an offline fetch, got {other:?}"),
+        }
+    }
+
+    /// Hands the hub a storage reply; returns the frames it sent.
+    pub fn answer(&mut self, reply: Reply) -> Vec<(ConnId, String)> {
+        self.hub.storage_reply(reply, &mut self.out);
+        self.out.take()
+    }
+
+    /// The requests sent to storage since the last call.
+    pub fn stored(&mut self) -> Vec<Request> {
+        std::mem::take(&mut self.out.stored)
     }
 }
 
@@ -417,13 +463,7 @@ fn shared_sonnets(file: &str) -> Sonnets {
 }
 
 fn sonnet_fixture(sonnets: Option<Sonnets>) -> Fixture {
-    let mut f = Fixture {
-        hub: Hub::new(HubConfig {
-            clock: Box::new(FixedClock(NOW)),
-            sonnets,
-        }),
-        out: Recorder::default(),
-    };
+    let mut f = Fixture::with(sonnets, Startup::default());
     f.login(1, "Alice");
     f
 }

@@ -27,10 +27,14 @@ pub struct ServerProc {
 }
 
 impl ServerProc {
-    /// Starts `server 0 --bind 127.0.0.1 ARGS…` and waits for its `Listening on` line.
+    /// Starts `server 0 --bind 127.0.0.1 ARGS…` and waits for its `Listening on` line. Storage
+    /// is in memory (`--ephemeral`) unless ARGS name a `--data-dir`.
     pub fn start(args: &[&str]) -> ServerProc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
         cmd.args(["0", "--bind", "127.0.0.1"]).args(args);
+        if !args.contains(&"--data-dir") {
+            cmd.arg("--ephemeral");
+        }
         Self::spawn(cmd)
     }
 
