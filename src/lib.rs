@@ -12,3 +12,4 @@ pub mod utils_errors;
 pub mod command;
 pub mod frame;
 pub mod hub;
+pub mod split;
