@@ -102,3 +102,76 @@ pub const SPLIT_REPLAY_MESSAGE: &str = "I think that I shall never see a structu
 
 /// Sent to a connection beyond the maximum before it is closed.
 pub const SERVER_FULL: &str = "The server is full. Try again later.";
+
+// ---- Section 5 and 6: ICS and channel extensions --------------------------------------------
+
+/// Reply to `/time`; `stamp` is `dd.mm.yy,HH:MM` in the server's local time.
+pub fn time_is(stamp: &str) -> String {
+    format!("Time is: {stamp}")
+}
+
+/// The first line of the `/who` reply.
+pub const WHO_USERS_HEADER: &str = "Users: ------------";
+
+/// The line that starts the groups part of the `/who` reply.
+pub const WHO_GROUPS_HEADER: &str = "Groups: -----------";
+
+/// A user line of `/who`; `channel` is `-` for a user in no channel.
+pub fn who_user(name: &str, channel: &str) -> String {
+    format!("{name}: {channel}")
+}
+
+/// The channel name shown by `/who` for a user in no channel.
+pub const WHO_NO_CHANNEL: &str = "-";
+
+/// Ends the user lines of `/who` when there are more users than it lists.
+pub fn who_more(n: usize) -> String {
+    format!("… and {n} more")
+}
+
+/// A group line of `/who`: the channel and its members, sorted.
+pub fn who_group(channel: &str, members: &[&str]) -> String {
+    format!("{channel}: {}", members.join(", "))
+}
+
+/// Reply to `/members`.
+pub fn members_of(channel: &str, members: &[&str]) -> String {
+    format!("Members of {channel}: {}", members.join(", "))
+}
+
+/// Reply to `/help`: one line per command, its arguments and what it does.
+pub const HELP_LINES: &[&str] = &[
+    "Commands:",
+    "/create CHANNEL - create a channel and join it",
+    "/join CHANNEL - join a channel (leaving the current one)",
+    "/list - list the channels",
+    "/leave - leave the current channel",
+    "/members - list the members of the current channel",
+    "/who - list the users and the channels' members",
+    "/time - show the server's time",
+    "/sonnet N (or /poem N) - show Shakespeare's sonnet N, 1 to 154",
+    "/help - show this help",
+    "Anything else is a message to the current channel.",
+];
+
+// ---- ICS: sonnets ---------------------------------------------------------------------------
+
+/// Reply to `/sonnet` (or `/poem`) with no argument or one that is not a whole number.
+pub const SONNET_REQUIRES_NUMBER: &str =
+    "/sonnet command must be followed by a sonnet number from 1 to 154.";
+
+/// Reply to `/sonnet N` with N outside 1 to 154; `typed` is N as the user typed it.
+pub fn sonnet_not_found(typed: &str) -> String {
+    format!("Sonnet {typed} not found. Sonnets are numbered 1 to 154.")
+}
+
+/// Reply to `/sonnet` when the server has no sonnets file.
+pub const NO_SONNETS: &str = "No sonnets are available on this server.";
+
+// ---- Client: automatic identification ------------------------------------------------------
+
+/// Sent by the server to a connection that logs in with a registered name; the client answers
+/// it with `/identify` when `CHAT_PASSWORD` is set.
+pub fn registered_name_prompt(name: &str) -> String {
+    format!("{name} is a registered name. Send /identify PASSWORD within 60 seconds.")
+}

@@ -62,7 +62,7 @@ pub fn clean(text: &str) -> Cow<'_, str> {
 /// `no_slash`, never lets the next piece start with `/` (so it cannot be taken for a command).
 /// Only when no such cut exists (a window of nothing but whitespace) is the cut made at the last
 /// character boundary. Returns `text.len()` when the whole text fits.
-fn cut_point(text: &str, max: usize, no_slash: bool) -> usize {
+pub fn cut_point(text: &str, max: usize, no_slash: bool) -> usize {
     if text.len() <= max {
         return text.len();
     }

@@ -2,14 +2,25 @@
 //!
 //! # Layout
 //! - [`frame`]: 200-byte frames: decoding a byte stream, padding, cutting and packing text.
+//! - [`clock`]: the injectable clock and the `dd.mm.yy,HH:MM` format.
 //! - [`command`]: parsing a client's frame into a command.
 //! - [`hub`]: every protocol rule, as a state machine with no sockets.
+//! - [`conn`]: one connection's socket, buffers, interest and flood budget.
+//! - [`server`]: the mio event loop and the limits of section 7.
+//! - [`sonnets`]: the 154 sonnets, loaded once at start, and the `/sonnet N` argument.
+//! - [`client`]: the interactive client: typed lines to frames, frames to the terminal.
+//! - [`split`]: the split-message client and the stress/benchmark tool.
 //! - [`utils_errors`]: every user-visible protocol text (the file sits at the repository root).
 
 #[path = "../utils_errors.rs"]
 pub mod utils_errors;
 
+pub mod client;
+pub mod clock;
 pub mod command;
+pub mod conn;
 pub mod frame;
 pub mod hub;
+pub mod server;
+pub mod sonnets;
 pub mod split;

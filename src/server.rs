@@ -1,0 +1,575 @@
+//! The event loop: one mio `Poll` moving bytes between sockets and the [`Hub`].
+//!
+//! Each turn: wait for events, accept, read every readable connection up to its budget and hand
+//! complete frames to the hub, then write every connection that has output, once, with
+//! everything it has. Connections closed during a turn are removed only after the turn, so a
+//! token freed in one batch of events is never confused with a new connection.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::conn::{Conn, ReadOutcome};
+use crate::frame::{self, Frame, FRAME_LEN};
+use crate::hub::{ConnId, Hub, HubConfig, Sink};
+use crate::sonnets::{self, Sonnets};
+use crate::utils_errors as text;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+
+/// How the server runs; every limit of section 7 is here.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerConfig {
+    /// TCP port to listen on (0 takes a free one)
+    pub port: u16,
+    /// Address to listen on
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Most connections at once; more get the server-full text and are closed
+    #[arg(long, default_value_t = 10_000)]
+    pub max_clients: usize,
+    /// Most bytes queued for one client; a client that lets more pile up is disconnected
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_queue: usize,
+    /// Most bytes read from one connection per turn of the event loop
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub read_budget: usize,
+    /// Frames per second a client may send before the server stops reading from it (0: no limit)
+    #[arg(long, default_value_t = 2_000.0)]
+    pub flood_rate: f64,
+    /// Frames a client may send in one burst above the flood rate
+    #[arg(long, default_value_t = 1_000.0)]
+    pub flood_burst: f64,
+    /// Seconds a new connection has to send a valid name
+    #[arg(long, default_value_t = 30.0)]
+    pub name_timeout: f64,
+    /// Seconds allowed for flushing queued output at shutdown
+    #[arg(long, default_value_t = 2.0)]
+    pub shutdown_grace: f64,
+    /// The sonnets file for /sonnet (either format; see README)
+    #[arg(long, default_value = sonnets::DEFAULT_SONNETS_PATH)]
+    pub sonnets: PathBuf,
+}
+
+impl ServerConfig {
+    /// A configuration with the defaults, listening on `bind:port`.
+    pub fn new(bind: IpAddr, port: u16) -> Self {
+        ServerConfig {
+            port,
+            bind,
+            max_clients: 10_000,
+            max_queue: 1 << 20,
+            read_budget: 16 * 1024,
+            flood_rate: 2_000.0,
+            flood_burst: 1_000.0,
+            name_timeout: 30.0,
+            shutdown_grace: 2.0,
+            sonnets: PathBuf::from(sonnets::DEFAULT_SONNETS_PATH),
+        }
+    }
+}
+
+/// What can stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("event loop failure: {0}")]
+    Poll(#[source] io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] io::Error),
+}
+
+/// The hub's view of the connections: queues frames, and notes who overflowed or must close.
+struct Outbox<'a> {
+    conns: &'a mut Slab<Conn>,
+    dirty: &'a mut Vec<usize>,
+    overflowed: &'a mut Vec<usize>,
+    max_queue: usize,
+}
+
+impl Sink for Outbox<'_> {
+    fn send(&mut self, to: ConnId, frame: &Frame) {
+        let Some(conn) = self.conns.get_mut(to) else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        if conn.queued() + FRAME_LEN > self.max_queue {
+            log::warn!(
+                "conn {to}: outbound queue full ({} bytes): disconnecting",
+                conn.queued()
+            );
+            conn.closing = true;
+            self.overflowed.push(to);
+            return;
+        }
+        conn.queue(frame);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(to);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            if !c.closing {
+                c.closing = true;
+                self.overflowed.push(conn);
+            }
+        }
+    }
+}
+
+/// The running server.
+pub struct Server {
+    cfg: ServerConfig,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    signals: signal_hook_mio::v1_0::Signals,
+    conns: Slab<Conn>,
+    hub: Hub,
+    next_serial: u64,
+    /// Connections with output to write this turn.
+    dirty: Vec<usize>,
+    /// Connections with input left to read.
+    readable: Vec<usize>,
+    /// Connections waiting for their flood budget, with the time it refills.
+    throttled: Vec<(Instant, usize)>,
+    /// Connections the hub or a full queue asked to close (reported to the hub this turn).
+    closing: Vec<usize>,
+    /// Connections to remove at the end of the turn.
+    dead: Vec<usize>,
+    /// When each unnamed connection must have sent a name, oldest first.
+    name_deadlines: VecDeque<(Instant, usize, u64)>,
+    /// A spare descriptor, given up to accept (and refuse) a connection when none are left.
+    spare_fd: Option<File>,
+    frames: Vec<Frame>,
+    read_buf: Vec<u8>,
+    shutdown_at: Option<Instant>,
+}
+
+impl Server {
+    /// Binds the listener; the server does nothing until [`Server::run`].
+    pub fn bind(cfg: ServerConfig) -> Result<Server, ServerError> {
+        let addr = SocketAddr::new(cfg.bind, cfg.port);
+        raise_fd_limit(cfg.max_clients);
+        let poll = Poll::new().map_err(ServerError::Poll)?;
+        let mut listener =
+            TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(ServerError::Poll)?;
+        let mut signals = signal_hook_mio::v1_0::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .map_err(ServerError::Signals)?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(ServerError::Poll)?;
+        let sonnets = load_sonnets(&cfg.sonnets);
+        Ok(Server {
+            read_buf: vec![0; cfg.read_budget.clamp(FRAME_LEN, 256 * 1024)],
+            cfg,
+            poll,
+            listener: Some(listener),
+            local_addr,
+            signals,
+            conns: Slab::new(),
+            hub: Hub::new(HubConfig {
+                sonnets,
+                ..HubConfig::default()
+            }),
+            next_serial: 0,
+            dirty: Vec::new(),
+            readable: Vec::new(),
+            throttled: Vec::new(),
+            closing: Vec::new(),
+            dead: Vec::new(),
+            name_deadlines: VecDeque::new(),
+            spare_fd: File::open("/dev/null").ok(),
+            frames: Vec::new(),
+            shutdown_at: None,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Runs until SIGINT or SIGTERM, then flushes (bounded) and returns.
+    pub fn run(mut self) -> Result<(), ServerError> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(ServerError::Poll(e));
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    SIGNALS => self.on_signal(now),
+                    Token(id) => {
+                        let Some(conn) = self.conns.get_mut(id) else {
+                            continue;
+                        };
+                        if (event.is_readable() || event.is_read_closed() || event.is_error())
+                            && !conn.pending_read
+                        {
+                            conn.pending_read = true;
+                            self.readable.push(id);
+                        }
+                        if event.is_writable() && !conn.dirty {
+                            conn.dirty = true;
+                            self.dirty.push(id);
+                        }
+                    }
+                }
+            }
+            self.wake_throttled(now);
+            if self.shutdown_at.is_none() {
+                self.read_all(now);
+            }
+            self.expire_names(now);
+            self.settle();
+            self.write_all();
+            self.remove_dead();
+            if let Some(deadline) = self.shutdown_at {
+                let drained = self.conns.iter().all(|(_, c)| c.queued() == 0);
+                if drained || now >= deadline {
+                    log::info!(
+                        "shut down with {} connections ({})",
+                        self.conns.len(),
+                        if drained {
+                            "all output flushed"
+                        } else {
+                            "grace period over"
+                        }
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.readable.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        let mut next: Option<Instant> = self.shutdown_at;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(&(t, _)) = self.throttled.iter().min_by_key(|(t, _)| *t) {
+            consider(t);
+        }
+        if let Some(&(t, _, _)) = self.name_deadlines.front() {
+            consider(t);
+        }
+        next.map(|t| t.saturating_duration_since(now))
+    }
+
+    fn on_signal(&mut self, now: Instant) {
+        let got: Vec<i32> = self.signals.pending().collect();
+        if got.is_empty() || self.shutdown_at.is_some() {
+            return;
+        }
+        log::info!("signal {got:?}: no longer accepting; flushing queued output");
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.shutdown_at = Some(now + Duration::from_secs_f64(self.cfg.shutdown_grace.max(0.0)));
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_fd_exhaustion(&e) => {
+                    // No descriptor left: give up the spare one to take the connection and
+                    // tell it the server is full, rather than leave it hanging.
+                    log::error!("accept: {e}; refusing a connection (raise `ulimit -n`?)");
+                    self.spare_fd = None;
+                    if let Ok((stream, _)) = listener.accept() {
+                        refuse(stream);
+                    }
+                    self.spare_fd = File::open("/dev/null").ok();
+                    if self.spare_fd.is_none() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    log::error!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
+        if self.conns.len() >= self.cfg.max_clients || self.shutdown_at.is_some() {
+            log::warn!(
+                "refusing {peer}: server full ({} connections)",
+                self.conns.len()
+            );
+            refuse(stream);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let id = entry.key();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(id), Interest::READABLE)
+        {
+            log::error!("cannot register {peer}: {e}");
+            return;
+        }
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        let mut conn = Conn::new(stream, serial, self.cfg.flood_burst, now);
+        // Data may have arrived before registration: read on this turn.
+        conn.pending_read = true;
+        entry.insert(conn);
+        self.readable.push(id);
+        self.hub.connect(id);
+        let deadline = now + Duration::from_secs_f64(self.cfg.name_timeout.max(0.0));
+        self.name_deadlines.push_back((deadline, id, serial));
+        log::info!("conn {id}: accepted from {peer}");
+    }
+
+    fn wake_throttled(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.throttled.len() {
+            let (t, id) = self.throttled[i];
+            if t <= now {
+                self.throttled.swap_remove(i);
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.throttled = false;
+                    if !c.pending_read {
+                        c.pending_read = true;
+                        self.readable.push(id);
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Reads every connection with pending input, up to its budget, and feeds the hub.
+    fn read_all(&mut self, now: Instant) {
+        let ids = std::mem::take(&mut self.readable);
+        let mut again = Vec::new();
+        for id in ids {
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            conn.pending_read = false;
+            if conn.closing || conn.throttled {
+                continue;
+            }
+            let allowed = conn.allowance(self.cfg.flood_rate, self.cfg.flood_burst, now);
+            if allowed == 0 {
+                conn.throttled = true;
+                let wait = Duration::from_secs_f64(1.0 / self.cfg.flood_rate.max(1e-3));
+                self.throttled.push((now + wait, id));
+                continue;
+            }
+            let budget = self
+                .cfg
+                .read_budget
+                .min(allowed.saturating_mul(FRAME_LEN))
+                .max(1);
+            self.frames.clear();
+            let outcome = conn.read_frames(&mut self.read_buf, budget, &mut self.frames);
+            let mut outbox = Outbox {
+                conns: &mut self.conns,
+                dirty: &mut self.dirty,
+                overflowed: &mut self.closing,
+                max_queue: self.cfg.max_queue,
+            };
+            for f in &self.frames {
+                self.hub.frame(id, f, &mut outbox);
+            }
+            match outcome {
+                ReadOutcome::Drained => {}
+                ReadOutcome::BudgetSpent => again.push(id),
+                ReadOutcome::Closed => self.close(id),
+            }
+        }
+        for id in again {
+            if let Some(c) = self.conns.get_mut(id) {
+                if !c.pending_read && !c.closing {
+                    c.pending_read = true;
+                    self.readable.push(id);
+                }
+            }
+        }
+    }
+
+    /// Closes connections that sent no valid name in time.
+    fn expire_names(&mut self, now: Instant) {
+        while let Some(&(deadline, id, serial)) = self.name_deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.name_deadlines.pop_front();
+            let same = self.conns.get(id).is_some_and(|c| c.serial == serial);
+            if same && self.hub.name_of(id).is_none() {
+                log::info!("conn {id}: no valid name in time; closing");
+                self.close(id);
+            }
+        }
+    }
+
+    /// Reports connections that must go to the hub (which may make more go).
+    fn settle(&mut self) {
+        while let Some(id) = self.closing.pop() {
+            self.close(id);
+        }
+    }
+
+    /// Tells the hub a connection is gone and schedules its removal after a last flush.
+    fn close(&mut self, id: usize) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        conn.closing = true;
+        if !conn.in_hub {
+            return;
+        }
+        conn.in_hub = false;
+        self.dead.push(id);
+        let mut outbox = Outbox {
+            conns: &mut self.conns,
+            dirty: &mut self.dirty,
+            overflowed: &mut self.closing,
+            max_queue: self.cfg.max_queue,
+        };
+        self.hub.disconnect(id, &mut outbox);
+        // Disconnecting may overflow other queues: settle them too.
+        while let Some(other) = self.closing.pop() {
+            self.close(other);
+        }
+    }
+
+    /// Writes every connection with pending output, once, with everything it has.
+    fn write_all(&mut self) {
+        let ids = std::mem::take(&mut self.dirty);
+        for &id in &ids {
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            conn.dirty = false;
+            let result = conn
+                .flush()
+                .and_then(|()| conn.update_interest(self.poll.registry(), Token(id)));
+            if let Err(e) = result {
+                log::debug!("conn {id}: write failed: {e}");
+                self.close(id);
+            }
+        }
+        self.dirty = ids;
+        self.dirty.clear();
+    }
+
+    /// Removes the connections closed during this turn.
+    fn remove_dead(&mut self) {
+        for id in std::mem::take(&mut self.dead) {
+            if let Some(mut conn) = self.conns.try_remove(id) {
+                // A last try for what was queued (a reply to the final frames, say).
+                let _ = conn.flush();
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+                log::info!("conn {id}: closed");
+            }
+        }
+        self.throttled.retain(|&(_, id)| self.conns.contains(id));
+    }
+}
+
+/// Loads the sonnets once; a missing or wrong file is logged once and the server runs without.
+fn load_sonnets(path: &std::path::Path) -> Option<Sonnets> {
+    match Sonnets::load(path) {
+        Ok(s) => {
+            log::info!("loaded 154 sonnets from {}", path.display());
+            Some(s)
+        }
+        Err(e) => {
+            log::warn!(
+                "no sonnets from {}: {e}; /sonnet will say none are available \
+                 (scripts/fetch_sonnets.sh fetches them)",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Tells a connection the server is full and closes it.
+fn refuse(mut stream: TcpStream) {
+    if let Ok(f) = frame::pad(text::SERVER_FULL) {
+        let _ = stream.write(&f);
+    }
+}
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// Raises the soft open-file limit to the hard one, and says so when it is still too low.
+fn raise_fd_limit(max_clients: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            log::warn!("cannot read the open-file limit");
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                lim = wanted;
+            }
+        }
+    }
+    // The listener, the poll, the signal pipe, the spare and the std streams need some too.
+    let usable = (lim.rlim_cur as usize).saturating_sub(16);
+    if usable < max_clients {
+        log::warn!(
+            "the open-file limit ({}) is too low for --max-clients {max_clients}: about {usable} \
+             clients fit; the others will get the server-full text",
+            lim.rlim_cur
+        );
+    }
+}

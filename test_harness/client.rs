@@ -1,0 +1,503 @@
+//! End-to-end tests of the `client` binary: its exact stdout and the exact frames it sends,
+//! against a fake server written here (std sockets, every read with a timeout), and a
+//! course-grader-style session of two clients on the real server.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any expected event may take before the test fails.
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A frame as the client must send it: the text right-padded with spaces to 200 bytes.
+fn padded(text: &str) -> Vec<u8> {
+    assert!(text.len() <= 200, "test frame too long");
+    format!("{text:<200}").into_bytes()
+}
+
+/// A listening fake server on an ephemeral port.
+fn fake_server() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    (listener, port)
+}
+
+/// Accepts the client's connection, failing after [`TIMEOUT`].
+fn accept(listener: &TcpListener) -> TcpStream {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+                return stream;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("the client did not connect: {e}"),
+        }
+    }
+}
+
+/// Reads one whole frame from the client and checks it is exactly `text` padded.
+fn expect_frame(stream: &mut TcpStream, text: &str) {
+    let mut frame = [0u8; 200];
+    stream
+        .read_exact(&mut frame)
+        .expect("a frame from the client");
+    assert_eq!(
+        String::from_utf8_lossy(&frame),
+        String::from_utf8_lossy(&padded(text))
+    );
+}
+
+/// Checks that the client closed its side (a read returns 0) with nothing more sent.
+fn expect_eof(stream: &mut TcpStream) {
+    let mut buf = [0u8; 200];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!(
+            "unexpected bytes instead of EOF: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => panic!("no EOF from the client: {e}"),
+    }
+}
+
+/// A running `client` process with piped stdin and stdout.
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<Vec<u8>>,
+    seen: Vec<u8>,
+    stdout_closed: bool,
+    /// Where the grader-style reads ([`Client::expect_step`]) start.
+    mark: usize,
+}
+
+impl Client {
+    fn spawn(name: &str, port: u16, password: Option<&str>) -> Client {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_client"));
+        command
+            .args([name, "127.0.0.1", &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env_remove("CHAT_PASSWORD");
+        if let Some(password) = password {
+            command.env("CHAT_PASSWORD", password);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdin = child.stdin.take();
+        let mut out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Client {
+            child,
+            stdin,
+            stdout: rx,
+            seen: Vec::new(),
+            stdout_closed: false,
+            mark: 0,
+        }
+    }
+
+    fn type_text(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits (bounded) until stdout holds at least `expected`'s length, then compares exactly.
+    /// `expected` is everything the client has written since it started.
+    fn expect_stdout(&mut self, expected: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.seen.len() < expected.len() && !self.stdout_closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(chunk) => self.seen.extend_from_slice(&chunk),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => self.stdout_closed = true,
+            }
+        }
+        assert_eq!(String::from_utf8_lossy(&self.seen), expected);
+    }
+
+    /// Reads stdout the way the course grader does: what arrived since the last step, through
+    /// the pipe with a 1 s timeout, compared after dropping the prompts and wipes and trimming.
+    fn expect_step(&mut self, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let new = grader_view(&self.seen[self.mark..]);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if new == expected || left.is_zero() || self.stdout_closed {
+                assert_eq!(new, expected);
+                break;
+            }
+            match self.stdout.recv_timeout(left) {
+                Ok(chunk) => self.seen.extend_from_slice(&chunk),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.stdout_closed = true,
+            }
+        }
+        self.mark = self.seen.len();
+    }
+
+    /// Checks that nothing more arrives on stdout for `quiet`.
+    fn expect_no_more_stdout(&mut self, quiet: Duration) {
+        if let Ok(chunk) = self.stdout.recv_timeout(quiet) {
+            panic!("unexpected output: {:?}", String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Waits (bounded) for the process to exit and collects all its stdout.
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the client did not exit");
+            thread::sleep(Duration::from_millis(10));
+        };
+        // Collect the rest of stdout: the pipe must close now that the process is gone.
+        let deadline = Instant::now() + TIMEOUT;
+        while !self.stdout_closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(chunk) => self.seen.extend_from_slice(&chunk),
+                Err(RecvTimeoutError::Disconnected) => self.stdout_closed = true,
+                Err(RecvTimeoutError::Timeout) => panic!("stdout still open after exit"),
+            }
+        }
+        status
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // A failed test must not leave the process behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `output.replace('[Me]', '').strip()`, after removing the `\r    \r` wipes.
+fn grader_view(output: &[u8]) -> String {
+    String::from_utf8_lossy(output)
+        .replace("\r    \r", "")
+        .replace("[Me]", "")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn prompt_first_then_each_frame_wipes_the_prompt() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Alice", port, None);
+    let mut conn = accept(&listener);
+    expect_frame(&mut conn, "Alice");
+    let mut out = String::from("[Me] ");
+    client.expect_stdout(&out);
+
+    // Half a frame shows nothing; the rest completes it.
+    let frame = padded("hello there");
+    conn.write_all(&frame[..100]).unwrap();
+    client.expect_no_more_stdout(Duration::from_millis(200));
+    conn.write_all(&frame[100..]).unwrap();
+    out.push_str("\r    \rhello there\n[Me] ");
+    client.expect_stdout(&out);
+
+    // Two frames in one write: two lines, each followed by the prompt.
+    let mut two = padded("[Kay] one");
+    two.extend_from_slice(&padded("Kay has left"));
+    conn.write_all(&two).unwrap();
+    out.push_str("\r    \r[Kay] one\n[Me] \r    \rKay has left\n[Me] ");
+    client.expect_stdout(&out);
+
+    // A typed line is sent padded, and prompted again.
+    client.type_text("hi all\n");
+    expect_frame(&mut conn, "hi all");
+    out.push_str("[Me] ");
+    client.expect_stdout(&out);
+
+    // End of input: the client shuts down its side; the server closing then is no error.
+    client.close_stdin();
+    expect_eof(&mut conn);
+    drop(conn);
+    assert_eq!(client.wait().code(), Some(0));
+    client.expect_stdout(&out);
+}
+
+#[test]
+fn end_of_input_delivers_every_typed_line() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Scott", port, None);
+    // Like `printf '/create x\nhi\n' | client ...`: input is complete before the server reads.
+    client.type_text("/create x\nhi\n");
+    client.close_stdin();
+    let mut conn = accept(&listener);
+    expect_frame(&mut conn, "Scott");
+    expect_frame(&mut conn, "/create x");
+    expect_frame(&mut conn, "hi");
+    expect_eof(&mut conn);
+    // The server keeps the connection open: the client still ends, after its grace time.
+    assert_eq!(client.wait().code(), Some(0));
+    client.expect_stdout("[Me] [Me] [Me] ");
+    drop(conn);
+}
+
+#[test]
+fn crlf_is_removed_and_empty_lines_are_not_sent() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Scott", port, None);
+    client.type_text("/create x\r\n\n   \nhi\r\nlast line without newline");
+    client.close_stdin();
+    let mut conn = accept(&listener);
+    expect_frame(&mut conn, "Scott");
+    expect_frame(&mut conn, "/create x");
+    expect_frame(&mut conn, "hi");
+    expect_frame(&mut conn, "last line without newline");
+    expect_eof(&mut conn);
+    drop(conn);
+    assert_eq!(client.wait().code(), Some(0));
+    client.expect_stdout(&"[Me] ".repeat(6));
+}
+
+#[test]
+fn replies_after_end_of_input_are_shown() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Scott", port, None);
+    client.type_text("/join nowhere\n");
+    client.close_stdin();
+    let mut conn = accept(&listener);
+    expect_frame(&mut conn, "Scott");
+    expect_frame(&mut conn, "/join nowhere");
+    expect_eof(&mut conn);
+    conn.write_all(&padded(
+        "No channel named nowhere exists. Try '/create nowhere'?",
+    ))
+    .unwrap();
+    drop(conn);
+    assert_eq!(client.wait().code(), Some(0));
+    client.expect_stdout(
+        "[Me] [Me] \r    \rNo channel named nowhere exists. Try '/create nowhere'?\n[Me] ",
+    );
+}
+
+#[test]
+fn server_gone_prints_the_disconnect_text_and_fails() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Scott", port, None);
+    let mut conn = accept(&listener);
+    expect_frame(&mut conn, "Scott");
+    client.expect_stdout("[Me] ");
+    drop(conn);
+    let status = client.wait();
+    assert_eq!(status.code(), Some(1));
+    client.expect_stdout(&format!(
+        "[Me] \r    \rServer at 127.0.0.1:{port} has disconnected\n"
+    ));
+}
+
+#[test]
+fn cannot_connect_prints_the_address_as_given_and_fails() {
+    let (listener, port) = fake_server();
+    drop(listener);
+    let mut client = Client::spawn("Scott", port, None);
+    let status = client.wait();
+    assert!(!status.success());
+    client.expect_stdout(&format!("Unable to connect to 127.0.0.1:{port}\n"));
+}
+
+#[test]
+fn long_lines_are_split_or_refused() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Scott", port, None);
+    let mut conn = accept(&listener);
+    expect_frame(&mut conn, "Scott");
+
+    // A chat line: the cut moves so that no piece starts with '/'.
+    let chat = format!("{}/{}", "x".repeat(200), "y".repeat(100));
+    client.type_text(&format!("{chat}\n"));
+    expect_frame(&mut conn, &"x".repeat(199));
+    expect_frame(&mut conn, &format!("x/{}", "y".repeat(100)));
+
+    // A private message: several /msg commands, each with part of the text.
+    client.type_text(&format!("/msg Bob {}\n", "z".repeat(400)));
+    let full = format!("/msg Bob {}", "z".repeat(191));
+    expect_frame(&mut conn, &full);
+    expect_frame(&mut conn, &full);
+    expect_frame(&mut conn, &format!("/msg Bob {}", "z".repeat(18)));
+
+    // Any other command: not sent, the client says why.
+    client.type_text(&format!("/join {}\nafter\n", "c".repeat(300)));
+    expect_frame(&mut conn, "after");
+    client.expect_stdout("[Me] [Me] [Me] \r    \rCommand too long: at most 200 bytes.\n[Me] [Me] ");
+    client.close_stdin();
+    expect_eof(&mut conn);
+    drop(conn);
+    assert_eq!(client.wait().code(), Some(0));
+}
+
+#[test]
+fn control_characters_are_not_written() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Scott", port, None);
+    let mut conn = accept(&listener);
+    expect_frame(&mut conn, "Scott");
+    let mut frame = vec![b' '; 200];
+    let raw: &[u8] = b"a\x1b[31mb\x07c\nd\xc2\x85e\x7f\x00f\xffg";
+    frame[..raw.len()].copy_from_slice(raw);
+    conn.write_all(&frame).unwrap();
+    client.expect_stdout("[Me] \r    \ra[31mbc\ndef\u{fffd}g\n[Me] ");
+    client.close_stdin();
+    expect_eof(&mut conn);
+    drop(conn);
+    assert_eq!(client.wait().code(), Some(0));
+}
+
+#[test]
+fn registered_name_is_identified_from_the_environment() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Scott", port, Some("hunter22x"));
+    let mut conn = accept(&listener);
+    expect_frame(&mut conn, "Scott");
+    let prompt = "Scott is a registered name. Send /identify PASSWORD within 60 seconds.";
+    conn.write_all(&padded(prompt)).unwrap();
+    expect_frame(&mut conn, "/identify hunter22x");
+    client.expect_stdout(&format!("[Me] \r    \r{prompt}\n[Me] "));
+    client.close_stdin();
+    expect_eof(&mut conn);
+    drop(conn);
+    assert_eq!(client.wait().code(), Some(0));
+}
+
+#[test]
+fn broken_stdout_ends_the_client_quietly() {
+    let (listener, port) = fake_server();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["Scott", "127.0.0.1", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut conn = accept(&listener);
+    expect_frame(&mut conn, "Scott");
+    // Nobody reads stdout any more: the next write breaks the pipe.
+    drop(child.stdout.take());
+    // The client may already be gone (its prompt broke the pipe): a failed write is fine.
+    let _ = conn.write_all(&padded("hello"));
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the client did not exit on a broken stdout");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(stderr, "");
+}
+
+/// The course grader's session on the real server: Alice creates `tas`, Kay joins it, they
+/// greet each other; each client's stdout is read through its pipe and compared exactly.
+#[test]
+fn two_clients_on_the_real_server_like_the_course_grader() {
+    let server = common::ServerProc::start(&[]);
+    let port = server.addr.port();
+    let mut alice = Client::spawn("Alice", port, None);
+    let mut kay = Client::spawn("Kay", port, None);
+    alice.expect_stdout("[Me] ");
+    kay.expect_stdout("[Me] ");
+
+    alice.type_text("/create tas\n");
+    alice.expect_step("");
+    // No reply confirms a /create: a third connection waits (bounded) until `tas` is listed,
+    // so that Kay's /join cannot overtake it. It sits in its own channel, seen by nobody.
+    let mut probe = server.login("probe");
+    probe.send("/create probe-room");
+    let mut listed = false;
+    for _ in 0..100 {
+        probe.send("/list");
+        if probe.recv().lines().any(|l| l == "tas") {
+            listed = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(listed, "the server never listed Alice's channel");
+
+    kay.type_text("/join tas\n");
+    alice.expect_step("Kay has joined");
+    kay.expect_step("");
+
+    kay.type_text("Hi!\n");
+    alice.expect_step("[Kay] Hi!");
+    kay.expect_step("");
+
+    alice.type_text("Hello!\n");
+    kay.expect_step("[Alice] Hello!");
+    alice.expect_step("");
+
+    kay.close_stdin();
+    assert_eq!(kay.wait().code(), Some(0));
+    alice.expect_step("Kay has left");
+    alice.close_stdin();
+    assert_eq!(alice.wait().code(), Some(0));
+
+    // And the exact bytes each terminal got, prompts and wipes included.
+    alice.expect_stdout(concat!(
+        "[Me] [Me] \r    \rKay has joined\n[Me] \r    \r[Kay] Hi!\n[Me] [Me] ",
+        "\r    \rKay has left\n[Me] "
+    ));
+    kay.expect_stdout("[Me] [Me] [Me] \r    \r[Alice] Hello!\n[Me] ");
+}
+
+/// `printf '/join room\nhi\n' | client ...` on the real server: both frames arrive, then the
+/// client leaves and exits 0.
+#[test]
+fn piped_input_reaches_the_real_server_before_exit() {
+    let server = common::ServerProc::start(&[]);
+    let mut member = server.login("member");
+    member.send("/create room");
+    member.sync("room");
+    let mut client = Client::spawn("Scott", server.addr.port(), None);
+    client.type_text("/join room\nhi\n");
+    client.close_stdin();
+    member.expect("Scott has joined");
+    member.expect("[Scott] hi");
+    member.expect("Scott has left");
+    assert_eq!(client.wait().code(), Some(0));
+    client.expect_stdout("[Me] [Me] [Me] ");
+}

@@ -1,0 +1,246 @@
+//! Shared end-to-end helpers: start the real server binary on an ephemeral port and talk to it
+//! with raw sockets. Every read has a timeout, so a missing reply fails fast.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const FRAME: usize = 200;
+/// How long a test waits for a frame it expects.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pads a text into one frame.
+pub fn frame(text: &str) -> Vec<u8> {
+    let mut f = text.as_bytes().to_vec();
+    assert!(f.len() <= FRAME, "test text longer than a frame");
+    f.resize(FRAME, b' ');
+    f
+}
+
+/// The real server binary, running on 127.0.0.1 and a free port.
+pub struct ServerProc {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProc {
+    /// Starts `server 0 --bind 127.0.0.1 ARGS…` and waits for its `Listening on` line.
+    pub fn start(args: &[&str]) -> ServerProc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
+        cmd.args(["0", "--bind", "127.0.0.1"]).args(args);
+        Self::spawn(cmd)
+    }
+
+    /// Starts a prepared server command (stdout piped, stderr per TEST_SERVER_LOG).
+    pub fn spawn(mut cmd: Command) -> ServerProc {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        if std::env::var_os("TEST_SERVER_LOG").is_some() {
+            cmd.stderr(Stdio::inherit());
+        } else {
+            cmd.env("RUST_LOG", "off").stderr(Stdio::null());
+        }
+        let mut child = cmd.spawn().expect("start the server binary");
+        let stdout = child.stdout.take().expect("server stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line.clone());
+            // Anything more on stdout is a defect: report it through a second message.
+            let mut rest = String::new();
+            let _ = reader.read_to_string(&mut rest);
+            let _ = tx.send(rest);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the server printed no address within 10 s");
+            }
+        };
+        assert!(
+            line.starts_with("Listening on "),
+            "first stdout line: {line:?}"
+        );
+        let addr: SocketAddr = line
+            .split_whitespace()
+            .last()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        ServerProc { child, addr }
+    }
+
+    /// A raw connection to the server.
+    pub fn connect(&self) -> Peer {
+        Peer::connect(self.addr)
+    }
+
+    /// A raw connection that has logged in as `name`.
+    pub fn login(&self, name: &str) -> Peer {
+        let mut p = self.connect();
+        p.send(name);
+        p
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        // SAFETY: kill() with a pid we own and a valid signal number.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw TCP peer speaking 200-byte frames.
+pub struct Peer {
+    pub stream: TcpStream,
+}
+
+impl Peer {
+    pub fn connect(addr: SocketAddr) -> Peer {
+        let stream = TcpStream::connect(addr).expect("connect to the server");
+        stream.set_nodelay(true).expect("nodelay");
+        Peer { stream }
+    }
+
+    /// Sends one padded frame.
+    pub fn send(&mut self, text: &str) {
+        self.send_raw(&frame(text));
+    }
+
+    /// Sends bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to the server");
+    }
+
+    /// Reads one whole raw frame, or None if the server closed the connection; panics if
+    /// nothing arrives within `timeout`.
+    pub fn recv_raw_within(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; FRAME];
+        let mut got = 0;
+        while got < FRAME {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no frame from the server within {timeout:?} ({got} bytes of one)"
+            );
+            self.stream
+                .set_read_timeout(Some(left))
+                .expect("read timeout");
+            match self.stream.read(&mut buf[got..]) {
+                Ok(0) => {
+                    assert_eq!(got, 0, "the server closed the connection in mid-frame");
+                    return None;
+                }
+                Ok(n) => got += n,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    panic!("no frame from the server within {timeout:?} ({got} bytes of one)")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read from the server: {e}"),
+            }
+        }
+        Some(buf)
+    }
+
+    /// Reads one frame's text (padding stripped); panics on timeout or close.
+    pub fn recv(&mut self) -> String {
+        let raw = self
+            .recv_raw_within(REPLY_TIMEOUT)
+            .expect("the server closed the connection");
+        strip(&raw)
+    }
+
+    /// Reads frames until `n` have arrived.
+    pub fn recv_n(&mut self, n: usize) -> Vec<String> {
+        (0..n).map(|_| self.recv()).collect()
+    }
+
+    /// Asserts the next frame is exactly `text`.
+    pub fn expect(&mut self, text: &str) {
+        assert_eq!(self.recv(), text);
+    }
+
+    /// Asserts that nothing arrives for `quiet` (the server sends no frame).
+    pub fn expect_silence(&mut self, quiet: Duration) {
+        self.stream
+            .set_read_timeout(Some(quiet))
+            .expect("read timeout");
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => panic!("the server closed the connection"),
+            Ok(_) => {
+                let mut rest = vec![0u8; FRAME - 1];
+                let _ = self.stream.read(&mut rest);
+                panic!(
+                    "expected no frame, got {:?}",
+                    String::from_utf8_lossy(&[&byte[..], &rest[..]].concat()).trim_end()
+                );
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Asserts the server closes the connection (after any frames it sends first, returned).
+    pub fn expect_closed(&mut self) -> Vec<String> {
+        let mut frames = Vec::new();
+        for _ in 0..10_000 {
+            match self.recv_raw_within(REPLY_TIMEOUT) {
+                Some(raw) => frames.push(strip(&raw)),
+                None => return frames,
+            }
+        }
+        panic!("the server kept sending and never closed");
+    }
+
+    /// A round trip that proves every earlier frame of this peer was handled: `/list` always
+    /// answers when at least one channel exists, so callers use it after creating one.
+    pub fn sync(&mut self, marker_channel: &str) {
+        self.send("/list");
+        let text = self.recv();
+        assert!(
+            text.lines().any(|l| l == marker_channel),
+            "sync got {text:?}"
+        );
+    }
+}
+
+/// Strips the padding the way the protocol says: trailing whitespace and NUL bytes.
+pub fn strip(raw: &[u8]) -> String {
+    let end = raw
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0))
+        .map_or(0, |i| i + 1);
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}

@@ -1,0 +1,142 @@
+//! End to end: the ICS commands and /members, /leave through the real server.
+
+mod common;
+
+use std::time::Duration;
+
+use chat::sonnets::Sonnets;
+use chat::utils_errors as text;
+use common::{Peer, ServerProc};
+
+fn shared(file: &str) -> String {
+    format!("{}/../shared/data/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Reads frames until `lines` lines have arrived.
+fn recv_lines(peer: &mut Peer, lines: usize) -> Vec<String> {
+    let mut got: Vec<String> = Vec::new();
+    while got.len() < lines {
+        let frame = peer.recv();
+        assert!(frame.len() <= 200);
+        got.extend(frame.split('\n').map(String::from));
+    }
+    assert_eq!(got.len(), lines, "{got:?}");
+    got
+}
+
+#[test]
+fn sonnets_from_both_formats() {
+    for file in ["AllSonnets.txt", "en.shakespeare.txt"] {
+        let path = shared(file);
+        let sonnets = Sonnets::load(std::path::Path::new(&path)).unwrap();
+        let server = ServerProc::start(&["--sonnets", &path]);
+        let mut a = server.login("Reader");
+        for (n, numeral, count) in [
+            (1, "I.", 14),
+            (99, "XCIX.", 15),
+            (126, "CXXVI.", 12),
+            (154, "CLIV.", 14),
+        ] {
+            a.send(&format!("/sonnet {n}"));
+            let lines = recv_lines(&mut a, count + 1);
+            assert_eq!(lines[0], numeral);
+            assert_eq!(&lines[1..], sonnets.get(n).unwrap());
+        }
+        a.send("/poem 2");
+        assert_eq!(recv_lines(&mut a, 15)[0], "II.");
+        for bad in ["0", "155", "-1"] {
+            a.send(&format!("/sonnet {bad}"));
+            a.expect(&text::sonnet_not_found(bad));
+        }
+        for missing in ["/sonnet", "/sonnet abc"] {
+            a.send(missing);
+            a.expect(text::SONNET_REQUIRES_NUMBER);
+        }
+    }
+}
+
+#[test]
+fn no_sonnets_file_is_not_a_crash() {
+    let server = ServerProc::start(&["--sonnets", "/nonexistent/sonnets.txt"]);
+    let mut a = server.login("Reader");
+    a.send("/sonnet 1");
+    a.expect("No sonnets are available on this server.");
+    // A file with the wrong number of sonnets is refused the same way.
+    let server = ServerProc::start(&["--sonnets", env!("CARGO_MANIFEST_DIR")]);
+    let mut a = server.login("Reader");
+    a.send("/sonnet 1");
+    a.expect("No sonnets are available on this server.");
+}
+
+#[test]
+fn time_in_the_course_format_and_the_servers_zone() {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
+    cmd.args(["0", "--bind", "127.0.0.1"]).env("TZ", "UTC");
+    let server = ServerProc::spawn(cmd);
+    let mut a = server.login("Clock");
+    let before = chrono::Utc::now();
+    a.send("/time");
+    let got = a.recv();
+    let after = chrono::Utc::now();
+    let stamps: Vec<String> = [before, after]
+        .iter()
+        .map(|t| format!("Time is: {}", t.format("%d.%m.%y,%H:%M")))
+        .collect();
+    assert!(stamps.contains(&got), "{got:?} not in {stamps:?}");
+}
+
+#[test]
+fn who_members_and_leave() {
+    let server = ServerProc::start(&[]);
+    let mut zed = server.login("zed");
+    zed.send("/create lounge");
+    let mut amy = server.login("Amy");
+    amy.send("/join lounge");
+    zed.expect("Amy has joined");
+    let mut bob = server.login("bob");
+    bob.send("/members");
+    bob.expect(text::NOT_IN_CHANNEL);
+    bob.send("/leave");
+    bob.expect(text::NOT_IN_CHANNEL);
+    bob.send("/who");
+    assert_eq!(
+        recv_lines(&mut bob, 6),
+        [
+            "Users: ------------",
+            "Amy: lounge",
+            "bob: -",
+            "zed: lounge",
+            "Groups: -----------",
+            "lounge: Amy, zed"
+        ]
+    );
+    amy.send("/members");
+    amy.expect("Members of lounge: Amy, zed");
+    amy.send("/leave");
+    zed.expect("Amy has left");
+    amy.expect_silence(Duration::from_millis(300));
+    amy.send("/members");
+    amy.expect(text::NOT_IN_CHANNEL);
+    zed.send("/help");
+    let help = recv_lines(&mut zed, text::HELP_LINES.len());
+    assert_eq!(help, text::HELP_LINES);
+}
+
+#[test]
+fn who_with_more_than_200_users() {
+    let server = ServerProc::start(&[]);
+    let mut peers: Vec<Peer> = (0..230)
+        .map(|i| server.login(&format!("u{i:03}")))
+        .collect();
+    let last = peers.last_mut().unwrap();
+    last.send("/create sync");
+    last.sync("sync");
+    let first = &mut peers[0];
+    first.send("/who");
+    let lines = recv_lines(first, 204);
+    assert_eq!(lines[0], "Users: ------------");
+    assert_eq!(lines[1], "u000: -");
+    assert_eq!(lines[200], "u199: -");
+    assert_eq!(lines[201], "… and 30 more");
+    assert_eq!(lines[202..], ["Groups: -----------", "sync: u229"]);
+}
