@@ -29,8 +29,10 @@ use super::SplitError;
 use crate::frame::{self, Frame, FRAME_LEN};
 use crate::utils_errors as text;
 
-/// At most this many connections are in their TCP handshake at once.
-const MAX_CONNECTING: usize = 256;
+/// At most this many connections are started but not yet known to be handled by the server
+/// (joined). A connection whose handshake is over may still wait in the server's accept queue,
+/// so this stays below the smallest common listen backlog (128).
+const MAX_IN_FLIGHT: usize = 96;
 /// The read buffer shared by every connection.
 const READ_BUF: usize = 256 * 1024;
 /// After the last expected delivery, keep reading this long to catch duplicates.
@@ -305,9 +307,17 @@ impl<'a> Run<'a> {
         String::from_utf8_lossy(&name).into_owned()
     }
 
-    /// Starts connections up to index `upto`, keeping at most MAX_CONNECTING in progress.
+    /// Connections started but not yet seen in their channel.
+    fn in_flight(&self) -> usize {
+        let clients = self.cfg.clients;
+        let real = self.next_connect.min(clients) - self.setup.ready;
+        let no_read = self.next_connect.saturating_sub(clients);
+        real + no_read.saturating_sub(self.setup.no_read_joined)
+    }
+
+    /// Starts connections up to index `upto`, keeping at most MAX_IN_FLIGHT in flight.
     fn start_connects(&mut self, upto: usize) -> Result<(), SplitError> {
-        while self.connecting < MAX_CONNECTING && self.next_connect < upto {
+        while self.in_flight() < MAX_IN_FLIGHT && self.next_connect < upto {
             let i = self.next_connect;
             let stream = TcpStream::connect(self.cfg.addr)
                 .map_err(|e| SplitError::Setup(format!("connecting to {}: {e}", self.cfg.addr)))?;
