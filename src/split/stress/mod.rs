@@ -41,6 +41,9 @@ const DRAIN: Duration = Duration::from_millis(100);
 const STALL: Duration = Duration::from_secs(5);
 /// Runs longer than this show progress on stderr, once a second.
 const QUIET: Duration = Duration::from_secs(2);
+/// How often joined clients are read during setup. Their notices pile up meanwhile: at most
+/// the joins of this long, far below what a server queues for a client.
+const SWEEP: Duration = Duration::from_millis(250);
 /// The longest poll wait, so that deadlines are checked often enough.
 const TICK: Duration = Duration::from_millis(100);
 /// The command whose error reply marks the end of a client's setup.
@@ -216,6 +219,12 @@ struct Run<'a> {
     disconnects: u64,
     rate: Option<Rate>,
     woken: Vec<u32>,
+    /// During setup, joined clients are read in sweeps rather than on every event: each join
+    /// sends a notice to every member of the channel, and reading them one at a time costs a
+    /// read and an ACK each (most of the setup time with thousands of clients).
+    defer_reads: bool,
+    deferred: Vec<u32>,
+    deferred_flag: Vec<bool>,
     setup_secs: f64,
     duration_secs: f64,
     timed_out: bool,
@@ -286,6 +295,9 @@ impl<'a> Run<'a> {
             disconnects: 0,
             rate: None,
             woken: Vec::new(),
+            defer_reads: false,
+            deferred: Vec::new(),
+            deferred_flag: vec![false; cfg.clients + cfg.no_read],
             setup_secs: 0.0,
             duration_secs: 0.0,
             timed_out: false,
@@ -410,7 +422,8 @@ impl<'a> Run<'a> {
             let Some(conn) = self.conns.get(i) else {
                 continue;
             };
-            match conn.phase {
+            let phase = conn.phase;
+            match phase {
                 Phase::Connecting => self.finish_connect(i)?,
                 Phase::Waiting | Phase::Closed => {}
                 Phase::Setup | Phase::Ready => {
@@ -418,12 +431,32 @@ impl<'a> Run<'a> {
                         self.flush(i);
                     }
                     if event.is_readable() && self.conns[i].reads {
-                        self.read(i);
+                        if self.defer_reads && phase == Phase::Ready {
+                            if !self.deferred_flag[i] {
+                                self.deferred_flag[i] = true;
+                                self.deferred.push(i as u32);
+                            }
+                        } else {
+                            self.read(i);
+                        }
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Reads the joined connections whose reading was put off.
+    fn read_deferred(&mut self) {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        for &i in &deferred {
+            if self.deferred_flag[i as usize] {
+                self.deferred_flag[i as usize] = false;
+                self.read(i as usize);
+            }
+        }
+        deferred.clear();
+        self.deferred = deferred;
     }
 
     /// Reads connection `i` until the socket is empty, handling every complete frame in place.
@@ -493,10 +526,16 @@ impl<'a> Run<'a> {
     /// Connects everyone, logs in and joins; returns when every client is in its channel.
     fn setup(&mut self, events: &mut Events) -> Result<(), SplitError> {
         let clients = self.cfg.clients;
+        self.defer_reads = true;
+        let mut next_sweep = Instant::now() + SWEEP;
         while self.setup.ready < clients {
             self.check_setup("joining")?;
             self.start_connects(clients)?;
             self.poll_once(events, TICK)?;
+            if Instant::now() >= next_sweep {
+                self.read_deferred();
+                next_sweep = Instant::now() + SWEEP;
+            }
             self.progress(|r| {
                 format!(
                     "setup: {} connected, {} of {} clients ready",
@@ -513,7 +552,13 @@ impl<'a> Run<'a> {
             self.check_setup("no-read clients join")?;
             self.start_connects(total)?;
             self.poll_once(events, TICK)?;
+            // Client 0 reports the no-read joins: read it at once.
+            if self.deferred_flag[0] {
+                self.read(0);
+            }
         }
+        self.defer_reads = false;
+        self.read_deferred();
         self.setup_secs = self.t0.elapsed().as_secs_f64();
         log::info!("setup done in {:.3} s", self.setup_secs);
         Ok(())
