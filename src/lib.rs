@@ -10,6 +10,7 @@
 //! - [`sonnets`]: the 154 sonnets, loaded once at start, and the `/sonnet N` argument.
 //! - [`client`]: the interactive client: typed lines to frames, frames to the terminal.
 //! - [`storage`]: history, offline messages and registered names in SQLite, on its own threads.
+//! - [`split`]: the split-message client and the stress/benchmark tool.
 //! - [`utils_errors`]: every user-visible protocol text (the file sits at the repository root).
 
 #[path = "../utils_errors.rs"]
@@ -23,4 +24,5 @@ pub mod frame;
 pub mod hub;
 pub mod server;
 pub mod sonnets;
+pub mod split;
 pub mod storage;

@@ -1,0 +1,827 @@
+//! `split_client stress HOST PORT`: N clients in one mio event loop, in channels, each sender
+//! writing M messages in random pieces (cut and coalesced); every other member of the sender's
+//! channel must receive each one exactly once, in order, byte for byte.
+//!
+//! The run goes through phases: connect in batches (so the server's listen backlog never
+//! overflows), log in and join (every client sends `/create C`, `/join C` and a sync command
+//! whose error reply tells that the server has handled the rest), let the no-read clients join,
+//! then either hold the connections idle or send the messages.
+
+mod conn;
+pub mod report;
+pub mod tracker;
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Poll, Token};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use self::conn::{Conn, Phase};
+pub use self::report::{Latency, StressReport};
+use self::tracker::{Layout, Tracker};
+use super::message::{self, Codec, Verdict};
+use super::SplitError;
+use crate::frame::{self, Frame, FRAME_LEN};
+use crate::utils_errors as text;
+
+/// At most this many connections are started but not yet known to be handled by the server
+/// (joined). A connection whose handshake is over may still wait in the server's accept queue,
+/// so this stays below the smallest common listen backlog (128).
+const MAX_IN_FLIGHT: usize = 96;
+/// The read buffer shared by every connection.
+const READ_BUF: usize = 256 * 1024;
+/// After the last expected delivery, keep reading this long to catch duplicates.
+const DRAIN: Duration = Duration::from_millis(100);
+/// No delivery for this long (at least) ends an incomplete run as stalled.
+const STALL: Duration = Duration::from_secs(5);
+/// Runs longer than this show progress on stderr, once a second.
+const QUIET: Duration = Duration::from_secs(2);
+/// How often joined clients are read during setup. Their notices pile up meanwhile: at most
+/// the joins of this long, far below what a server queues for a client.
+const SWEEP: Duration = Duration::from_millis(250);
+/// The longest poll wait, so that deadlines are checked often enough.
+const TICK: Duration = Duration::from_millis(100);
+/// The command whose error reply marks the end of a client's setup.
+const SYNC_COMMAND: &str = "/stress-sync";
+
+/// A stress run's options.
+#[derive(Debug, Clone)]
+pub struct StressConfig {
+    /// The server.
+    pub addr: SocketAddr,
+    /// Reading clients.
+    pub clients: usize,
+    /// How many of them send (all when `None`).
+    pub senders: Option<usize>,
+    /// Messages per sender.
+    pub messages: u32,
+    /// Channels (`stress-0`, `stress-1`, …), filled round-robin.
+    pub channels: usize,
+    /// Messages per second per sender; 0 sends as fast as the window allows.
+    pub rate: f64,
+    /// The most messages per sender in flight (sent, not yet received by every member).
+    pub window: u32,
+    /// The hard limit of the whole run (idle time comes on top).
+    pub duration: Duration,
+    /// Seed of the write sizes; random when absent.
+    pub seed: Option<u64>,
+    /// Hold the connections this long after joining, send nothing, then stop.
+    pub idle: Option<Duration>,
+    /// Extra clients that join `stress-0` and never read.
+    pub no_read: usize,
+    /// The largest single write, in bytes (several frames and a part).
+    pub max_write: usize,
+    /// Print progress on stderr on long runs.
+    pub progress: bool,
+}
+
+impl StressConfig {
+    /// The defaults: 100 clients, all sending 100 messages, 1 channel, window 32, 60 s limit.
+    pub fn new(addr: SocketAddr) -> StressConfig {
+        StressConfig {
+            addr,
+            clients: 100,
+            senders: None,
+            messages: 100,
+            channels: 1,
+            rate: 0.0,
+            window: 32,
+            duration: Duration::from_secs(60),
+            seed: None,
+            idle: None,
+            no_read: 0,
+            max_write: 1024,
+            progress: false,
+        }
+    }
+
+    fn senders(&self) -> usize {
+        self.senders.unwrap_or(self.clients)
+    }
+
+    fn validate(&self) -> Result<(), SplitError> {
+        let bad = |m: String| Err(SplitError::Config(m));
+        if self.clients == 0 || self.clients > message::MAX_CLIENTS {
+            return bad(format!("clients must be 1 to {}", message::MAX_CLIENTS));
+        }
+        if self.senders() > self.clients {
+            return bad("there cannot be more senders than clients".into());
+        }
+        if self.channels == 0 || self.channels > self.clients {
+            return bad("channels must be 1 to the number of clients".into());
+        }
+        if self.no_read > message::MAX_NO_READ {
+            return bad(format!(
+                "no-read clients must be at most {}",
+                message::MAX_NO_READ
+            ));
+        }
+        if self.window == 0 || self.max_write == 0 || self.messages == u32::MAX {
+            return bad("window, max write and messages must be positive and in range".into());
+        }
+        if !self.rate.is_finite() || self.rate < 0.0 {
+            return bad("rate must be 0 (unlimited) or a positive number".into());
+        }
+        Ok(())
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit; returns the limit now in force.
+pub fn raise_nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Runs a stress test and reports what it found. An `Err` means the run could not be set up
+/// (the server is unreachable, refused a login, or the options are impossible); faults of the
+/// server during the run are in the report (see [`StressReport::passed`]).
+pub fn run_stress(cfg: &StressConfig) -> Result<StressReport, SplitError> {
+    cfg.validate()?;
+    let limit = raise_nofile_limit();
+    let needed = (cfg.clients + cfg.no_read + 32) as u64;
+    if needed > limit {
+        return Err(SplitError::Config(format!(
+            "{needed} file descriptors needed, the limit is {limit}"
+        )));
+    }
+    let mut run = Run::new(cfg)?;
+    let mut events = Events::with_capacity(4096);
+    run.setup(&mut events)?;
+    match cfg.idle {
+        Some(idle) => run.hold(&mut events, idle)?,
+        None => run.send_all(&mut events)?,
+    }
+    let report = run.report();
+    run.close_all();
+    Ok(report)
+}
+
+/// Sends per sender at a fixed rate: a FIFO of due times works as a timer wheel because every
+/// sender has the same interval.
+#[derive(Debug)]
+struct Rate {
+    interval_ns: u64,
+    due: VecDeque<(u64, u32)>,
+    granted: Vec<u32>,
+    credits: Vec<u32>,
+}
+
+/// What the setup phase has seen.
+#[derive(Debug, Default)]
+struct SetupState {
+    ready: usize,
+    no_read_joined: usize,
+    no_read_dropped: u64,
+    other_frames: u64,
+    error: Option<String>,
+}
+
+struct Run<'a> {
+    cfg: &'a StressConfig,
+    layout: Layout,
+    poll: Poll,
+    conns: Vec<Conn>,
+    codec: Codec,
+    tracker: Tracker,
+    rng: SmallRng,
+    buf: Vec<u8>,
+    sync_reply: Frame,
+    /// Per channel, the reply to `/create` of a channel that exists.
+    exists_replies: Vec<Frame>,
+    setup: SetupState,
+    t0: Instant,
+    deadline: Instant,
+    next_connect: usize,
+    connecting: usize,
+    disconnects: u64,
+    rate: Option<Rate>,
+    woken: Vec<u32>,
+    /// During setup, joined clients are read in sweeps rather than on every event: each join
+    /// sends a notice to every member of the channel, and reading them one at a time costs a
+    /// read and an ACK each (most of the setup time with thousands of clients).
+    defer_reads: bool,
+    deferred: Vec<u32>,
+    deferred_flag: Vec<bool>,
+    setup_secs: f64,
+    duration_secs: f64,
+    timed_out: bool,
+    stalled: bool,
+    next_progress: Instant,
+}
+
+fn frame_of(text: &str) -> Result<Frame, SplitError> {
+    frame::pad(text).map_err(|e| SplitError::Config(e.to_string()))
+}
+
+fn channel_name(c: usize) -> String {
+    format!("stress-{c}")
+}
+
+/// The bytes of a frame without its trailing spaces.
+fn trimmed(f: &Frame) -> &[u8] {
+    let end = f.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    &f[..end]
+}
+
+/// A `NAME has joined` / `NAME has left` notice: (name, joined).
+fn notice(f: &Frame) -> Option<(&[u8], bool)> {
+    let t = trimmed(f);
+    if let Some(name) = t.strip_suffix(b" has joined") {
+        Some((name, true))
+    } else {
+        t.strip_suffix(b" has left").map(|name| (name, false))
+    }
+}
+
+impl<'a> Run<'a> {
+    fn new(cfg: &'a StressConfig) -> Result<Run<'a>, SplitError> {
+        let layout = Layout {
+            clients: cfg.clients,
+            senders: cfg.senders(),
+            channels: cfg.channels,
+        };
+        let tracker = Tracker::new(layout, cfg.messages, cfg.window)?;
+        let seed = cfg.seed.unwrap_or_else(rand::random);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let run_id = ((std::process::id() ^ now) % (u32::from(message::MAX_RUN) + 1)) as u16;
+        log::info!("stress run {run_id:04}, seed {seed}");
+        let mut conns = Vec::with_capacity(cfg.clients + cfg.no_read);
+        conns.extend((0..cfg.clients).map(|_| Conn::new(true)));
+        conns.extend((0..cfg.no_read).map(|_| Conn::new(false)));
+        let t0 = Instant::now();
+        Ok(Run {
+            cfg,
+            layout,
+            poll: Poll::new()?,
+            conns,
+            codec: Codec::new(run_id),
+            tracker,
+            rng: SmallRng::seed_from_u64(seed),
+            buf: vec![0; READ_BUF],
+            sync_reply: frame_of(&text::invalid_control_message(SYNC_COMMAND))?,
+            exists_replies: (0..cfg.channels)
+                .map(|c| frame_of(&text::channel_exists(&channel_name(c))))
+                .collect::<Result<_, _>>()?,
+            setup: SetupState::default(),
+            t0,
+            deadline: t0 + cfg.duration,
+            next_connect: 0,
+            connecting: 0,
+            disconnects: 0,
+            rate: None,
+            woken: Vec::new(),
+            defer_reads: false,
+            deferred: Vec::new(),
+            deferred_flag: vec![false; cfg.clients + cfg.no_read],
+            setup_secs: 0.0,
+            duration_secs: 0.0,
+            timed_out: false,
+            stalled: false,
+            next_progress: t0 + QUIET,
+        })
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.t0.elapsed().as_nanos() as u64
+    }
+
+    fn name_of(&self, i: usize) -> String {
+        let name = if i < self.cfg.clients {
+            self.codec.name(i)
+        } else {
+            self.codec.no_read_name(i - self.cfg.clients)
+        };
+        String::from_utf8_lossy(&name).into_owned()
+    }
+
+    /// Connections started but not yet seen in their channel.
+    fn in_flight(&self) -> usize {
+        let clients = self.cfg.clients;
+        let real = self.next_connect.min(clients) - self.setup.ready;
+        let no_read = self.next_connect.saturating_sub(clients);
+        real + no_read.saturating_sub(self.setup.no_read_joined)
+    }
+
+    /// Starts connections up to index `upto`, keeping at most MAX_IN_FLIGHT in flight.
+    fn start_connects(&mut self, upto: usize) -> Result<(), SplitError> {
+        while self.in_flight() < MAX_IN_FLIGHT && self.next_connect < upto {
+            let i = self.next_connect;
+            let stream = TcpStream::connect(self.cfg.addr)
+                .map_err(|e| SplitError::Setup(format!("connecting to {}: {e}", self.cfg.addr)))?;
+            let conn = &mut self.conns[i];
+            conn.stream = Some(stream);
+            conn.phase = Phase::Connecting;
+            conn.update_interest(self.poll.registry(), Token(i))?;
+            self.next_connect += 1;
+            self.connecting += 1;
+        }
+        Ok(())
+    }
+
+    /// The handshake of connection `i` may be over: check it, then queue the login.
+    fn finish_connect(&mut self, i: usize) -> Result<(), SplitError> {
+        let addr = self.cfg.addr;
+        let Some(stream) = self.conns[i].stream.as_ref() else {
+            return Ok(());
+        };
+        let failed = |e: io::Error| SplitError::Setup(format!("connecting to {addr}: {e}"));
+        if let Some(e) = stream.take_error().map_err(failed)? {
+            return Err(failed(e));
+        }
+        match stream.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+            Err(e) => return Err(failed(e)),
+        }
+        let _ = stream.set_nodelay(true);
+        self.connecting -= 1;
+        let mut frames = vec![frame_of(&self.name_of(i))?];
+        if i < self.cfg.clients {
+            let ch = channel_name(self.layout.channel(i));
+            frames.push(frame_of(&format!("/create {ch}"))?);
+            frames.push(frame_of(&format!("/join {ch}"))?);
+            frames.push(frame_of(SYNC_COMMAND)?);
+            self.conns[i].phase = Phase::Setup;
+        } else {
+            frames.push(frame_of(&format!("/join {}", channel_name(0)))?);
+            self.conns[i].phase = Phase::Ready;
+        }
+        for f in &frames {
+            self.conns[i].queue(f);
+        }
+        self.flush(i);
+        Ok(())
+    }
+
+    fn flush(&mut self, i: usize) {
+        let conn = &mut self.conns[i];
+        let result = conn.flush(
+            &mut self.rng,
+            self.cfg.max_write,
+            self.poll.registry(),
+            Token(i),
+        );
+        if let Err(e) = result {
+            self.lost(i, &e.to_string());
+        }
+    }
+
+    /// Connection `i` is gone. For a reading client that is a fault of the run.
+    fn lost(&mut self, i: usize, why: &str) {
+        let conn = &mut self.conns[i];
+        if conn.phase == Phase::Closed {
+            return;
+        }
+        if conn.reads {
+            log::warn!("client {} lost: {why}", self.name_of(i));
+            self.disconnects += 1;
+        } else {
+            log::debug!("no-read client {} closed: {why}", self.name_of(i));
+        }
+        let conn = &mut self.conns[i];
+        if conn.phase == Phase::Connecting {
+            self.connecting -= 1;
+        }
+        conn.close(self.poll.registry());
+    }
+
+    /// Polls once and handles every event.
+    fn poll_once(&mut self, events: &mut Events, timeout: Duration) -> Result<(), SplitError> {
+        match self.poll.poll(events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        for event in events.iter() {
+            let i = event.token().0;
+            let Some(conn) = self.conns.get(i) else {
+                continue;
+            };
+            let phase = conn.phase;
+            match phase {
+                Phase::Connecting => self.finish_connect(i)?,
+                Phase::Waiting | Phase::Closed => {}
+                Phase::Setup | Phase::Ready => {
+                    if event.is_writable() {
+                        self.flush(i);
+                    }
+                    if event.is_readable() && self.conns[i].reads {
+                        if self.defer_reads && phase == Phase::Ready {
+                            if !self.deferred_flag[i] {
+                                self.deferred_flag[i] = true;
+                                self.deferred.push(i as u32);
+                            }
+                        } else {
+                            self.read(i);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the joined connections whose reading was put off.
+    fn read_deferred(&mut self) {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        for &i in &deferred {
+            if self.deferred_flag[i as usize] {
+                self.deferred_flag[i as usize] = false;
+                self.read(i as usize);
+            }
+        }
+        deferred.clear();
+        self.deferred = deferred;
+    }
+
+    /// Reads connection `i` until the socket is empty, handling every complete frame in place.
+    fn read(&mut self, i: usize) {
+        loop {
+            let conn = &mut self.conns[i];
+            let Some(stream) = conn.stream.as_mut() else {
+                return;
+            };
+            match stream.read(&mut self.buf) {
+                Ok(0) => {
+                    self.lost(i, "closed by the server");
+                    return;
+                }
+                Ok(n) => {
+                    let now_ns = self.t0.elapsed().as_nanos() as u64;
+                    let mut frames = Frames {
+                        codec: &self.codec,
+                        tracker: &mut self.tracker,
+                        setup: &mut self.setup,
+                        sync_reply: &self.sync_reply,
+                        exists_reply: &self.exists_replies
+                            [self.layout.channel(i % self.cfg.clients)],
+                        phase: &mut conn.phase,
+                        r: i,
+                        now_ns,
+                    };
+                    conn.decoder.feed(&self.buf[..n], |f| frames.on_frame(f));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.lost(i, &e.to_string());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn progress(&mut self, what: impl FnOnce(&Self) -> String) {
+        let now = Instant::now();
+        if self.cfg.progress && now >= self.next_progress {
+            eprintln!("[{:6.1} s] {}", (now - self.t0).as_secs_f64(), what(self));
+            self.next_progress = now + Duration::from_secs(1);
+        }
+    }
+
+    fn check_setup(&self, what: &str) -> Result<(), SplitError> {
+        if let Some(e) = &self.setup.error {
+            return Err(SplitError::Setup(e.clone()));
+        }
+        if self.disconnects > 0 {
+            return Err(SplitError::Setup(format!(
+                "the server closed {} connection(s) while {what}",
+                self.disconnects
+            )));
+        }
+        if Instant::now() >= self.deadline {
+            return Err(SplitError::Setup(format!(
+                "timed out while {what}: {} of {} clients ready, {} of {} no-read clients joined",
+                self.setup.ready, self.cfg.clients, self.setup.no_read_joined, self.cfg.no_read
+            )));
+        }
+        Ok(())
+    }
+
+    /// Connects everyone, logs in and joins; returns when every client is in its channel.
+    fn setup(&mut self, events: &mut Events) -> Result<(), SplitError> {
+        let clients = self.cfg.clients;
+        self.defer_reads = true;
+        let mut next_sweep = Instant::now() + SWEEP;
+        while self.setup.ready < clients {
+            self.check_setup("joining")?;
+            self.start_connects(clients)?;
+            self.poll_once(events, TICK)?;
+            if Instant::now() >= next_sweep {
+                self.read_deferred();
+                next_sweep = Instant::now() + SWEEP;
+            }
+            self.progress(|r| {
+                format!(
+                    "setup: {} connected, {} of {} clients ready",
+                    r.next_connect - r.connecting,
+                    r.setup.ready,
+                    clients
+                )
+            });
+        }
+        // The no-read clients join once the channel exists; client 0 (in stress-0) sees each
+        // of them arrive.
+        let total = clients + self.cfg.no_read;
+        while self.setup.no_read_joined < self.cfg.no_read {
+            self.check_setup("no-read clients join")?;
+            self.start_connects(total)?;
+            self.poll_once(events, TICK)?;
+            // Client 0 reports the no-read joins: read it at once.
+            if self.deferred_flag[0] {
+                self.read(0);
+            }
+        }
+        self.defer_reads = false;
+        self.read_deferred();
+        self.setup_secs = self.t0.elapsed().as_secs_f64();
+        log::info!("setup done in {:.3} s", self.setup_secs);
+        Ok(())
+    }
+
+    /// Holds every connection for `idle`, reading whatever comes.
+    fn hold(&mut self, events: &mut Events, idle: Duration) -> Result<(), SplitError> {
+        let until = Instant::now() + idle;
+        while Instant::now() < until && self.disconnects == 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            self.poll_once(events, left.min(TICK))?;
+            self.progress(|r| {
+                format!(
+                    "idle: {} connections held, {:.0} s left",
+                    r.cfg.clients + r.cfg.no_read,
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .as_secs_f64()
+                )
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends every message and waits for every delivery (or the limit).
+    fn send_all(&mut self, events: &mut Events) -> Result<(), SplitError> {
+        let start = Instant::now();
+        let start_ns = self.now_ns();
+        let senders = self.layout.senders;
+        if self.cfg.rate > 0.0 {
+            let interval_ns = (1e9 / self.cfg.rate).max(1.0) as u64;
+            let due = (0..senders)
+                .map(|s| (start_ns + interval_ns * s as u64 / senders as u64, s as u32))
+                .collect();
+            self.rate = Some(Rate {
+                interval_ns,
+                due,
+                granted: vec![0; senders],
+                credits: vec![0; senders],
+            });
+        } else {
+            for s in 0..senders {
+                self.tracker.wake(s);
+            }
+        }
+        let stall_limit = match &self.rate {
+            Some(r) => STALL.max(Duration::from_nanos(r.interval_ns.saturating_mul(3))),
+            None => STALL,
+        };
+        let mut last_count = 0;
+        let mut last_change = start;
+        let mut done_at = None;
+        loop {
+            let now = Instant::now();
+            if self.tracker.done() {
+                let at = *done_at.get_or_insert(now);
+                if now >= at + DRAIN {
+                    break;
+                }
+            }
+            if self.disconnects > 0 {
+                break;
+            }
+            if now >= self.deadline {
+                self.timed_out = !self.tracker.done();
+                break;
+            }
+            let count = self.tracker.counts.delivered + self.tracker.counts.sent;
+            if count != last_count {
+                last_count = count;
+                last_change = now;
+            } else if now - last_change > stall_limit && !self.tracker.done() {
+                self.stalled = true;
+                break;
+            }
+            let wait = self.grant_credits();
+            self.pump();
+            self.poll_once(events, wait)?;
+            self.progress(|r| {
+                let secs = start.elapsed().as_secs_f64();
+                let got = r.tracker.counts.delivered;
+                format!(
+                    "{got} of {} deliveries ({:.0}/s), {} messages sent",
+                    r.tracker.expected(),
+                    got as f64 / secs.max(1e-9),
+                    r.tracker.counts.sent
+                )
+            });
+        }
+        let end = done_at.unwrap_or_else(Instant::now);
+        self.duration_secs = (end - start).as_secs_f64();
+        Ok(())
+    }
+
+    /// Gives due senders a credit; returns how long the loop may wait for the next one.
+    fn grant_credits(&mut self) -> Duration {
+        let now_ns = self.now_ns();
+        let Some(rate) = self.rate.as_mut() else {
+            return TICK;
+        };
+        while let Some(&(due, s)) = rate.due.front() {
+            if due > now_ns {
+                return Duration::from_nanos(due - now_ns).min(TICK);
+            }
+            rate.due.pop_front();
+            let si = s as usize;
+            rate.credits[si] += 1;
+            rate.granted[si] += 1;
+            if rate.granted[si] < self.cfg.messages {
+                rate.due.push_back((due + rate.interval_ns, s));
+            }
+            self.tracker.wake(si);
+        }
+        TICK
+    }
+
+    /// Lets every woken sender write what its window (and rate) allows.
+    fn pump(&mut self) {
+        let mut woken = std::mem::take(&mut self.woken);
+        self.tracker.take_woken(&mut woken);
+        let mut frame = [b' '; FRAME_LEN];
+        for &s in &woken {
+            let s = s as usize;
+            if self.conns[s].phase != Phase::Ready {
+                continue;
+            }
+            let now_ns = self.now_ns();
+            let mut wrote = false;
+            while self.tracker.can_send(s) {
+                if let Some(rate) = self.rate.as_mut() {
+                    if rate.credits[s] == 0 {
+                        break;
+                    }
+                    rate.credits[s] -= 1;
+                }
+                let msg = self.tracker.on_sent(s, now_ns);
+                self.codec.encode(msg, &mut frame);
+                self.conns[s].queue(&frame);
+                wrote = true;
+            }
+            if wrote {
+                self.flush(s);
+            }
+        }
+        self.woken = woken;
+    }
+
+    fn report(&self) -> StressReport {
+        let c = self.tracker.counts;
+        let expected = if self.cfg.idle.is_some() {
+            0
+        } else {
+            self.tracker.expected()
+        };
+        StressReport {
+            clients: self.cfg.clients,
+            senders: self.layout.senders,
+            no_read: self.cfg.no_read,
+            channels: self.cfg.channels,
+            messages_per_sender: self.cfg.messages,
+            idle: self.cfg.idle.is_some(),
+            messages_sent: c.sent,
+            deliveries_expected: expected,
+            deliveries_received: c.delivered,
+            setup_secs: self.setup_secs,
+            duration_secs: self.duration_secs,
+            deliveries_per_sec: if self.duration_secs > 0.0 {
+                c.delivered as f64 / self.duration_secs
+            } else {
+                0.0
+            },
+            latency: Latency::of(&self.tracker.latency),
+            lost: expected.saturating_sub(c.delivered),
+            duplicates: c.duplicates,
+            reordered: c.reordered,
+            corrupt: c.corrupt,
+            disconnects: self.disconnects,
+            no_read_dropped: self.setup.no_read_dropped,
+            other_frames: self.setup.other_frames,
+            timed_out: self.timed_out,
+            stalled: self.stalled,
+        }
+    }
+
+    fn close_all(&mut self) {
+        for conn in &mut self.conns {
+            conn.close(self.poll.registry());
+        }
+    }
+}
+
+/// Handles the frames of one read: everything it needs, borrowed apart from the connection's
+/// decoder.
+struct Frames<'b> {
+    codec: &'b Codec,
+    tracker: &'b mut Tracker,
+    setup: &'b mut SetupState,
+    sync_reply: &'b Frame,
+    exists_reply: &'b Frame,
+    phase: &'b mut Phase,
+    r: usize,
+    now_ns: u64,
+}
+
+impl Frames<'_> {
+    #[inline]
+    fn on_frame(&mut self, f: &Frame) {
+        if *self.phase == Phase::Setup {
+            self.on_setup_frame(f);
+            return;
+        }
+        match self.codec.verify(f) {
+            Verdict::Ours(msg) => self.tracker.on_message(self.r, msg, self.now_ns),
+            Verdict::Corrupt => {
+                if self.tracker.counts.corrupt < 5 {
+                    log::warn!("corrupt frame at client {}: {:?}", self.r, frame::decode(f));
+                }
+                self.tracker.on_corrupt();
+            }
+            Verdict::Foreign => self.on_other_frame(f),
+        }
+    }
+
+    fn on_other_frame(&mut self, f: &Frame) {
+        match notice(f) {
+            Some((name, joined)) => {
+                if self.r == 0 && self.codec.is_no_read_name(name) {
+                    if joined {
+                        self.setup.no_read_joined += 1;
+                    } else {
+                        self.setup.no_read_dropped += 1;
+                    }
+                }
+            }
+            None => {
+                if self.setup.other_frames < 5 {
+                    log::warn!(
+                        "unexpected frame at client {}: {:?}",
+                        self.r,
+                        frame::decode(f)
+                    );
+                }
+                self.setup.other_frames += 1;
+            }
+        }
+    }
+
+    fn on_setup_frame(&mut self, f: &Frame) {
+        if f == self.sync_reply {
+            *self.phase = Phase::Ready;
+            self.setup.ready += 1;
+            return;
+        }
+        let exists = self.exists_reply == f;
+        if exists || notice(f).is_some() || f[0] == b'[' {
+            return;
+        }
+        if self.setup.error.is_none() {
+            self.setup.error = Some(format!(
+                "client {} got an unexpected reply while joining: {}",
+                self.r,
+                frame::decode(f)
+            ));
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The outcome of a stress run: a summary for people and one JSON line for scripts.
+
+use std::fmt;
+
+use crate::split::histogram::Histogram;
+
+/// Latency percentiles, in ns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// Deliveries measured.
+    pub samples: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+    /// Mean.
+    pub mean: u64,
+}
+
+impl Latency {
+    /// The percentiles of a histogram.
+    pub fn of(h: &Histogram) -> Latency {
+        Latency {
+            samples: h.count(),
+            p50: h.quantile(0.50),
+            p90: h.quantile(0.90),
+            p99: h.quantile(0.99),
+            p999: h.quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
+/// What a stress run did and found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StressReport {
+    /// Reading clients.
+    pub clients: usize,
+    /// Of which send.
+    pub senders: usize,
+    /// Extra clients that never read.
+    pub no_read: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Messages each sender had to send.
+    pub messages_per_sender: u32,
+    /// True for an idle run (connections held, no messages).
+    pub idle: bool,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Deliveries a correct server makes.
+    pub deliveries_expected: u64,
+    /// Deliveries that arrived (first arrivals).
+    pub deliveries_received: u64,
+    /// Connecting, logging in and joining, in seconds.
+    pub setup_secs: f64,
+    /// From the first message to the last delivery (or the stop), in seconds.
+    pub duration_secs: f64,
+    /// Deliveries per second over `duration_secs`.
+    pub deliveries_per_sec: f64,
+    /// Send-to-receive latency.
+    pub latency: Latency,
+    /// Expected deliveries that never arrived.
+    pub lost: u64,
+    /// Messages that arrived again at the same receiver.
+    pub duplicates: u64,
+    /// Messages that arrived after a later one from the same sender.
+    pub reordered: u64,
+    /// Frames of this run that were wrong in some byte.
+    pub corrupt: u64,
+    /// Reading clients the server disconnected.
+    pub disconnects: u64,
+    /// No-read clients whose departure (`has left`) was announced: the server dropped them.
+    pub no_read_dropped: u64,
+    /// Frames that were neither this run's messages nor join/leave notices.
+    pub other_frames: u64,
+    /// The run hit its duration limit.
+    pub timed_out: bool,
+    /// Deliveries stopped coming before the run was complete.
+    pub stalled: bool,
+}
+
+impl StressReport {
+    /// True when every expected delivery arrived exactly once, in order, intact, and no
+    /// reading client was disconnected.
+    pub fn passed(&self) -> bool {
+        self.lost == 0
+            && self.duplicates == 0
+            && self.reordered == 0
+            && self.corrupt == 0
+            && self.disconnects == 0
+            && self.deliveries_received == self.deliveries_expected
+            && !self.timed_out
+            && !self.stalled
+    }
+
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        let l = &self.latency;
+        format!(
+            concat!(
+                "{{\"clients\":{},\"senders\":{},\"no_read\":{},\"channels\":{},",
+                "\"messages_per_sender\":{},\"idle\":{},\"messages_sent\":{},",
+                "\"deliveries_expected\":{},\"deliveries_received\":{},",
+                "\"setup_secs\":{:.3},\"duration_secs\":{:.3},\"deliveries_per_sec\":{:.0},",
+                "\"latency_ns\":{{\"samples\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},",
+                "\"max\":{},\"mean\":{}}},",
+                "\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},",
+                "\"disconnects\":{},\"no_read_dropped\":{},\"other_frames\":{},",
+                "\"timed_out\":{},\"stalled\":{},\"passed\":{}}}"
+            ),
+            self.clients,
+            self.senders,
+            self.no_read,
+            self.channels,
+            self.messages_per_sender,
+            self.idle,
+            self.messages_sent,
+            self.deliveries_expected,
+            self.deliveries_received,
+            self.setup_secs,
+            self.duration_secs,
+            self.deliveries_per_sec,
+            l.samples,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            l.mean,
+            self.lost,
+            self.duplicates,
+            self.reordered,
+            self.corrupt,
+            self.disconnects,
+            self.no_read_dropped,
+            self.other_frames,
+            self.timed_out,
+            self.stalled,
+            self.passed(),
+        )
+    }
+}
+
+/// A duration in ns, in a unit a person reads at a glance.
+pub fn human_ns(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.3} s", ns as f64 / 1e9),
+    }
+}
+
+impl fmt::Display for StressReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "stress: {} clients ({} senders, {} no-read) in {} channel(s), {} messages per sender",
+            self.clients, self.senders, self.no_read, self.channels, self.messages_per_sender
+        )?;
+        writeln!(f, "  setup:      {:.3} s", self.setup_secs)?;
+        if self.idle {
+            writeln!(f, "  idle:       connections held, no messages sent")?;
+        } else {
+            writeln!(f, "  sent:       {} messages", self.messages_sent)?;
+            writeln!(
+                f,
+                "  deliveries: {} of {} expected in {:.3} s: {:.0} deliveries/s",
+                self.deliveries_received,
+                self.deliveries_expected,
+                self.duration_secs,
+                self.deliveries_per_sec
+            )?;
+            let l = &self.latency;
+            writeln!(
+                f,
+                "  latency:    p50 {}, p90 {}, p99 {}, p99.9 {}, max {} (mean {})",
+                human_ns(l.p50),
+                human_ns(l.p90),
+                human_ns(l.p99),
+                human_ns(l.p999),
+                human_ns(l.max),
+                human_ns(l.mean)
+            )?;
+        }
+        writeln!(
+            f,
+            "  errors:     lost {}, duplicates {}, reordered {}, corrupt {}, disconnects {}",
+            self.lost, self.duplicates, self.reordered, self.corrupt, self.disconnects
+        )?;
+        if self.no_read > 0 || self.other_frames > 0 {
+            writeln!(
+                f,
+                "  other:      {} no-read clients dropped by the server, {} unexpected frames",
+                self.no_read_dropped, self.other_frames
+            )?;
+        }
+        if self.timed_out {
+            writeln!(f, "  stopped:    the duration limit was reached")?;
+        }
+        if self.stalled {
+            writeln!(f, "  stopped:    deliveries stalled")?;
+        }
+        write!(
+            f,
+            "  result:     {}",
+            if self.passed() { "PASS" } else { "FAIL" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clean_report_passes_and_any_fault_fails() {
+        let ok = StressReport {
+            deliveries_expected: 10,
+            deliveries_received: 10,
+            ..Default::default()
+        };
+        assert!(ok.passed());
+        assert!(ok.to_json().contains("\"passed\":true"));
+        assert!(ok.to_string().ends_with("result:     PASS"));
+        for bad in [
+            StressReport {
+                lost: 1,
+                ..ok.clone()
+            },
+            StressReport {
+                duplicates: 1,
+                ..ok.clone()
+            },
+            StressReport {
+                reordered: 1,
+                ..ok.clone()
+            },
+            StressReport {
+                corrupt: 1,
+                ..ok.clone()
+            },
+            StressReport {
+                disconnects: 1,
+                ..ok.clone()
+            },
+            StressReport {
+                deliveries_received: 9,
+                ..ok.clone()
+            },
+            StressReport {
+                timed_out: true,
+                ..ok.clone()
+            },
+        ] {
+            assert!(!bad.passed());
+            assert!(bad.to_json().contains("\"passed\":false"));
+        }
+    }
+
+    #[test]
+    fn json_is_one_line_with_every_field() {
+        let json = StressReport::default().to_json();
+        assert!(!json.contains('\n'));
+        assert!(json.starts_with("{\"clients\":0,") && json.ends_with('}'));
+        for key in [
+            "deliveries_per_sec",
+            "\"p999\"",
+            "no_read_dropped",
+            "stalled",
+        ] {
+            assert!(json.contains(key), "{key}");
+        }
+        assert_eq!(json.matches('{').count(), json.matches('}').count());
+    }
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(human_ns(850), "850 ns");
+        assert_eq!(human_ns(12_345), "12.3 µs");
+        assert_eq!(human_ns(1_234_567), "1.23 ms");
+        assert_eq!(human_ns(2_500_000_000), "2.500 s");
+    }
+}

@@ -1,0 +1,381 @@
+//! What every receiver has seen of every sender: the verification and flow-control state of a
+//! stress run, in flat arrays indexed by client (no map, no allocation on the hot path).
+
+use std::collections::BTreeSet;
+
+use crate::split::histogram::Histogram;
+use crate::split::message::Message;
+use crate::split::SplitError;
+
+/// The largest (receiver, sender) table, in entries (4 bytes each).
+const MAX_PAIRS: usize = 1 << 27;
+
+/// Who is where: client `i` is in channel `i % channels`; clients `0..senders` send.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// Clients that read (and may send).
+    pub clients: usize,
+    /// The first `senders` clients send.
+    pub senders: usize,
+    /// Channels, filled round-robin.
+    pub channels: usize,
+}
+
+impl Layout {
+    /// The channel of client `i`.
+    pub fn channel(&self, i: usize) -> usize {
+        i % self.channels
+    }
+
+    /// How many of the first `n` clients are in channel `c`.
+    fn count_in(&self, n: usize, c: usize) -> usize {
+        if c >= n {
+            0
+        } else {
+            (n - c).div_ceil(self.channels)
+        }
+    }
+
+    /// How many clients channel `c` has.
+    pub fn members(&self, c: usize) -> usize {
+        self.count_in(self.clients, c)
+    }
+
+    /// How many senders channel `c` has.
+    pub fn senders_in(&self, c: usize) -> usize {
+        self.count_in(self.senders, c)
+    }
+
+    /// How many clients receive each message of sender `s`.
+    pub fn receivers(&self, s: usize) -> u32 {
+        self.members(self.channel(s)).saturating_sub(1) as u32
+    }
+}
+
+/// The counts a run reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Messages sent, over all senders.
+    pub sent: u64,
+    /// First arrivals of a message at a receiver.
+    pub delivered: u64,
+    /// Second and later arrivals.
+    pub duplicates: u64,
+    /// Arrivals after a later message of the same sender.
+    pub reordered: u64,
+    /// Frames that claim to be this run's messages but are wrong somewhere (bytes, time,
+    /// a sender that never sent that number, a receiver outside the sender's channel).
+    pub corrupt: u64,
+}
+
+/// Verification and window state.
+#[derive(Debug)]
+pub struct Tracker {
+    layout: Layout,
+    messages: u32,
+    window: u32,
+    /// Per receiver, where its row starts in `next`.
+    base: Vec<usize>,
+    /// Per (receiver, sender of its channel): the next sequence number expected.
+    next: Vec<u32>,
+    /// Per sender: messages sent.
+    sent: Vec<u32>,
+    /// Per sender: messages every receiver has.
+    acked: Vec<u32>,
+    /// Per sender, a ring of `window` slots: receivers still missing that message.
+    remaining: Vec<u32>,
+    /// Per sender, a ring of `window` slots: when that message was encoded.
+    sent_at: Vec<u64>,
+    /// (receiver, sender, seq) passed over by a later message: only filled when something is
+    /// already wrong.
+    skipped: BTreeSet<(u32, u32, u32)>,
+    woken: Vec<bool>,
+    wake: Vec<u32>,
+    expected: u64,
+    /// Latency of every first arrival, in ns.
+    pub latency: Histogram,
+    /// The counts so far.
+    pub counts: Counts,
+}
+
+impl Tracker {
+    /// A tracker for `messages` per sender and at most `window` in flight per sender.
+    pub fn new(layout: Layout, messages: u32, window: u32) -> Result<Tracker, SplitError> {
+        let mut base = Vec::with_capacity(layout.clients);
+        let mut pairs = 0usize;
+        for r in 0..layout.clients {
+            base.push(pairs);
+            pairs += layout.senders_in(layout.channel(r));
+        }
+        if pairs > MAX_PAIRS {
+            return Err(SplitError::Config(format!(
+                "{pairs} receiver-sender pairs need more memory than allowed; \
+                 use fewer senders or more channels"
+            )));
+        }
+        let expected = (0..layout.senders)
+            .map(|s| u64::from(messages) * u64::from(layout.receivers(s)))
+            .sum();
+        let window = window.max(1);
+        let slots = layout.senders * window as usize;
+        Ok(Tracker {
+            layout,
+            messages,
+            window,
+            base,
+            next: vec![0; pairs],
+            sent: vec![0; layout.senders],
+            acked: vec![0; layout.senders],
+            remaining: vec![0; slots],
+            sent_at: vec![0; slots],
+            skipped: BTreeSet::new(),
+            woken: vec![false; layout.senders],
+            wake: Vec::with_capacity(layout.senders),
+            expected,
+            latency: Histogram::new(),
+            counts: Counts::default(),
+        })
+    }
+
+    /// Deliveries the run must see.
+    pub fn expected(&self) -> u64 {
+        self.expected
+    }
+
+    /// True once every expected delivery has arrived.
+    pub fn done(&self) -> bool {
+        self.counts.delivered >= self.expected
+    }
+
+    /// True when sender `s` has a message left and room in its window.
+    #[inline]
+    pub fn can_send(&self, s: usize) -> bool {
+        self.sent[s] < self.messages && self.sent[s] - self.acked[s] < self.window
+    }
+
+    /// Takes sender `s`'s next message, encoded at `now_ns`.
+    #[inline]
+    pub fn on_sent(&mut self, s: usize, now_ns: u64) -> Message {
+        let seq = self.sent[s];
+        let slot = self.slot(s, seq);
+        self.remaining[slot] = self.layout.receivers(s);
+        self.sent_at[slot] = now_ns;
+        self.sent[s] += 1;
+        self.counts.sent += 1;
+        if self.remaining[slot] == 0 {
+            self.advance(s);
+        }
+        Message {
+            sender: s as u32,
+            seq,
+            sent_ns: now_ns,
+        }
+    }
+
+    /// Wakes sender `s` (it may send again).
+    pub fn wake(&mut self, s: usize) {
+        if !self.woken[s] {
+            self.woken[s] = true;
+            self.wake.push(s as u32);
+        }
+    }
+
+    /// Moves the woken senders into `out` (cleared first).
+    pub fn take_woken(&mut self, out: &mut Vec<u32>) {
+        out.clear();
+        std::mem::swap(out, &mut self.wake);
+        for &s in out.iter() {
+            self.woken[s as usize] = false;
+        }
+    }
+
+    /// A frame that claims to be ours but is not intact.
+    pub fn on_corrupt(&mut self) {
+        self.counts.corrupt += 1;
+    }
+
+    /// Receiver `r` got an intact-looking message at `now_ns`.
+    #[inline]
+    pub fn on_message(&mut self, r: usize, msg: Message, now_ns: u64) {
+        let s = msg.sender as usize;
+        let seq = msg.seq;
+        if s >= self.layout.senders
+            || s == r
+            || self.layout.channel(s) != self.layout.channel(r)
+            || seq >= self.sent[s]
+        {
+            self.counts.corrupt += 1;
+            return;
+        }
+        let idx = self.base[r] + s / self.layout.channels;
+        let expected = self.next[idx];
+        if seq >= self.acked[s] && self.sent_at[self.slot(s, seq)] != msg.sent_ns {
+            self.counts.corrupt += 1;
+            return;
+        }
+        if seq == expected {
+            self.next[idx] = expected + 1;
+        } else if seq > expected {
+            // Something passed over earlier messages: remember them to tell a late arrival
+            // (reordered) from a message that never comes (lost).
+            for missing in expected..seq {
+                self.skipped.insert((r as u32, s as u32, missing));
+            }
+            self.next[idx] = seq + 1;
+        } else if self.skipped.remove(&(r as u32, s as u32, seq)) {
+            self.counts.reordered += 1;
+        } else {
+            self.counts.duplicates += 1;
+            return;
+        }
+        self.counts.delivered += 1;
+        self.latency.record(now_ns.saturating_sub(msg.sent_ns));
+        let slot = self.slot(s, seq);
+        self.remaining[slot] = self.remaining[slot].saturating_sub(1);
+        if seq == self.acked[s] {
+            self.advance(s);
+        }
+    }
+
+    #[inline]
+    fn slot(&self, s: usize, seq: u32) -> usize {
+        s * self.window as usize + (seq % self.window) as usize
+    }
+
+    fn advance(&mut self, s: usize) {
+        let before = self.acked[s];
+        while self.acked[s] < self.sent[s] && self.remaining[self.slot(s, self.acked[s])] == 0 {
+            self.acked[s] += 1;
+        }
+        if self.acked[s] != before && self.sent[s] < self.messages {
+            self.wake(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker(clients: usize, senders: usize, channels: usize, messages: u32) -> Tracker {
+        let layout = Layout {
+            clients,
+            senders,
+            channels,
+        };
+        Tracker::new(layout, messages, 4).unwrap()
+    }
+
+    fn send(t: &mut Tracker, s: usize, now: u64) -> Message {
+        assert!(t.can_send(s));
+        t.on_sent(s, now)
+    }
+
+    #[test]
+    fn layout_counts_members_and_senders_round_robin() {
+        let l = Layout {
+            clients: 7,
+            senders: 4,
+            channels: 3,
+        };
+        assert_eq!((l.members(0), l.members(1), l.members(2)), (3, 2, 2));
+        assert_eq!(
+            (l.senders_in(0), l.senders_in(1), l.senders_in(2)),
+            (2, 1, 1)
+        );
+        assert_eq!(l.receivers(0), 2);
+        assert_eq!(l.receivers(2), 1);
+        let t = Tracker::new(l, 10, 4).unwrap();
+        // Sender 0 and 3 reach 2 clients each, 1 and 2 reach 1 each: 6 deliveries a round.
+        assert_eq!(t.expected(), 60);
+    }
+
+    #[test]
+    fn in_order_deliveries_complete_the_run() {
+        let mut t = tracker(3, 3, 1, 2);
+        for seq in 0..2 {
+            let msgs: Vec<_> = (0..3).map(|s| send(&mut t, s, seq as u64)).collect();
+            for m in msgs {
+                for r in 0..3 {
+                    if r != m.sender as usize {
+                        t.on_message(r, m, 100);
+                    }
+                }
+            }
+        }
+        assert!(t.done());
+        assert_eq!(t.counts.delivered, 12);
+        assert_eq!(t.latency.count(), 12);
+        assert_eq!(
+            (t.counts.duplicates, t.counts.reordered, t.counts.corrupt),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn the_window_closes_until_every_receiver_has_the_message() {
+        let mut t = tracker(3, 1, 1, 100);
+        let msgs: Vec<_> = (0..4).map(|i| send(&mut t, 0, i)).collect();
+        assert!(!t.can_send(0));
+        t.on_message(1, msgs[0], 10);
+        assert!(!t.can_send(0), "client 2 still misses message 0");
+        t.on_message(2, msgs[0], 10);
+        assert!(t.can_send(0));
+        let mut woken = Vec::new();
+        t.take_woken(&mut woken);
+        assert_eq!(woken, vec![0]);
+    }
+
+    #[test]
+    fn a_duplicate_is_counted_and_not_delivered_twice() {
+        let mut t = tracker(2, 1, 1, 3);
+        let m = send(&mut t, 0, 5);
+        t.on_message(1, m, 9);
+        t.on_message(1, m, 9);
+        assert_eq!(t.counts.delivered, 1);
+        assert_eq!(t.counts.duplicates, 1);
+    }
+
+    #[test]
+    fn a_reordering_is_counted_and_a_gap_that_never_fills_is_loss() {
+        let mut t = tracker(2, 1, 1, 3);
+        let m0 = send(&mut t, 0, 1);
+        let m1 = send(&mut t, 0, 2);
+        let m2 = send(&mut t, 0, 3);
+        t.on_message(1, m1, 9);
+        t.on_message(1, m0, 9);
+        assert_eq!(t.counts.reordered, 1);
+        assert_eq!(t.counts.delivered, 2);
+        // m2 never arrives: the run is not done and one delivery is missing.
+        assert!(!t.done());
+        assert_eq!(t.expected() - t.counts.delivered, 1);
+        t.on_message(1, m2, 9);
+        assert!(t.done());
+        assert_eq!(t.counts.duplicates, 0);
+    }
+
+    #[test]
+    fn wrong_time_unsent_number_or_wrong_channel_is_corrupt() {
+        let mut t = tracker(4, 4, 2, 3);
+        let m = send(&mut t, 0, 7);
+        t.on_message(2, Message { sent_ns: 8, ..m }, 9);
+        t.on_message(2, Message { seq: 1, ..m }, 9);
+        t.on_message(1, m, 9); // client 1 is in channel 1, sender 0 in channel 0
+        t.on_message(0, m, 9); // a sender never gets its own message
+        assert_eq!(t.counts.corrupt, 4);
+        assert_eq!(t.counts.delivered, 0);
+        t.on_message(2, m, 9);
+        assert_eq!(t.counts.delivered, 1);
+    }
+
+    #[test]
+    fn a_lonely_sender_needs_no_receiver() {
+        let mut t = tracker(1, 1, 1, 5);
+        for i in 0..5 {
+            send(&mut t, 0, i);
+        }
+        assert!(!t.can_send(0));
+        assert_eq!(t.expected(), 0);
+        assert!(t.done());
+    }
+}

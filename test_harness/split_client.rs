@@ -1,0 +1,367 @@
+//! End-to-end tests of `split_client` against the real server: the course replay, the
+//! interactive mode with piped stdin, and the stress mode.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{frame, ServerProc};
+
+/// How long any split_client run may take before the test fails.
+const RUN_LIMIT: Duration = Duration::from_secs(20);
+
+const REPLAY_NAME: &str = "SplitMessagesChatClient";
+const REPLAY_MESSAGE: &str = "I think that I shall never see a structure more wasteful than a tree. Most links remain idle and unused while others are overloaded and abused.";
+
+/// A running split_client whose stdout and stderr are collected by threads.
+struct Run {
+    child: Child,
+    stdout: Receiver<Vec<u8>>,
+    stderr: Receiver<Vec<u8>>,
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = pipe.read_to_end(&mut all);
+        let _ = tx.send(all);
+    });
+    rx
+}
+
+impl Run {
+    fn start(args: &[&str], stdin: Option<&str>) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_split_client"))
+            .args(args)
+            .env("RUST_LOG", "off")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start split_client");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(input.as_bytes()).unwrap();
+            // Dropping the pipe ends the client's stdin.
+        }
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        Run {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits (bounded) for the exit; returns the status, stdout and stderr.
+    fn finish(mut self) -> (ExitStatus, String, String) {
+        let deadline = Instant::now() + RUN_LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "split_client did not exit in time"
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        let out = self.stdout.recv_timeout(RUN_LIMIT).unwrap();
+        let err = self.stderr.recv_timeout(RUN_LIMIT).unwrap();
+        (
+            status,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The pieces logged as `Sending N characters: PIECE`, checked to be N bytes each.
+fn logged_pieces(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("Sending "))
+        .map(|rest| {
+            let (n, piece) = rest.split_once(" characters: ").expect("log line format");
+            let n: usize = n.parse().expect("piece length");
+            assert_eq!(piece.len(), n, "logged length of {piece:?}");
+            assert!((1..=200).contains(&n));
+            piece.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn replay_sends_the_course_message_ten_times_in_pieces() {
+    let server = ServerProc::start(&[]);
+    let mut watcher = server.login("watcher");
+    watcher.send("/create split_messages");
+    watcher.sync("split_messages");
+    let port = server.addr.port().to_string();
+    let run = Run::start(
+        &[
+            "replay",
+            "127.0.0.1",
+            &port,
+            "--interval-ms",
+            "50",
+            "--seed",
+            "1",
+        ],
+        None,
+    );
+    watcher.expect(&format!("{REPLAY_NAME} has joined"));
+    let expected = frame(&format!("[{REPLAY_NAME}] {REPLAY_MESSAGE}"));
+    for i in 0..10 {
+        let raw = watcher
+            .recv_raw_within(Duration::from_secs(5))
+            .expect("the server closed the watcher");
+        assert_eq!(raw, expected, "message {i}, byte for byte");
+        if i == 0 {
+            // The replay prints what the server sends it.
+            watcher.send("hello replay");
+        }
+    }
+    watcher.expect(&format!("{REPLAY_NAME} has left"));
+    let (status, out, err) = run.finish();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    assert_eq!(out, "[watcher] hello replay\n");
+    // Name, /join and ten messages: twelve frames, every byte logged once, in order.
+    let pieces = logged_pieces(&err);
+    assert!(
+        pieces.len() > 12,
+        "frames were not cut: {} pieces",
+        pieces.len()
+    );
+    let mut sent = frame(REPLAY_NAME);
+    sent.extend(frame("/join split_messages"));
+    for _ in 0..10 {
+        sent.extend(frame(REPLAY_MESSAGE));
+    }
+    assert_eq!(pieces.concat().into_bytes(), sent);
+}
+
+#[test]
+fn interactive_mode_delivers_whole_frames_sent_in_logged_pieces() {
+    let server = ServerProc::start(&[]);
+    let mut watcher = server.login("watcher");
+    watcher.send("/create room");
+    watcher.sync("room");
+    let port = server.addr.port().to_string();
+    let input = "/join room\nhello there\n\nsecond line\n";
+    let run = Run::start(
+        &[
+            "alice",
+            "127.0.0.1",
+            &port,
+            "--seed",
+            "3",
+            "--max-piece",
+            "50",
+            "--max-delay-ms",
+            "2",
+        ],
+        Some(input),
+    );
+    watcher.expect("alice has joined");
+    watcher.expect("[alice] hello there");
+    watcher.expect("[alice] second line");
+    watcher.send("hi alice");
+    let (status, out, err) = run.finish();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    assert!(out.starts_with("[Me] "), "stdout {out:?}");
+    let pieces = logged_pieces(&err);
+    assert!(
+        pieces.len() >= 4 * 4,
+        "50-byte pieces: {} pieces",
+        pieces.len()
+    );
+    let mut sent = frame("alice");
+    for line in ["/join room", "hello there", "second line"] {
+        sent.extend(frame(line));
+    }
+    assert_eq!(pieces.concat().into_bytes(), sent);
+    // The N of the log lines sum to 200 per frame.
+    let total: usize = pieces.iter().map(String::len).sum();
+    assert_eq!(total, 4 * 200);
+}
+
+#[test]
+fn interactive_mode_shows_server_frames_like_the_client() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let run = Run::start(&["bob", "127.0.0.1", &port], Some("/join nowhere\n"));
+    let (status, out, _) = run.finish();
+    assert!(status.success());
+    assert_eq!(
+        out,
+        "[Me] [Me] \r    \rNo channel named nowhere exists. Try '/create nowhere'?\n[Me] "
+    );
+}
+
+#[test]
+fn unreachable_server_prints_the_address_and_fails() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    for args in [
+        vec!["x", "127.0.0.1", &port],
+        vec!["replay", "127.0.0.1", &port],
+    ] {
+        let (status, out, _) = Run::start(&args, Some("")).finish();
+        assert!(!status.success());
+        assert_eq!(out, format!("Unable to connect to 127.0.0.1:{port}\n"));
+    }
+}
+
+/// The JSON summary's value of `key` (numbers and booleans).
+fn json_field<'a>(json: &'a str, key: &str) -> &'a str {
+    let start = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key} in {json}"))
+        + key.len()
+        + 3;
+    let rest = &json[start..];
+    let end = rest.find([',', '}']).unwrap();
+    &rest[..end]
+}
+
+#[test]
+fn stress_small_run_delivers_everything_and_passes() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let args = [
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "20",
+        "--messages",
+        "50",
+        "--channels",
+        "2",
+        "--seed",
+        "5",
+        "--json",
+        "--duration-secs",
+        "15",
+    ];
+    let (status, out, err) = Run::start(&args, None).finish();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    let json = out.trim_end();
+    assert_eq!(json.lines().count(), 1, "one JSON line: {out:?}");
+    // Two channels of ten: each message reaches the nine other members.
+    assert_eq!(json_field(json, "deliveries_expected"), "9000");
+    assert_eq!(json_field(json, "deliveries_received"), "9000");
+    assert_eq!(json_field(json, "messages_sent"), "1000");
+    for key in ["lost", "duplicates", "reordered", "corrupt", "disconnects"] {
+        assert_eq!(json_field(json, key), "0", "{key}");
+    }
+    assert_eq!(json_field(json, "passed"), "true");
+    assert!(err.contains("deliveries: 9000 of 9000 expected"), "{err}");
+    assert!(err.trim_end().ends_with("result:     PASS"), "{err}");
+}
+
+#[test]
+fn stress_with_a_client_that_never_reads_still_passes() {
+    // A small outbound queue (but room for every reader's window) makes the server drop the
+    // silent client early.
+    let server = ServerProc::start(&["--max-queue", "100000"]);
+    let port = server.addr.port().to_string();
+    let args = [
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "10",
+        "--messages",
+        "3000",
+        "--no-read",
+        "1",
+        "--json",
+        "--duration-secs",
+        "15",
+    ];
+    let (status, out, err) = Run::start(&args, None).finish();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    assert_eq!(json_field(&out, "no_read"), "1");
+    assert_eq!(json_field(&out, "deliveries_received"), "270000");
+    // 27,000 frames (5.4 MB) for the silent client exceed its queue plus the kernel's socket
+    // buffers on common settings, so the server drops it; larger buffers may absorb them all.
+    let dropped = json_field(&out, "no_read_dropped");
+    assert!(dropped == "0" || dropped == "1", "{dropped}");
+    assert_eq!(json_field(&out, "passed"), "true");
+}
+
+#[test]
+fn stress_idle_run_holds_connections_and_passes() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let args = [
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "30",
+        "--channels",
+        "3",
+        "--idle-secs",
+        "0",
+        "--json",
+    ];
+    let (status, out, err) = Run::start(&args, None).finish();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    assert_eq!(json_field(&out, "idle"), "true");
+    assert_eq!(json_field(&out, "messages_sent"), "0");
+}
+
+#[test]
+fn stress_fails_when_the_server_drops_its_clients() {
+    // A "server" that accepts and hangs up at once.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let acceptor = thread::spawn(move || {
+        let deadline = Instant::now() + RUN_LIMIT;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+            match listener.accept() {
+                Ok((s, _)) => drop(s),
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    let args = [
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "5",
+        "--duration-secs",
+        "5",
+    ];
+    let (status, _, err) = Run::start(&args, None).finish();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    acceptor.join().unwrap();
+    assert!(!status.success());
+    assert!(err.contains("stress setup failed"), "{err}");
+}
