@@ -220,8 +220,7 @@ impl Server {
         let addr = SocketAddr::new(cfg.bind, cfg.port);
         raise_fd_limit(cfg.max_clients);
         let poll = Poll::new().map_err(ServerError::Poll)?;
-        let mut listener =
-            TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let mut listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -696,6 +695,20 @@ fn load_sonnets(path: &std::path::Path) -> Option<Sonnets> {
             None
         }
     }
+}
+
+/// How many connections may wait to be accepted (the kernel caps it at `somaxconn`).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listening socket with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// Tells a connection the server is full and closes it.
