@@ -1,5 +1,9 @@
 //! One client connection as the event loop sees it: its socket, the partial frame it is
 //! receiving, the bytes queued for it, and its flood budget.
+//!
+//! Memory: an idle connection holds neither an output buffer nor a partial frame; both come
+//! from a [`BufPool`] when needed and go back to it when emptied. This keeps an idle client
+//! under 1 KiB of server memory, and a busy one from allocating.
 
 use std::io::{self, Read, Write};
 use std::time::Instant;
@@ -7,11 +11,68 @@ use std::time::Instant;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::frame::{Frame, FrameDecoder, FRAME_LEN};
+use crate::frame::{Frame, FRAME_LEN};
 
-/// An output buffer keeps at most this much capacity once it has been emptied, so that a burst
-/// does not leave an idle connection holding memory.
-const IDLE_OUT_CAPACITY: usize = 4 * FRAME_LEN;
+/// Output buffers kept for reuse hold at most this many bytes in all (see [`BufPool`]).
+pub const POOL_BYTES: usize = 16 << 20;
+/// A buffer larger than this is freed rather than kept for reuse.
+const POOL_MAX_BUF: usize = 1 << 20;
+/// At most this many partial-frame buffers are kept for reuse.
+const POOL_PARTIALS: usize = 4096;
+
+/// Buffers that are not in use: a connection with nothing queued holds no output buffer, and
+/// takes one from here when a frame is queued for it; likewise for the partial frame a read
+/// may end in. So neither a burst nor a steady load allocates, and an idle connection costs
+/// no buffer memory.
+#[derive(Debug, Default)]
+pub struct BufPool {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+    // Boxed: a partial frame moves between the pool and a connection as a pointer.
+    #[allow(clippy::vec_box)]
+    partials: Vec<Box<Frame>>,
+}
+
+impl BufPool {
+    /// An empty buffer, with whatever capacity it last had.
+    fn take(&mut self) -> Vec<u8> {
+        match self.bufs.pop() {
+            Some(buf) => {
+                self.bytes -= buf.capacity();
+                buf
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Takes a buffer back for reuse (or frees it when the pool is full).
+    fn give(&mut self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap == 0 || cap > POOL_MAX_BUF || self.bytes + cap > POOL_BYTES {
+            return;
+        }
+        buf.clear();
+        self.bytes += cap;
+        self.bufs.push(buf);
+    }
+
+    /// Bytes held by the pool.
+    pub fn bytes(&self) -> usize {
+        self.bytes + self.partials.len() * FRAME_LEN
+    }
+
+    fn take_partial(&mut self) -> Box<Frame> {
+        self.partials
+            .pop()
+            .unwrap_or_else(|| Box::new([0; FRAME_LEN]))
+    }
+
+    fn give_partial(&mut self, partial: Box<Frame>) {
+        if self.partials.len() < POOL_PARTIALS {
+            self.partials.push(partial);
+        }
+    }
+}
 
 /// What a read turn produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,11 +85,61 @@ pub enum ReadOutcome {
     Closed,
 }
 
+/// The start of a frame not yet complete: `len` bytes of it, in a buffer from the pool that
+/// is held only while a frame is incomplete.
+#[derive(Debug, Default)]
+struct Partial {
+    buf: Option<Box<Frame>>,
+    len: u8,
+}
+
+impl Partial {
+    /// Cuts bytes into frames, keeping an incomplete last one for the next read.
+    fn feed(&mut self, mut data: &[u8], frames: &mut Vec<Frame>, pool: &mut BufPool) {
+        if let Some(partial) = self.buf.as_mut() {
+            let have = usize::from(self.len);
+            let take = (FRAME_LEN - have).min(data.len());
+            partial[have..have + take].copy_from_slice(&data[..take]);
+            data = &data[take..];
+            if have + take < FRAME_LEN {
+                self.len += take as u8;
+                return;
+            }
+            frames.push(**partial);
+            self.len = 0;
+        }
+        let mut chunks = data.chunks_exact(FRAME_LEN);
+        for chunk in &mut chunks {
+            if let Ok(frame) = <&Frame>::try_from(chunk) {
+                frames.push(*frame);
+            }
+        }
+        let rest = chunks.remainder();
+        if rest.is_empty() {
+            if let Some(partial) = self.buf.take() {
+                pool.give_partial(partial);
+            }
+        } else {
+            let partial = self.buf.get_or_insert_with(|| pool.take_partial());
+            partial[..rest.len()].copy_from_slice(rest);
+            // A remainder is shorter than a frame, so it fits in a u8.
+            self.len = rest.len() as u8;
+        }
+    }
+
+    fn release(&mut self, pool: &mut BufPool) {
+        if let Some(buf) = self.buf.take() {
+            pool.give_partial(buf);
+        }
+        self.len = 0;
+    }
+}
+
 /// A client connection.
 #[derive(Debug)]
 pub struct Conn {
     pub stream: TcpStream,
-    decoder: FrameDecoder,
+    partial: Partial,
     out: Vec<u8>,
     /// Bytes of `out` already written.
     out_pos: usize,
@@ -57,7 +168,7 @@ impl Conn {
     pub fn new(stream: TcpStream, id: crate::hub::ConnId, burst: f64, now: Instant) -> Self {
         Conn {
             stream,
-            decoder: FrameDecoder::new(),
+            partial: Partial::default(),
             out: Vec::new(),
             out_pos: 0,
             writable_registered: false,
@@ -79,7 +190,11 @@ impl Conn {
     }
 
     /// Queues one frame.
-    pub fn queue(&mut self, frame: &Frame) {
+    #[inline]
+    pub fn queue(&mut self, frame: &Frame, pool: &mut BufPool) {
+        if self.out.capacity() == 0 {
+            self.out = pool.take();
+        }
         self.out.extend_from_slice(frame);
     }
 
@@ -102,6 +217,7 @@ impl Conn {
         buf: &mut [u8],
         max_bytes: usize,
         frames: &mut Vec<Frame>,
+        pool: &mut BufPool,
     ) -> ReadOutcome {
         let mut left = max_bytes;
         while left > 0 {
@@ -111,7 +227,7 @@ impl Conn {
                 Ok(n) => {
                     left -= n;
                     let before = frames.len();
-                    self.decoder.feed(&buf[..n], |f| frames.push(*f));
+                    self.partial.feed(&buf[..n], frames, pool);
                     self.tokens -= (frames.len() - before) as f64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
@@ -125,8 +241,16 @@ impl Conn {
         ReadOutcome::BudgetSpent
     }
 
-    /// Writes as much queued output as the socket takes. Returns Err when the connection failed.
-    pub fn flush(&mut self) -> io::Result<()> {
+    /// Gives the connection's buffers back to the pool (it is being removed).
+    pub fn release(&mut self, pool: &mut BufPool) {
+        self.partial.release(pool);
+        self.out_pos = 0;
+        pool.give(std::mem::take(&mut self.out));
+    }
+
+    /// Writes as much queued output as the socket takes; an emptied buffer goes back to `pool`.
+    /// Returns Err when the connection failed.
+    pub fn flush(&mut self, pool: &mut BufPool) -> io::Result<()> {
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -137,11 +261,8 @@ impl Conn {
             }
         }
         if self.out_pos == self.out.len() {
-            self.out.clear();
             self.out_pos = 0;
-            if self.out.capacity() > IDLE_OUT_CAPACITY {
-                self.out.shrink_to(IDLE_OUT_CAPACITY);
-            }
+            pool.give(std::mem::take(&mut self.out));
         } else if self.out_pos >= self.out.len() / 2 {
             // Keep the buffer from growing without end under a steady partial-write load.
             self.out.drain(..self.out_pos);
@@ -163,5 +284,80 @@ impl Conn {
             self.writable_registered = want;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::pad;
+
+    fn feed(p: &mut Partial, pool: &mut BufPool, data: &[u8]) -> Vec<String> {
+        let mut frames = Vec::new();
+        p.feed(data, &mut frames, pool);
+        frames
+            .iter()
+            .map(|f| crate::frame::decode(f).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn partial_frames_are_joined_across_reads_and_the_buffer_is_pooled() {
+        let mut pool = BufPool::default();
+        let mut p = Partial::default();
+        let mut data = Vec::new();
+        for t in ["one", "two", "three"] {
+            data.extend_from_slice(&pad(t).unwrap());
+        }
+        // 1 byte, then 350 (the rest of "one" and half of "two"), then the rest.
+        assert!(feed(&mut p, &mut pool, &data[..1]).is_empty());
+        assert_eq!(p.len, 1);
+        assert_eq!(feed(&mut p, &mut pool, &data[1..351]), vec!["one"]);
+        assert_eq!(p.len, 151);
+        assert_eq!(feed(&mut p, &mut pool, &data[351..]), vec!["two", "three"]);
+        // Between frames the connection holds no buffer; the pool has it.
+        assert!(p.buf.is_none());
+        assert_eq!(p.len, 0);
+        assert_eq!(pool.partials.len(), 1);
+        // The next partial frame reuses it.
+        assert!(feed(&mut p, &mut pool, &data[..10]).is_empty());
+        assert!(pool.partials.is_empty());
+        p.release(&mut pool);
+        assert_eq!(pool.partials.len(), 1);
+    }
+
+    #[test]
+    fn byte_at_a_time_gives_the_same_frames() {
+        let mut pool = BufPool::default();
+        let mut p = Partial::default();
+        let frame = pad("byte by byte").unwrap();
+        let mut got = Vec::new();
+        for b in frame.iter().chain(frame.iter()) {
+            got.extend(feed(&mut p, &mut pool, std::slice::from_ref(b)));
+        }
+        assert_eq!(got, vec!["byte by byte", "byte by byte"]);
+    }
+
+    #[test]
+    fn pool_reuses_output_buffers_and_stays_bounded() {
+        let mut pool = BufPool::default();
+        let mut buf = pool.take();
+        assert_eq!(buf.capacity(), 0);
+        buf.extend_from_slice(&[1; 1000]);
+        let cap = buf.capacity();
+        pool.give(buf);
+        assert_eq!(pool.bytes(), cap);
+        let again = pool.take();
+        assert!(again.is_empty());
+        assert_eq!(again.capacity(), cap);
+        assert_eq!(pool.bytes(), 0);
+        // Too large for the pool: freed.
+        pool.give(Vec::with_capacity(POOL_MAX_BUF + 1));
+        assert_eq!(pool.bytes(), 0);
+        // Never more than POOL_BYTES in all.
+        for _ in 0..(POOL_BYTES / POOL_MAX_BUF + 2) {
+            pool.give(Vec::with_capacity(POOL_MAX_BUF));
+        }
+        assert!(pool.bytes() <= POOL_BYTES);
     }
 }

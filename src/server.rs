@@ -17,7 +17,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::conn::{Conn, ReadOutcome};
+use crate::conn::{BufPool, Conn, ReadOutcome};
 use crate::frame::{self, Frame, FRAME_LEN};
 use crate::hub::{ConnId, Hub, HubConfig, Sink};
 use crate::sonnets::{self, Sonnets};
@@ -122,23 +122,45 @@ struct Outbox<'a> {
     conns: &'a mut Slab<Conn>,
     dirty: &'a mut Vec<usize>,
     overflowed: &'a mut Vec<usize>,
+    pool: &'a mut BufPool,
     storage: &'a StorageHandle,
     max_queue: usize,
+}
+
+/// The hub's [`Outbox`] over the server's connections (a macro, so that the hub stays free to
+/// borrow alongside).
+macro_rules! outbox {
+    ($server:expr) => {
+        Outbox {
+            conns: &mut $server.conns,
+            dirty: &mut $server.dirty,
+            overflowed: &mut $server.closing,
+            pool: &mut $server.pool,
+            storage: &$server.storage,
+            max_queue: $server.cfg.max_queue,
+        }
+    };
 }
 
 impl Outbox<'_> {
     /// The live connection with this hub id (none if it is gone).
     fn conn(&mut self, id: ConnId) -> Option<(usize, &mut Conn)> {
-        let index = id & INDEX_MASK;
-        let conn = self.conns.get_mut(index)?;
-        (conn.id == id).then_some((index, conn))
+        live(self.conns, id)
     }
+}
+
+/// The live connection with this hub id (none if it is gone).
+#[inline]
+fn live(conns: &mut Slab<Conn>, id: ConnId) -> Option<(usize, &mut Conn)> {
+    let index = id & INDEX_MASK;
+    let conn = conns.get_mut(index)?;
+    (conn.id == id).then_some((index, conn))
 }
 
 impl Sink for Outbox<'_> {
     fn send(&mut self, id: ConnId, frame: &Frame) {
         let max_queue = self.max_queue;
-        let Some((to, conn)) = self.conn(id) else {
+        let Some((to, conn)) = live(self.conns, id) else {
             return;
         };
         if conn.closing {
@@ -153,7 +175,7 @@ impl Sink for Outbox<'_> {
             self.overflowed.push(to);
             return;
         }
-        conn.queue(frame);
+        conn.queue(frame, self.pool);
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(to);
@@ -197,6 +219,8 @@ pub struct Server {
     ticked: Instant,
     /// Connections with output to write this turn.
     dirty: Vec<usize>,
+    /// Output buffers of connections with nothing queued, for reuse.
+    pool: BufPool,
     /// Connections with input left to read.
     readable: Vec<usize>,
     /// Connections waiting for their flood budget, with the time it refills.
@@ -265,6 +289,7 @@ impl Server {
             ticked: Instant::now(),
             next_serial: 0,
             dirty: Vec::new(),
+            pool: BufPool::default(),
             readable: Vec::new(),
             throttled: Vec::new(),
             closing: Vec::new(),
@@ -378,13 +403,7 @@ impl Server {
         let mut any = false;
         for reply in self.storage.replies() {
             any = true;
-            let mut outbox = Outbox {
-                conns: &mut self.conns,
-                dirty: &mut self.dirty,
-                overflowed: &mut self.closing,
-                storage: &self.storage,
-                max_queue: self.cfg.max_queue,
-            };
+            let mut outbox = outbox!(self);
             self.hub.storage_reply(reply, &mut outbox);
         }
         if !any {
@@ -415,13 +434,7 @@ impl Server {
             return;
         }
         self.ticked = now;
-        let mut outbox = Outbox {
-            conns: &mut self.conns,
-            dirty: &mut self.dirty,
-            overflowed: &mut self.closing,
-            storage: &self.storage,
-            max_queue: self.cfg.max_queue,
-        };
+        let mut outbox = outbox!(self);
         self.hub.tick(&mut outbox);
     }
 
@@ -549,15 +562,10 @@ impl Server {
                 .min(allowed.saturating_mul(FRAME_LEN))
                 .max(1);
             self.frames.clear();
-            let outcome = conn.read_frames(&mut self.read_buf, budget, &mut self.frames);
+            let outcome =
+                conn.read_frames(&mut self.read_buf, budget, &mut self.frames, &mut self.pool);
             let hub_id = conn.id;
-            let mut outbox = Outbox {
-                conns: &mut self.conns,
-                dirty: &mut self.dirty,
-                overflowed: &mut self.closing,
-                storage: &self.storage,
-                max_queue: self.cfg.max_queue,
-            };
+            let mut outbox = outbox!(self);
             for f in &self.frames {
                 self.hub.frame(hub_id, f, &mut outbox);
             }
@@ -612,13 +620,7 @@ impl Server {
         conn.in_hub = false;
         let hub_id = conn.id;
         self.dead.push(id);
-        let mut outbox = Outbox {
-            conns: &mut self.conns,
-            dirty: &mut self.dirty,
-            overflowed: &mut self.closing,
-            storage: &self.storage,
-            max_queue: self.cfg.max_queue,
-        };
+        let mut outbox = outbox!(self);
         self.hub.disconnect(hub_id, &mut outbox);
         // Disconnecting may overflow other queues: settle them too.
         while let Some(other) = self.closing.pop() {
@@ -636,7 +638,7 @@ impl Server {
             };
             conn.dirty = false;
             let result = conn
-                .flush()
+                .flush(&mut self.pool)
                 .and_then(|()| conn.update_interest(self.poll.registry(), Token(id)));
             match result {
                 Ok(()) if conn.report_flush && conn.queued() == 0 => {
@@ -653,13 +655,7 @@ impl Server {
         self.dirty = ids;
         self.dirty.clear();
         for hub_id in flushed {
-            let mut outbox = Outbox {
-                conns: &mut self.conns,
-                dirty: &mut self.dirty,
-                overflowed: &mut self.closing,
-                storage: &self.storage,
-                max_queue: self.cfg.max_queue,
-            };
+            let mut outbox = outbox!(self);
             self.hub.flushed(hub_id, &mut outbox);
         }
     }
@@ -669,7 +665,8 @@ impl Server {
         for id in std::mem::take(&mut self.dead) {
             if let Some(mut conn) = self.conns.try_remove(id) {
                 // A last try for what was queued (a reply to the final frames, say).
-                let _ = conn.flush();
+                let _ = conn.flush(&mut self.pool);
+                conn.release(&mut self.pool);
                 let _ = self.poll.registry().deregister(&mut conn.stream);
                 log::info!("conn {id}: closed");
             }

@@ -244,6 +244,8 @@ impl Hub {
                 return;
             }
             let Some(raw) = client.held.pop_front() else {
+                // Most clients wait only at login: give the frames' memory back.
+                client.held = VecDeque::new();
                 return;
             };
             self.process(conn, &raw, sink);
