@@ -79,6 +79,9 @@ pub struct ServerConfig {
     /// Keep everything in memory and forget it at exit (for course use and quick tests)
     #[arg(long)]
     pub ephemeral: bool,
+    /// Seconds a registered name has to /identify before it is disconnected
+    #[arg(long, default_value_t = crate::hub::IDENTIFY_SECS)]
+    pub identify_timeout: u64,
 }
 
 /// The default storage directory, relative to where the server runs.
@@ -100,6 +103,7 @@ impl ServerConfig {
             sonnets: PathBuf::from(sonnets::DEFAULT_SONNETS_PATH),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             ephemeral: false,
+            identify_timeout: crate::hub::IDENTIFY_SECS,
         }
     }
 }
@@ -236,6 +240,7 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let sonnets = load_sonnets(&cfg.sonnets);
+        let identify_secs = cfg.identify_timeout;
         let waker = Arc::new(Waker::new(poll.registry(), STORAGE).map_err(ServerError::Poll)?);
         let (storage, startup) = if cfg.ephemeral {
             log::info!("storage: in memory (--ephemeral): nothing survives a restart");
@@ -258,6 +263,7 @@ impl Server {
             hub: Hub::new(HubConfig {
                 sonnets,
                 startup,
+                identify_secs,
                 ..HubConfig::default()
             }),
             storage,

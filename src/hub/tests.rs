@@ -57,6 +57,7 @@ impl Fixture {
                 clock: Box::new(clock.clone()),
                 sonnets,
                 startup,
+                identify_secs: IDENTIFY_SECS,
             }),
             out: Recorder::default(),
             clock,
@@ -69,16 +70,11 @@ impl Fixture {
         self.out.take()
     }
 
-    /// Logs in an unregistered name; storage has no offline messages for it.
+    /// Logs in an unregistered name that has no offline messages: no storage round trip.
     pub fn login(&mut self, conn: ConnId, name: &str) {
         self.hub.connect(conn);
         assert_eq!(self.send(conn, name), vec![]);
-        assert_eq!(self.fetched(), (conn, name.to_string()));
-        self.answer(Reply::Offline {
-            conn,
-            name: name.into(),
-            messages: vec![],
-        });
+        assert!(!self.hub.is_waiting(conn));
     }
 
     /// The offline fetch the hub just asked for.
@@ -535,6 +531,15 @@ fn registered(names: &[(&str, u64)]) -> Startup {
         last_seq: 100,
         known_names: names.iter().map(|(n, _)| n.to_string()).collect(),
         registered: names.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
+        offline_recipients: Default::default(),
+    }
+}
+
+/// Storage holds offline messages for these names.
+fn with_mail(names: &[&str]) -> Startup {
+    Startup {
+        offline_recipients: names.iter().map(|n| n.to_string()).collect(),
+        ..Startup::default()
     }
 }
 
@@ -543,7 +548,7 @@ fn login_identified(f: &mut Fixture, conn: ConnId, name: &str) {
     f.hub.connect(conn);
     assert_eq!(
         f.send(conn, name),
-        one(conn, &text::registered_name_prompt(name))
+        one(conn, &text::registered_name_prompt(name, 60))
     );
     assert_eq!(f.send(conn, "/identify right password"), vec![]);
     f.stored();
@@ -555,12 +560,7 @@ fn login_identified(f: &mut Fixture, conn: ConnId, name: &str) {
         }),
         one(conn, &text::identified(name))
     );
-    assert_eq!(f.fetched(), (conn, name.to_string()));
-    f.answer(Reply::Offline {
-        conn,
-        name: name.into(),
-        messages: vec![],
-    });
+    assert!(!f.hub.is_waiting(conn));
 }
 
 #[test]
@@ -669,7 +669,7 @@ fn msg_to_a_known_offline_user_is_confirmed_after_the_store() {
 
 #[test]
 fn offline_messages_arrive_first_and_are_deleted_once_written() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::with(None, with_mail(&["Bob"]));
     f.hub.connect(1);
     assert_eq!(f.send(1, "Bob"), vec![]);
     assert_eq!(f.fetched(), (1, "Bob".into()));
@@ -716,11 +716,19 @@ fn offline_messages_arrive_first_and_are_deleted_once_written() {
     assert!(f
         .stored()
         .contains(&Request::DeleteOffline { ids: vec![7, 9] }));
+    // Nothing waits for Bob any more: the next login is immediate.
+    f.hub.disconnect(1, &mut f.out);
+    f.stored();
+    f.login(2, "Bob");
+    assert!(f
+        .stored()
+        .iter()
+        .all(|r| !matches!(r, Request::FetchOffline { .. })));
 }
 
 #[test]
 fn one_offline_message_is_singular() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::with(None, with_mail(&["Bob"]));
     f.hub.connect(1);
     f.send(1, "Bob");
     f.fetched();
@@ -745,7 +753,7 @@ fn one_offline_message_is_singular() {
 
 #[test]
 fn offline_messages_lost_with_the_connection_are_not_deleted() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::with(None, with_mail(&["Bob"]));
     f.hub.connect(1);
     f.send(1, "Bob");
     f.fetched();
@@ -766,6 +774,10 @@ fn offline_messages_lost_with_the_connection_are_not_deleted() {
         .stored()
         .iter()
         .any(|r| matches!(r, Request::DeleteOffline { .. })));
+    // The next login fetches them again.
+    f.hub.connect(2);
+    f.send(2, "Bob");
+    assert_eq!(f.fetched(), (2, "Bob".into()));
 }
 
 #[test]
@@ -801,17 +813,11 @@ fn a_new_name_is_remembered_once() {
     assert!(
         matches!(&f.out.stored[0], Request::Event(Event::User { name, .. }) if name == "Newbie")
     );
-    f.fetched();
-    f.answer(Reply::Offline {
-        conn: 1,
-        name: "Newbie".into(),
-        messages: vec![],
-    });
     f.hub.disconnect(1, &mut f.out);
     f.stored();
     f.hub.connect(2);
     f.send(2, "Newbie");
-    assert_eq!(f.stored().len(), 1, "only the offline fetch");
+    assert_eq!(f.stored(), vec![], "a known name is not stored again");
 }
 
 #[test]
@@ -1019,7 +1025,13 @@ fn three_wrong_passwords_close_the_connection() {
 
 #[test]
 fn identified_users_get_their_offline_messages_right_after() {
-    let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
+    let mut f = Fixture::with(
+        None,
+        Startup {
+            offline_recipients: ["Reg".to_string()].into_iter().collect(),
+            ..registered(&[("Reg", 0)])
+        },
+    );
     f.hub.connect(2);
     f.send(2, "Reg");
     f.send(2, "/identify right password");
