@@ -184,6 +184,20 @@ impl Sink for Outbox<'_> {
     }
 }
 
+/// The hub's [`Sink`] over the server's connections. A macro rather than a method, so that it
+/// borrows the fields it needs and leaves `hub` free.
+macro_rules! outbox {
+    ($server:ident) => {
+        Outbox {
+            conns: &mut $server.conns,
+            dirty: &mut $server.dirty,
+            overflowed: &mut $server.closing,
+            storage: &$server.storage,
+            max_queue: $server.cfg.max_queue,
+        }
+    };
+}
+
 /// The running server.
 pub struct Server {
     cfg: ServerConfig,
@@ -384,13 +398,7 @@ impl Server {
         let mut any = false;
         for reply in self.storage.replies() {
             any = true;
-            let mut outbox = Outbox {
-                conns: &mut self.conns,
-                dirty: &mut self.dirty,
-                overflowed: &mut self.closing,
-                storage: &self.storage,
-                max_queue: self.cfg.max_queue,
-            };
+            let mut outbox = outbox!(self);
             self.hub.storage_reply(reply, &mut outbox);
         }
         if !any {
@@ -421,13 +429,7 @@ impl Server {
             return;
         }
         self.ticked = now;
-        let mut outbox = Outbox {
-            conns: &mut self.conns,
-            dirty: &mut self.dirty,
-            overflowed: &mut self.closing,
-            storage: &self.storage,
-            max_queue: self.cfg.max_queue,
-        };
+        let mut outbox = outbox!(self);
         self.hub.tick(&mut outbox);
     }
 
@@ -557,13 +559,7 @@ impl Server {
             self.frames.clear();
             let outcome = conn.read_frames(&mut self.read_buf, budget, &mut self.frames);
             let hub_id = conn.id;
-            let mut outbox = Outbox {
-                conns: &mut self.conns,
-                dirty: &mut self.dirty,
-                overflowed: &mut self.closing,
-                storage: &self.storage,
-                max_queue: self.cfg.max_queue,
-            };
+            let mut outbox = outbox!(self);
             for f in &self.frames {
                 self.hub.frame(hub_id, f, &mut outbox);
             }
@@ -618,13 +614,7 @@ impl Server {
         conn.in_hub = false;
         let hub_id = conn.id;
         self.dead.push(id);
-        let mut outbox = Outbox {
-            conns: &mut self.conns,
-            dirty: &mut self.dirty,
-            overflowed: &mut self.closing,
-            storage: &self.storage,
-            max_queue: self.cfg.max_queue,
-        };
+        let mut outbox = outbox!(self);
         self.hub.disconnect(hub_id, &mut outbox);
         // Disconnecting may overflow other queues: settle them too.
         while let Some(other) = self.closing.pop() {
@@ -659,13 +649,7 @@ impl Server {
         self.dirty = ids;
         self.dirty.clear();
         for hub_id in flushed {
-            let mut outbox = Outbox {
-                conns: &mut self.conns,
-                dirty: &mut self.dirty,
-                overflowed: &mut self.closing,
-                storage: &self.storage,
-                max_queue: self.cfg.max_queue,
-            };
+            let mut outbox = outbox!(self);
             self.hub.flushed(hub_id, &mut outbox);
         }
     }
@@ -730,33 +714,15 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
 
 /// Raises the soft open-file limit to the hard one, and says so when it is still too low.
 fn raise_fd_limit(max_clients: usize) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            log::warn!("cannot read the open-file limit");
-            return;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
-                lim = wanted;
-            }
-        }
-    }
-    // The listener, the poll, the signal pipe, the spare and the std streams need some too.
-    let usable = (lim.rlim_cur as usize).saturating_sub(16);
+    let limit = crate::os::raise_nofile_limit();
+    // The listener, the poll, the signal pipe, the spare, storage and the std streams need some.
+    let usable = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(16);
     if usable < max_clients {
         log::warn!(
-            "the open-file limit ({}) is too low for --max-clients {max_clients}: about {usable} \
-             clients fit; the others will get the server-full text",
-            lim.rlim_cur
+            "the open-file limit ({limit}) is too low for --max-clients {max_clients}: about \
+             {usable} clients fit; the others will get the server-full text"
         );
     }
 }
