@@ -174,10 +174,16 @@ pub const NO_SONNETS: &str = "No sonnets are available on this server.";
 
 // ---- Client: automatic identification ------------------------------------------------------
 
-/// Sent by the server to a connection that logs in with a registered name; the client answers
-/// it with `/identify` when `CHAT_PASSWORD` is set.
-pub fn registered_name_prompt(name: &str) -> String {
-    format!("{name} is a registered name. Send /identify PASSWORD within 60 seconds.")
+/// Sent by the server to a connection that logs in with a registered name (`secs` is 60 unless
+/// the operator chose otherwise); the client answers it with `/identify` when `CHAT_PASSWORD`
+/// is set.
+pub fn registered_name_prompt(name: &str, secs: u64) -> String {
+    format!("{name} is a registered name. Send /identify PASSWORD within {secs} seconds.")
+}
+
+/// How every [`registered_name_prompt`] for `name` begins, whatever its time limit.
+pub fn registered_name_prompt_start(name: &str) -> String {
+    format!("{name} is a registered name. Send /identify PASSWORD within ")
 }
 
 // ---- Storage ------------------------------------------------------------------------------------

@@ -8,7 +8,10 @@ use chat::client::{self, ClientConfig};
 
 /// Connects to a chat server as NAME; typed lines are sent, received messages are shown.
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Environment: CHAT_PASSWORD, if set, answers the server's /identify prompt for a registered NAME."
+)]
 struct Args {
     /// The name to log in with.
     name: String,

@@ -221,7 +221,9 @@ pub fn render_disconnect(host: &str, port: &str) -> String {
 /// client's name to identify and a password is set.
 pub fn auto_identify(name: &str, password: Option<&str>, frame_text: &str) -> Option<String> {
     let password = password?;
-    (frame_text == text::registered_name_prompt(name)).then(|| format!("/identify {password}"))
+    let asked = frame_text.starts_with(&text::registered_name_prompt_start(name))
+        && frame_text.ends_with(" seconds.");
+    asked.then(|| format!("/identify {password}"))
 }
 
 // ---- I/O: the event loop --------------------------------------------------------------------

@@ -6,6 +6,7 @@
 //! - [`command`]: parsing a client's frame into a command.
 //! - [`hub`]: every protocol rule, as a state machine with no sockets.
 //! - [`conn`]: one connection's socket, buffers, interest and flood budget.
+//! - [`os`]: the open-file limit, raised at start by the server and the stress tool.
 //! - [`server`]: the mio event loop and the limits of section 7.
 //! - [`sonnets`]: the 154 sonnets, loaded once at start, and the `/sonnet N` argument.
 //! - [`client`]: the interactive client: typed lines to frames, frames to the terminal.
@@ -22,6 +23,7 @@ pub mod command;
 pub mod conn;
 pub mod frame;
 pub mod hub;
+pub mod os;
 pub mod server;
 pub mod sonnets;
 pub mod split;

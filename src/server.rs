@@ -79,6 +79,9 @@ pub struct ServerConfig {
     /// Keep everything in memory and forget it at exit (for course use and quick tests)
     #[arg(long)]
     pub ephemeral: bool,
+    /// Seconds a registered name has to /identify before it is disconnected
+    #[arg(long, default_value_t = crate::hub::IDENTIFY_SECS)]
+    pub identify_timeout: u64,
 }
 
 /// The default storage directory, relative to where the server runs.
@@ -100,6 +103,7 @@ impl ServerConfig {
             sonnets: PathBuf::from(sonnets::DEFAULT_SONNETS_PATH),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             ephemeral: false,
+            identify_timeout: crate::hub::IDENTIFY_SECS,
         }
     }
 }
@@ -202,6 +206,20 @@ impl Sink for Outbox<'_> {
     }
 }
 
+/// The hub's [`Sink`] over the server's connections. A macro rather than a method, so that it
+/// borrows the fields it needs and leaves `hub` free.
+macro_rules! outbox {
+    ($server:ident) => {
+        Outbox {
+            conns: &mut $server.conns,
+            dirty: &mut $server.dirty,
+            overflowed: &mut $server.closing,
+            storage: &$server.storage,
+            max_queue: $server.cfg.max_queue,
+        }
+    };
+}
+
 /// The running server.
 pub struct Server {
     cfg: ServerConfig,
@@ -260,6 +278,7 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let sonnets = load_sonnets(&cfg.sonnets);
+        let identify_secs = cfg.identify_timeout;
         let waker = Arc::new(Waker::new(poll.registry(), STORAGE).map_err(ServerError::Poll)?);
         let (storage, startup) = if cfg.ephemeral {
             log::info!("storage: in memory (--ephemeral): nothing survives a restart");
@@ -282,6 +301,7 @@ impl Server {
             hub: Hub::new(HubConfig {
                 sonnets,
                 startup,
+                identify_secs,
                 ..HubConfig::default()
             }),
             storage,
@@ -721,33 +741,15 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
 
 /// Raises the soft open-file limit to the hard one, and says so when it is still too low.
 fn raise_fd_limit(max_clients: usize) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            log::warn!("cannot read the open-file limit");
-            return;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
-                lim = wanted;
-            }
-        }
-    }
-    // The listener, the poll, the signal pipe, the spare and the std streams need some too.
-    let usable = (lim.rlim_cur as usize).saturating_sub(16);
+    let limit = crate::os::raise_nofile_limit();
+    // The listener, the poll, the signal pipe, the spare, storage and the std streams need some.
+    let usable = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(16);
     if usable < max_clients {
         log::warn!(
-            "the open-file limit ({}) is too low for --max-clients {max_clients}: about {usable} \
-             clients fit; the others will get the server-full text",
-            lim.rlim_cur
+            "the open-file limit ({limit}) is too low for --max-clients {max_clients}: about \
+             {usable} clients fit; the others will get the server-full text"
         );
     }
 }

@@ -141,3 +141,37 @@ fn who_with_more_than_200_users() {
     assert_eq!(lines[201], "… and 30 more");
     assert_eq!(lines[202..], ["Groups: -----------", "sync: u229"]);
 }
+
+#[test]
+fn through_the_real_client() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = shared("AllSonnets.txt");
+    let server = ServerProc::start(&["--sonnets", &path]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["Reader", "127.0.0.1", &server.addr.port().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the client");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"/sonnet 126\n/who\n/sonnet 155\n")
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.trim_start_matches("[Me] ").trim_start_matches("\r    \r"))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let sonnets = Sonnets::load(std::path::Path::new(&path)).unwrap();
+    let mut expected = vec!["CXXVI."];
+    expected.extend(sonnets.get(126).unwrap().iter().map(String::as_str));
+    expected.extend(["Users: ------------", "Reader: -", "Groups: -----------"]);
+    expected.push("Sonnet 155 not found. Sonnets are numbered 1 to 154.");
+    assert_eq!(lines, expected);
+}

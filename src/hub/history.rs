@@ -45,6 +45,7 @@ impl Hub {
                 self.send_prefixed(sink, to, &text::private_prefix(&sender, target), body);
             }
             None => {
+                self.has_offline.insert(target.into());
                 let request = Request::StoreOffline {
                     conn,
                     sender,
@@ -57,8 +58,12 @@ impl Hub {
         }
     }
 
-    /// Asks storage for the messages kept for `name`; they arrive before anything else.
+    /// Asks storage for the messages kept for `name`, if there are any; they arrive before
+    /// anything else.
     pub(super) fn fetch_offline(&mut self, conn: ConnId, name: &str, sink: &mut impl Sink) {
+        if !self.offline_waiting(name) {
+            return;
+        }
         let request = Request::FetchOffline {
             conn,
             name: name.to_string(),
@@ -153,6 +158,9 @@ impl Hub {
         if !client.unacked.is_empty() {
             let ids = std::mem::take(&mut client.unacked);
             sink.store(Request::DeleteOffline { ids });
+            if let Some(name) = &client.name {
+                self.has_offline.remove(name);
+            }
         }
     }
 
@@ -218,10 +226,11 @@ impl Hub {
         };
         if ok {
             client.auth = Auth::Open;
+            client.waiting = false;
             log::info!("conn {conn}: identified as {name}");
             self.reply(sink, conn, &text::identified(name));
             self.fetch_offline(conn, name, sink);
-            return true;
+            return self.is_waiting(conn);
         }
         let tries = tries + 1;
         client.auth = Auth::MustIdentify { tries };
@@ -242,6 +251,7 @@ impl Hub {
         sink: &mut impl Sink,
     ) {
         if messages.is_empty() {
+            self.has_offline.remove(name);
             return;
         }
         let mut lines = vec![text::offline_header(messages.len())];

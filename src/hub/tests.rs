@@ -57,6 +57,7 @@ impl Fixture {
                 clock: Box::new(clock.clone()),
                 sonnets,
                 startup,
+                identify_secs: IDENTIFY_SECS,
             }),
             out: Recorder::default(),
             clock,
@@ -69,16 +70,11 @@ impl Fixture {
         self.out.take()
     }
 
-    /// Logs in an unregistered name; storage has no offline messages for it.
+    /// Logs in an unregistered name that has no offline messages: no storage round trip.
     pub fn login(&mut self, conn: ConnId, name: &str) {
         self.hub.connect(conn);
         assert_eq!(self.send(conn, name), vec![]);
-        assert_eq!(self.fetched(), (conn, name.to_string()));
-        self.answer(Reply::Offline {
-            conn,
-            name: name.into(),
-            messages: vec![],
-        });
+        assert!(!self.hub.is_waiting(conn));
     }
 
     /// The offline fetch the hub just asked for.
@@ -524,4 +520,599 @@ fn sonnet_without_a_sonnets_file() {
             one(1, "No sonnets are available on this server.")
         );
     }
+}
+
+// ---- Section 6: private and offline messages, history, registered names ----------------------
+
+use crate::storage::{Event, OfflineMessage, Registration, RequestKind, SearchHit};
+
+fn registered(names: &[(&str, u64)]) -> Startup {
+    Startup {
+        last_seq: 100,
+        known_names: names.iter().map(|(n, _)| n.to_string()).collect(),
+        registered: names.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
+        offline_recipients: Default::default(),
+    }
+}
+
+/// Storage holds offline messages for these names.
+fn with_mail(names: &[&str]) -> Startup {
+    Startup {
+        offline_recipients: names.iter().map(|n| n.to_string()).collect(),
+        ..Startup::default()
+    }
+}
+
+/// Logs in a registered name and identifies it (no offline messages).
+fn login_identified(f: &mut Fixture, conn: ConnId, name: &str) {
+    f.hub.connect(conn);
+    assert_eq!(
+        f.send(conn, name),
+        one(conn, &text::registered_name_prompt(name, 60))
+    );
+    assert_eq!(f.send(conn, "/identify right password"), vec![]);
+    f.stored();
+    assert_eq!(
+        f.answer(Reply::Identified {
+            conn,
+            name: name.into(),
+            ok: true
+        }),
+        one(conn, &text::identified(name))
+    );
+    assert!(!f.hub.is_waiting(conn));
+}
+
+#[test]
+fn msg_to_a_connected_user_and_to_oneself() {
+    let mut f = Fixture::new();
+    f.login(1, "Alice");
+    f.login(2, "Bob");
+    f.stored();
+    assert_eq!(
+        f.send(1, "/msg Bob  hello there "),
+        one(2, "[Alice -> Bob] hello there")
+    );
+    assert!(matches!(
+        &f.stored()[..],
+        [Request::Event(Event::Private { sender, recipient, text, .. })]
+            if sender == "Alice" && recipient == "Bob" && text == "hello there"
+    ));
+    assert_eq!(
+        f.send(1, "/msg Alice note to self"),
+        one(1, "[Alice -> Alice] note to self")
+    );
+}
+
+#[test]
+fn msg_errors() {
+    let mut f = Fixture::new();
+    f.login(1, "Alice");
+    for bad in ["/msg", "/msg Bob", "/msg Bob    "] {
+        assert_eq!(
+            f.send(1, bad),
+            one(
+                1,
+                "/msg command must be followed by a user name and a message."
+            )
+        );
+    }
+    assert_eq!(
+        f.send(1, "/msg Nobody hi"),
+        one(1, "No user named Nobody exists.")
+    );
+    f.stored();
+    assert_eq!(
+        f.send(1, "/msg Nobody hi"),
+        one(1, &text::no_such_user("Nobody"))
+    );
+    assert!(f.stored().is_empty(), "a refused message is not stored");
+}
+
+#[test]
+fn long_private_messages_keep_the_prefix() {
+    let mut f = Fixture::new();
+    f.login(1, "Alice");
+    f.login(2, "Bob");
+    // 191 invalid bytes decode to 573 bytes of U+FFFD: the delivery needs several frames.
+    let mut raw = [0xffu8; FRAME_LEN];
+    raw[..9].copy_from_slice(b"/msg Bob ");
+    f.hub.frame(1, &raw, &mut f.out);
+    let out = f.out.take();
+    assert!(out.len() > 1);
+    let mut rebuilt = String::new();
+    for (to, t) in &out {
+        assert_eq!(*to, 2);
+        assert!(t.len() <= FRAME_LEN);
+        rebuilt.push_str(
+            t.strip_prefix("[Alice -> Bob] ")
+                .expect("prefix on every piece"),
+        );
+    }
+    assert_eq!(rebuilt, "\u{fffd}".repeat(191));
+}
+
+#[test]
+fn msg_to_a_known_offline_user_is_confirmed_after_the_store() {
+    let mut f = Fixture::with(None, registered(&[]));
+    f.login(1, "Bob");
+    f.hub.disconnect(1, &mut f.out);
+    f.login(2, "Alice");
+    f.stored();
+    assert_eq!(f.send(2, "/msg Bob see you"), vec![]);
+    let stored = f.stored();
+    assert!(
+        matches!(&stored[0], Request::Event(Event::Private { recipient, .. }) if recipient == "Bob")
+    );
+    assert!(matches!(
+        &stored[1],
+        Request::StoreOffline { conn: 2, sender, recipient, text, .. }
+            if sender == "Alice" && recipient == "Bob" && text == "see you"
+    ));
+    // Alice waits for the commit: her next commands are held, then run in order.
+    assert_eq!(f.send(2, "/create after"), vec![]);
+    assert_eq!(f.send(2, "/list"), vec![]);
+    assert_eq!(
+        f.answer(Reply::OfflineStored {
+            conn: 2,
+            recipient: "Bob".into()
+        }),
+        vec![
+            (
+                2,
+                "Bob is offline; the message will be delivered when Bob connects.".into()
+            ),
+            (2, "after".into()),
+        ]
+    );
+}
+
+#[test]
+fn offline_messages_arrive_first_and_are_deleted_once_written() {
+    let mut f = Fixture::with(None, with_mail(&["Bob"]));
+    f.hub.connect(1);
+    assert_eq!(f.send(1, "Bob"), vec![]);
+    assert_eq!(f.fetched(), (1, "Bob".into()));
+    // Frames sent before the messages arrive wait for them.
+    f.send(1, "/create room");
+    f.send(1, "/list");
+    let messages = vec![
+        OfflineMessage {
+            id: 7,
+            time: NOW - 3600,
+            sender: "Alice".into(),
+            text: "first".into(),
+        },
+        OfflineMessage {
+            id: 9,
+            time: NOW,
+            sender: "Kay".into(),
+            text: "second".into(),
+        },
+    ];
+    let out = f.answer(Reply::Offline {
+        conn: 1,
+        name: "Bob".into(),
+        messages,
+    });
+    assert_eq!(
+        out,
+        vec![
+            (
+                1,
+                "You have 2 offline messages:\n(04.03.26,04:06) [Alice -> Bob] first\n(04.03.26,05:06) [Kay -> Bob] second"
+                    .into()
+            ),
+            (1, "room".into()),
+        ]
+    );
+    assert_eq!(f.out.flush_reports, vec![1]);
+    // Not deleted until the loop says the frames were written.
+    assert!(!f
+        .stored()
+        .iter()
+        .any(|r| matches!(r, Request::DeleteOffline { .. })));
+    f.hub.flushed(1, &mut f.out);
+    assert!(f
+        .stored()
+        .contains(&Request::DeleteOffline { ids: vec![7, 9] }));
+    // Nothing waits for Bob any more: the next login is immediate.
+    f.hub.disconnect(1, &mut f.out);
+    f.stored();
+    f.login(2, "Bob");
+    assert!(f
+        .stored()
+        .iter()
+        .all(|r| !matches!(r, Request::FetchOffline { .. })));
+}
+
+#[test]
+fn one_offline_message_is_singular() {
+    let mut f = Fixture::with(None, with_mail(&["Bob"]));
+    f.hub.connect(1);
+    f.send(1, "Bob");
+    f.fetched();
+    let messages = vec![OfflineMessage {
+        id: 1,
+        time: NOW,
+        sender: "Al".into(),
+        text: "hi".into(),
+    }];
+    assert_eq!(
+        f.answer(Reply::Offline {
+            conn: 1,
+            name: "Bob".into(),
+            messages
+        }),
+        one(
+            1,
+            "You have 1 offline message:\n(04.03.26,05:06) [Al -> Bob] hi"
+        )
+    );
+}
+
+#[test]
+fn offline_messages_lost_with_the_connection_are_not_deleted() {
+    let mut f = Fixture::with(None, with_mail(&["Bob"]));
+    f.hub.connect(1);
+    f.send(1, "Bob");
+    f.fetched();
+    let messages = vec![OfflineMessage {
+        id: 3,
+        time: NOW,
+        sender: "Al".into(),
+        text: "hi".into(),
+    }];
+    f.answer(Reply::Offline {
+        conn: 1,
+        name: "Bob".into(),
+        messages,
+    });
+    f.hub.disconnect(1, &mut f.out);
+    f.hub.flushed(1, &mut f.out);
+    assert!(!f
+        .stored()
+        .iter()
+        .any(|r| matches!(r, Request::DeleteOffline { .. })));
+    // The next login fetches them again.
+    f.hub.connect(2);
+    f.send(2, "Bob");
+    assert_eq!(f.fetched(), (2, "Bob".into()));
+}
+
+#[test]
+fn history_records_channel_messages_joins_and_leaves_in_order() {
+    let mut f = Fixture::with(None, registered(&[]));
+    f.login(1, "Alice");
+    f.stored();
+    f.send(1, "/create room");
+    f.send(1, "alone but kept");
+    f.send(1, "/leave");
+    let stored = f.stored();
+    let seqs: Vec<u64> = stored
+        .iter()
+        .filter_map(|r| match r {
+            Request::Event(e) => e.seq(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, vec![101, 102, 103]);
+    assert!(matches!(&stored[0], Request::Event(Event::Join { channel, .. }) if channel == "room"));
+    assert!(
+        matches!(&stored[1], Request::Event(Event::Chat { text, channel, sender, .. })
+        if text == "alone but kept" && channel == "room" && sender == "Alice")
+    );
+    assert!(matches!(&stored[2], Request::Event(Event::Leave { .. })));
+}
+
+#[test]
+fn a_new_name_is_remembered_once() {
+    let mut f = Fixture::new();
+    f.hub.connect(1);
+    f.send(1, "Newbie");
+    assert!(
+        matches!(&f.out.stored[0], Request::Event(Event::User { name, .. }) if name == "Newbie")
+    );
+    f.hub.disconnect(1, &mut f.out);
+    f.stored();
+    f.hub.connect(2);
+    f.send(2, "Newbie");
+    assert_eq!(f.stored(), vec![], "a known name is not stored again");
+}
+
+#[test]
+fn search_asks_storage_within_the_visibility_window() {
+    let mut f = Fixture::with(None, registered(&[("Reg", 40)]));
+    f.login(1, "Alice");
+    assert_eq!(
+        f.send(1, "/search"),
+        one(
+            1,
+            "/search command must be followed by a term to search for."
+        )
+    );
+    f.stored();
+    f.send(1, "/search  Hello World ");
+    assert_eq!(
+        f.stored(),
+        vec![Request::Search {
+            conn: 1,
+            user: "Alice".into(),
+            since_seq: Some(100),
+            term: "Hello World".into()
+        }]
+    );
+    login_identified(&mut f, 2, "Reg");
+    f.send(2, "/search x");
+    assert_eq!(
+        f.stored(),
+        vec![Request::Search {
+            conn: 2,
+            user: "Reg".into(),
+            since_seq: Some(40),
+            term: "x".into()
+        }]
+    );
+}
+
+#[test]
+fn search_results_are_formatted() {
+    let mut f = Fixture::new();
+    f.login(1, "Alice");
+    f.send(1, "/search cats");
+    let hits = vec![
+        SearchHit {
+            seq: 1,
+            time: NOW,
+            channel: Some("pets".into()),
+            sender: "Bob".into(),
+            recipient: None,
+            text: "cats rule".into(),
+        },
+        SearchHit {
+            seq: 2,
+            time: NOW,
+            channel: None,
+            sender: "Alice".into(),
+            recipient: Some("Bob".into()),
+            text: "Cats!".into(),
+        },
+    ];
+    assert_eq!(
+        f.answer(Reply::Search {
+            conn: 1,
+            term: "cats".into(),
+            total: 2,
+            results: hits.clone()
+        }),
+        one(
+            1,
+            "(04.03.26,05:06) [pets] Bob: cats rule\n(04.03.26,05:06) Alice -> Bob: Cats!"
+        )
+    );
+    f.send(1, "/search cats");
+    let out = f.answer(Reply::Search {
+        conn: 1,
+        term: "cats".into(),
+        total: 25,
+        results: hits,
+    });
+    assert!(
+        out[0]
+            .1
+            .starts_with("2 of 25 matches for 'cats':\n(04.03.26,05:06) [pets]"),
+        "{out:?}"
+    );
+    f.send(1, "/search dogs");
+    assert_eq!(
+        f.answer(Reply::Search {
+            conn: 1,
+            term: "dogs".into(),
+            total: 0,
+            results: vec![]
+        }),
+        one(1, "'dogs' not found")
+    );
+}
+
+#[test]
+fn register_is_confirmed_after_the_commit() {
+    let mut f = Fixture::with(None, registered(&[]));
+    f.login(1, "Alice");
+    f.stored();
+    for bad in [
+        "/register short",
+        &format!("/register {}", "x".repeat(65)),
+        "/register",
+    ] {
+        assert_eq!(f.send(1, bad), one(1, "A password is 8 to 64 characters."));
+    }
+    assert_eq!(f.send(1, "/register  good password "), vec![]);
+    assert_eq!(
+        f.stored(),
+        vec![Request::Register {
+            conn: 1,
+            name: "Alice".into(),
+            password: "good password".into(),
+            history_from: 100
+        }]
+    );
+    assert_eq!(
+        f.answer(Reply::Registered {
+            conn: 1,
+            name: "Alice".into(),
+            result: Registration::Registered
+        }),
+        one(1, "Name Alice is now registered.")
+    );
+    assert_eq!(
+        f.send(1, "/register another password"),
+        one(1, "Name Alice is already registered.")
+    );
+    assert_eq!(
+        f.send(1, "/identify good password"),
+        one(1, &text::already_identified("Alice"))
+    );
+}
+
+#[test]
+fn a_registered_name_must_identify_first() {
+    let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
+    f.login(1, "Alice");
+    f.send(1, "/create room");
+    f.hub.connect(2);
+    assert_eq!(
+        f.send(2, "Reg"),
+        one(
+            2,
+            "Reg is a registered name. Send /identify PASSWORD within 60 seconds."
+        )
+    );
+    for other in [
+        "hello",
+        "/join room",
+        "/who",
+        "/register password1",
+        "/msg Alice hi",
+    ] {
+        assert_eq!(f.send(2, other), one(2, "Send /identify PASSWORD first."));
+    }
+    assert_eq!(
+        f.send(2, "/identify short"),
+        one(2, "A password is 8 to 64 characters.")
+    );
+    // Not listed by /who, and private messages to it are kept, not delivered.
+    assert!(!f.send(1, "/who")[0].1.contains("Reg"));
+    f.stored();
+    f.send(1, "/msg Reg are you there");
+    assert!(f
+        .stored()
+        .iter()
+        .any(|r| matches!(r, Request::StoreOffline { .. })));
+    f.answer(Reply::OfflineStored {
+        conn: 1,
+        recipient: "Reg".into(),
+    });
+    assert_eq!(
+        f.send(1, "/identify whatever1"),
+        one(1, &text::not_registered("Alice"))
+    );
+}
+
+#[test]
+fn three_wrong_passwords_close_the_connection() {
+    let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
+    f.hub.connect(2);
+    f.send(2, "Reg");
+    for attempt in 1..=3 {
+        assert_eq!(f.send(2, "/identify wrong password"), vec![]);
+        assert!(matches!(
+            &f.stored()[..],
+            [Request::Identify { conn: 2, .. }]
+        ));
+        assert_eq!(
+            f.answer(Reply::Identified {
+                conn: 2,
+                name: "Reg".into(),
+                ok: false
+            }),
+            one(2, "Wrong password for Reg.")
+        );
+        let expected: Vec<ConnId> = if attempt == 3 { vec![2] } else { vec![] };
+        assert_eq!(f.out.closed, expected);
+    }
+}
+
+#[test]
+fn identified_users_get_their_offline_messages_right_after() {
+    let mut f = Fixture::with(
+        None,
+        Startup {
+            offline_recipients: ["Reg".to_string()].into_iter().collect(),
+            ..registered(&[("Reg", 0)])
+        },
+    );
+    f.hub.connect(2);
+    f.send(2, "Reg");
+    f.send(2, "/identify right password");
+    f.send(2, "/list");
+    f.stored();
+    assert_eq!(
+        f.answer(Reply::Identified {
+            conn: 2,
+            name: "Reg".into(),
+            ok: true
+        }),
+        one(2, "You are now identified as Reg.")
+    );
+    assert_eq!(f.fetched(), (2, "Reg".into()));
+    let messages = vec![OfflineMessage {
+        id: 1,
+        time: NOW,
+        sender: "Al".into(),
+        text: "hi".into(),
+    }];
+    assert_eq!(
+        f.answer(Reply::Offline {
+            conn: 2,
+            name: "Reg".into(),
+            messages
+        }),
+        one(
+            2,
+            "You have 1 offline message:\n(04.03.26,05:06) [Al -> Reg] hi"
+        )
+    );
+}
+
+#[test]
+fn an_unidentified_connection_is_closed_after_60_seconds() {
+    let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
+    f.hub.connect(2);
+    f.send(2, "Reg");
+    f.clock.advance(59);
+    f.hub.tick(&mut f.out);
+    assert!(f.out.closed.is_empty());
+    f.clock.advance(1);
+    f.hub.tick(&mut f.out);
+    assert_eq!(f.out.closed, vec![2]);
+    // One that identified in time stays.
+    let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
+    login_identified(&mut f, 3, "Reg");
+    f.clock.advance(120);
+    f.hub.tick(&mut f.out);
+    assert!(f.out.closed.is_empty());
+}
+
+#[test]
+fn storage_failures_are_reported_and_release_the_connection() {
+    let mut f = Fixture::new();
+    f.login(1, "Alice");
+    f.send(1, "/search x");
+    f.send(1, "/list");
+    assert_eq!(
+        f.answer(Reply::Failed {
+            conn: 1,
+            request: RequestKind::Search
+        }),
+        one(1, text::STORAGE_FAILED)
+    );
+    assert!(!f.hub.is_waiting(1));
+}
+
+#[test]
+fn replies_for_gone_connections_are_ignored() {
+    let mut f = Fixture::new();
+    f.login(1, "Alice");
+    f.send(1, "/search x");
+    f.hub.disconnect(1, &mut f.out);
+    assert_eq!(
+        f.answer(Reply::Search {
+            conn: 1,
+            term: "x".into(),
+            total: 0,
+            results: vec![]
+        }),
+        vec![]
+    );
 }

@@ -264,6 +264,8 @@ pub struct Startup {
     pub known_names: HashSet<String>,
     /// The names registered with a password, each with the seq its history starts after.
     pub registered: HashMap<String, u64>,
+    /// The names that have offline messages waiting.
+    pub offline_recipients: HashSet<String>,
 }
 
 /// What can go wrong when opening or closing storage.

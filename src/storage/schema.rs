@@ -174,10 +174,19 @@ pub(super) fn startup(conn: &mut Connection) -> Result<Startup, StorageError> {
             known_names.insert(name);
         }
     }
+    let mut offline_recipients = std::collections::HashSet::new();
+    {
+        let mut stmt = tx.prepare("SELECT DISTINCT recipient FROM offline")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            offline_recipients.insert(row.get(0)?);
+        }
+    }
     tx.commit()?;
     Ok(Startup {
         last_seq: u64::try_from(last).unwrap_or(0),
         known_names,
         registered,
+        offline_recipients,
     })
 }

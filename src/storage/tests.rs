@@ -699,6 +699,8 @@ fn reopening_keeps_the_schema_version_and_all_data() {
         strings(&["kept across restarts", "kept private"])
     );
     assert_eq!(f.texts("bob", "kept"), strings(&["kept private"]));
+    assert!(f.startup.offline_recipients.contains("bob"));
+    assert!(!f.startup.offline_recipients.contains("ann"));
     let offline = fetch_offline(&mut f, "bob");
     assert_eq!(offline.len(), 1);
     assert_eq!(offline[0].text, "kept offline");

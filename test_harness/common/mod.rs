@@ -248,3 +248,64 @@ pub fn strip(raw: &[u8]) -> String {
         .map_or(0, |i| i + 1);
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
+
+impl ServerProc {
+    /// Kills the server with SIGKILL (no chance to flush or close anything) and waits for it.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory under the system temp folder, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("chat-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("temp path is UTF-8")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Replaces every `(dd.mm.yy,HH:MM)` stamp with `(T)`, after checking its shape.
+pub fn unstamp(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('(') {
+        out.push_str(&rest[..i]);
+        let candidate = &rest[i..];
+        let stamp = candidate.get(..16);
+        let is_stamp = stamp.is_some_and(|s| {
+            s.bytes().enumerate().all(|(k, b)| match k {
+                0 => b == b'(',
+                3 | 6 => b == b'.',
+                9 => b == b',',
+                12 => b == b':',
+                15 => b == b')',
+                _ => b.is_ascii_digit(),
+            })
+        });
+        if is_stamp {
+            out.push_str("(T)");
+            rest = &candidate[16..];
+        } else {
+            out.push('(');
+            rest = &candidate[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}

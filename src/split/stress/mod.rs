@@ -131,36 +131,12 @@ impl StressConfig {
     }
 }
 
-/// Raises the soft limit of open files to the hard limit; returns the limit now in force.
-pub fn raise_nofile_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim = raised;
-            }
-        }
-    }
-    lim.rlim_cur
-}
-
 /// Runs a stress test and reports what it found. An `Err` means the run could not be set up
 /// (the server is unreachable, refused a login, or the options are impossible); faults of the
 /// server during the run are in the report (see [`StressReport::passed`]).
 pub fn run_stress(cfg: &StressConfig) -> Result<StressReport, SplitError> {
     cfg.validate()?;
-    let limit = raise_nofile_limit();
+    let limit = crate::os::raise_nofile_limit();
     let needed = (cfg.clients + cfg.no_read + 32) as u64;
     if needed > limit {
         return Err(SplitError::Config(format!(
