@@ -131,21 +131,6 @@ struct Outbox<'a> {
     max_queue: usize,
 }
 
-/// The hub's [`Outbox`] over the server's connections (a macro, so that the hub stays free to
-/// borrow alongside).
-macro_rules! outbox {
-    ($server:expr) => {
-        Outbox {
-            conns: &mut $server.conns,
-            dirty: &mut $server.dirty,
-            overflowed: &mut $server.closing,
-            pool: &mut $server.pool,
-            storage: &$server.storage,
-            max_queue: $server.cfg.max_queue,
-        }
-    };
-}
-
 impl Outbox<'_> {
     /// The live connection with this hub id (none if it is gone).
     fn conn(&mut self, id: ConnId) -> Option<(usize, &mut Conn)> {
@@ -214,6 +199,7 @@ macro_rules! outbox {
             conns: &mut $server.conns,
             dirty: &mut $server.dirty,
             overflowed: &mut $server.closing,
+            pool: &mut $server.pool,
             storage: &$server.storage,
             max_queue: $server.cfg.max_queue,
         }
