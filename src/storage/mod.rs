@@ -408,6 +408,12 @@ impl StorageHandle {
         self.shared.submit(request);
     }
 
+    /// Queues every request of `requests`, in order, leaving it empty (its capacity is kept);
+    /// wakes the writer once. Never blocks, never drops one.
+    pub fn submit_all(&self, requests: &mut Vec<Request>) {
+        self.shared.submit_all(requests);
+    }
+
     /// How many submitted requests are not finished yet; the loop stops reading clients while
     /// this is high.
     pub fn backlog(&self) -> usize {

@@ -71,6 +71,18 @@ impl Shared {
         self.push(Job::Request(request));
     }
 
+    /// Queues requests from the event loop, under one lock and with one wake-up.
+    pub(super) fn submit_all(&self, requests: &mut Vec<Request>) {
+        if requests.is_empty() {
+            return;
+        }
+        self.pending.fetch_add(requests.len(), Ordering::SeqCst);
+        self.lock()
+            .jobs
+            .extend(requests.drain(..).map(Job::Request));
+        self.ready.notify_one();
+    }
+
     /// Queues a job for the writer.
     pub(super) fn push(&self, job: Job) {
         self.lock().jobs.push_back(job);

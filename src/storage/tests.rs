@@ -406,6 +406,35 @@ fn search_sees_what_was_submitted_before_it_and_nothing_after() {
     f.shutdown();
 }
 
+#[test]
+fn submit_all_queues_in_order_and_empties_the_batch() {
+    let mut f = Fixture::ephemeral();
+    let mut batch = vec![
+        Request::Event(join(1, "ann", "x")),
+        Request::Event(chat(2, "x", "ann", "first batch")),
+        Request::Search {
+            conn: 5,
+            user: "ann".into(),
+            since_seq: None,
+            term: "batch".into(),
+        },
+        Request::Event(chat(3, "x", "ann", "after the search batch")),
+    ];
+    f.handle.submit_all(&mut batch);
+    assert!(batch.is_empty());
+    match f.reply() {
+        Reply::Search { conn: 5, total, .. } => assert_eq!(total, 1),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        f.texts("ann", "batch"),
+        strings(&["first batch", "after the search batch"])
+    );
+    // An empty batch is nothing to do.
+    f.handle.submit_all(&mut batch);
+    f.shutdown();
+}
+
 // ---- Offline messages -----------------------------------------------------------------------------
 
 fn store_offline(f: &Fixture, sender: &str, recipient: &str, time: i64, text: &str) {
