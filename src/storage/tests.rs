@@ -435,6 +435,31 @@ fn submit_all_queues_in_order_and_empties_the_batch() {
     f.shutdown();
 }
 
+#[test]
+fn events_alone_are_committed_without_an_urgent_job_to_push_them() {
+    let dir = TempDir::new("gap");
+    let f = Fixture::open(&dir);
+    // Two batches: the second arrives within the commit gap of the first and must still be
+    // committed by itself, with nothing after it.
+    f.event(join(1, "ann", "x"));
+    f.event(chat(2, "x", "ann", "one"));
+    std::thread::sleep(Duration::from_millis(2));
+    f.event(chat(3, "x", "ann", "two"));
+    let db = dir.db();
+    let deadline = Instant::now() + REPLY_TIMEOUT;
+    loop {
+        let n: i64 = db
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        if n == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {n} of 2 messages committed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f.shutdown();
+}
+
 // ---- Offline messages -----------------------------------------------------------------------------
 
 fn store_offline(f: &Fixture, sender: &str, recipient: &str, time: i64, text: &str) {

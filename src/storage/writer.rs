@@ -11,12 +11,12 @@
 use std::collections::VecDeque;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::hasher::HashJob;
-use super::queue::{Job, Shared};
+use super::queue::{Job, Shared, COMMIT_GAP};
 use super::search::SearchJob;
 use super::{Event, OfflineMessage, Registration, Reply, Request, RequestKind};
 
@@ -67,12 +67,15 @@ impl Writer {
     /// Runs until storage is closing and nothing is left to write. Dropping `self` at the end
     /// closes the hasher's and the reader's channels, which stops them.
     pub(super) fn run(mut self) {
+        // When jobs nobody waits for may next be committed: the first one at once.
+        let mut due = Instant::now();
         loop {
-            let batch = self.shared.take_all();
+            let batch = self.shared.take_all(due);
             if batch.is_empty() {
                 break;
             }
             self.process(&batch);
+            due = Instant::now() + COMMIT_GAP;
         }
         log::debug!("storage: writer stopped at seq {}", self.last_seq);
     }
