@@ -119,6 +119,10 @@ struct Stress {
     /// Also print the summary as one JSON line on stdout.
     #[arg(long)]
     json: bool,
+    /// The server's process id (same machine): report its CPU time per delivery and its
+    /// memory per connection, read from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 fn stress(args: Stress) -> Result<bool, SplitError> {
@@ -148,6 +152,7 @@ fn stress(args: Stress) -> Result<bool, SplitError> {
         no_read: args.no_read,
         max_write: args.max_write,
         progress: true,
+        server_pid: args.server_pid,
         ..StressConfig::new(addr)
     };
     let report = split::run_stress(&cfg)?;

@@ -365,3 +365,63 @@ fn stress_fails_when_the_server_drops_its_clients() {
     assert!(!status.success());
     assert!(err.contains("stress setup failed"), "{err}");
 }
+
+/// The `"server":{…}` object of the JSON summary.
+fn server_usage(json: &str) -> &str {
+    let start = json
+        .find("\"server\":{")
+        .unwrap_or_else(|| panic!("server usage in {json}"));
+    let rest = &json[start + "\"server\":".len()..];
+    &rest[..=rest.find('}').unwrap()]
+}
+
+#[test]
+fn stress_with_the_server_pid_reports_its_cpu_and_memory() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let pid = server.pid().to_string();
+    let args = [
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "10",
+        "--messages",
+        "200",
+        "--server-pid",
+        &pid,
+        "--json",
+        "--duration-secs",
+        "15",
+    ];
+    let (status, out, err) = Run::start(&args, None).finish();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    let usage = server_usage(out.trim_end());
+    let cpu: f64 = json_field(usage, "cpu_secs").parse().unwrap();
+    let per: f64 = json_field(usage, "cpu_ns_per_delivery").parse().unwrap();
+    let base: u64 = json_field(usage, "rss_base_kib").parse().unwrap();
+    let rss: u64 = json_field(usage, "rss_kib").parse().unwrap();
+    assert!(cpu >= 0.0 && per >= 0.0, "{usage}");
+    // 18,000 deliveries: the per-delivery figure is the total divided by them.
+    assert!((per - cpu * 1e9 / 18_000.0).abs() <= per * 0.01 + 1.0, "{usage}");
+    assert!(base > 0 && rss > 0, "{usage}");
+    assert!(err.contains("ns per delivery); RSS"), "{err}");
+    assert_eq!(json_field(&out, "passed"), "true");
+
+    // Without the pid there is no usage, and the run is the same.
+    let args = [
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "10",
+        "--messages",
+        "10",
+        "--json",
+        "--duration-secs",
+        "15",
+    ];
+    let (status, out, _) = Run::start(&args, None).finish();
+    assert!(status.success());
+    assert!(out.contains("\"server\":null"), "{out}");
+}

@@ -8,6 +8,7 @@
 //! then either hold the connections idle or send the messages.
 
 mod conn;
+pub mod procfs;
 pub mod report;
 pub mod tracker;
 
@@ -22,7 +23,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use self::conn::{Conn, Phase};
-pub use self::report::{Latency, StressReport};
+pub use self::report::{Latency, ServerUsage, StressReport};
 use self::tracker::{Layout, Tracker};
 use super::message::{self, Codec, Verdict};
 use super::SplitError;
@@ -78,6 +79,9 @@ pub struct StressConfig {
     pub max_write: usize,
     /// Print progress on stderr on long runs.
     pub progress: bool,
+    /// The server's process id (on this machine): report its CPU time over the measured phase
+    /// and its memory before and after (see [`ServerUsage`]).
+    pub server_pid: Option<u32>,
 }
 
 impl StressConfig {
@@ -97,6 +101,7 @@ impl StressConfig {
             no_read: 0,
             max_write: 1024,
             progress: false,
+            server_pid: None,
         }
     }
 
@@ -143,14 +148,35 @@ pub fn run_stress(cfg: &StressConfig) -> Result<StressReport, SplitError> {
             "{needed} file descriptors needed, the limit is {limit}"
         )));
     }
+    let rss_base = cfg.server_pid.and_then(procfs::rss_kib);
     let mut run = Run::new(cfg)?;
     let mut events = Events::with_capacity(4096);
     run.setup(&mut events)?;
+    let cpu_before = cfg.server_pid.and_then(procfs::cpu_secs);
     match cfg.idle {
         Some(idle) => run.hold(&mut events, idle)?,
         None => run.send_all(&mut events)?,
     }
-    let report = run.report();
+    let mut report = run.report();
+    if let Some(pid) = cfg.server_pid {
+        // Sampled before the connections close: the memory they hold, the CPU they cost.
+        report.server = match (
+            rss_base,
+            procfs::rss_kib(pid),
+            cpu_before,
+            procfs::cpu_secs(pid),
+        ) {
+            (Some(rss_base_kib), Some(rss_kib), Some(before), Some(after)) => Some(ServerUsage {
+                cpu_secs: (after - before).max(0.0),
+                rss_base_kib,
+                rss_kib,
+            }),
+            _ => {
+                log::warn!("cannot read /proc/{pid}: no server usage in the report");
+                None
+            }
+        };
+    }
     run.close_all();
     Ok(report)
 }
@@ -716,6 +742,7 @@ impl<'a> Run<'a> {
             other_frames: self.setup.other_frames,
             timed_out: self.timed_out,
             stalled: self.stalled,
+            server: None,
         }
     }
 

@@ -38,6 +38,30 @@ impl Latency {
     }
 }
 
+/// What the server process used, read from /proc when its pid was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServerUsage {
+    /// CPU time (user + system, all threads) over the measured phase: the sending and the
+    /// draining, or the idle hold; not the setup.
+    pub cpu_secs: f64,
+    /// Resident memory before the first connection, in KiB.
+    pub rss_base_kib: u64,
+    /// Resident memory at the end of the measured phase, every connection still open, in KiB.
+    pub rss_kib: u64,
+}
+
+impl ServerUsage {
+    /// Server CPU per delivery, in ns.
+    pub fn cpu_ns_per(&self, deliveries: u64) -> f64 {
+        self.cpu_secs * 1e9 / (deliveries.max(1) as f64)
+    }
+
+    /// Resident memory added per connection, in bytes.
+    pub fn rss_bytes_per(&self, connections: usize) -> f64 {
+        self.rss_kib.saturating_sub(self.rss_base_kib) as f64 * 1024.0 / (connections.max(1) as f64)
+    }
+}
+
 /// What a stress run did and found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StressReport {
@@ -85,6 +109,8 @@ pub struct StressReport {
     pub timed_out: bool,
     /// Deliveries stopped coming before the run was complete.
     pub stalled: bool,
+    /// What the server used, when its pid was given.
+    pub server: Option<ServerUsage>,
 }
 
 impl StressReport {
@@ -114,7 +140,7 @@ impl StressReport {
                 "\"max\":{},\"mean\":{}}},",
                 "\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},",
                 "\"disconnects\":{},\"no_read_dropped\":{},\"other_frames\":{},",
-                "\"timed_out\":{},\"stalled\":{},\"passed\":{}}}"
+                "\"timed_out\":{},\"stalled\":{},\"server\":{},\"passed\":{}}}"
             ),
             self.clients,
             self.senders,
@@ -144,8 +170,26 @@ impl StressReport {
             self.other_frames,
             self.timed_out,
             self.stalled,
+            self.server_json(),
             self.passed(),
         )
+    }
+
+    fn server_json(&self) -> String {
+        match &self.server {
+            None => "null".into(),
+            Some(s) => format!(
+                concat!(
+                    "{{\"cpu_secs\":{:.3},\"cpu_ns_per_delivery\":{:.1},",
+                    "\"rss_base_kib\":{},\"rss_kib\":{},\"rss_bytes_per_connection\":{:.0}}}"
+                ),
+                s.cpu_secs,
+                s.cpu_ns_per(self.deliveries_received),
+                s.rss_base_kib,
+                s.rss_kib,
+                s.rss_bytes_per(self.clients + self.no_read),
+            ),
+        }
     }
 }
 
@@ -202,6 +246,29 @@ impl fmt::Display for StressReport {
                 "  other:      {} no-read clients dropped by the server, {} unexpected frames",
                 self.no_read_dropped, self.other_frames
             )?;
+        }
+        if let Some(s) = &self.server {
+            let connections = self.clients + self.no_read;
+            if self.idle {
+                writeln!(
+                    f,
+                    "  server:     {:.3} s CPU; RSS {} KiB -> {} KiB with {connections} \
+                     connections ({:.0} bytes each)",
+                    s.cpu_secs,
+                    s.rss_base_kib,
+                    s.rss_kib,
+                    s.rss_bytes_per(connections)
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "  server:     {:.3} s CPU ({:.0} ns per delivery); RSS {} KiB -> {} KiB",
+                    s.cpu_secs,
+                    s.cpu_ns_per(self.deliveries_received),
+                    s.rss_base_kib,
+                    s.rss_kib
+                )?;
+            }
         }
         if self.timed_out {
             writeln!(f, "  stopped:    the duration limit was reached")?;
@@ -276,10 +343,33 @@ mod tests {
             "\"p999\"",
             "no_read_dropped",
             "stalled",
+            "\"server\":null",
         ] {
             assert!(json.contains(key), "{key}");
         }
         assert_eq!(json.matches('{').count(), json.matches('}').count());
+    }
+
+    #[test]
+    fn server_usage_is_per_delivery_and_per_connection() {
+        let report = StressReport {
+            clients: 1000,
+            deliveries_received: 2_000_000,
+            server: Some(ServerUsage {
+                cpu_secs: 0.5,
+                rss_base_kib: 6000,
+                rss_kib: 7000,
+            }),
+            ..Default::default()
+        };
+        let json = report.to_json();
+        assert!(json.contains(concat!(
+            "\"server\":{\"cpu_secs\":0.500,\"cpu_ns_per_delivery\":250.0,",
+            "\"rss_base_kib\":6000,\"rss_kib\":7000,\"rss_bytes_per_connection\":1024}"
+        )));
+        assert!(report
+            .to_string()
+            .contains("server:     0.500 s CPU (250 ns per delivery); RSS 6000 KiB -> 7000 KiB"));
     }
 
     #[test]

@@ -1,0 +1,751 @@
+#!/usr/bin/env python3
+"""Runs the benchmark scenarios of docs/BENCHMARKS.md and writes their results.
+
+Started by bench/run.sh, which builds the binaries first. Every scenario starts a fresh server
+(`target/release/server`, pinned to one core) and runs `split_client stress` against it (pinned
+to another core) with `--server-pid`, so the load tool itself reads the server's CPU time over
+the measured phase and its resident memory from /proc. The loopback ceiling is measured with
+iperf3 in the same run. Only the standard library is used.
+
+Outputs: the table between the GENERATED markers of docs/BENCHMARKS.md, the raw results in
+docs/benchmarks/results.json, the latency picture in docs/benchmarks/latency.svg (with
+--smoke: the same files under target/bench-smoke/, and tiny scenarios).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "target" / "release"
+BEGIN = "<!-- BEGIN GENERATED: bench/run.sh writes this part; do not edit by hand -->"
+END = "<!-- END GENERATED -->"
+
+# Targets of issue 3 (and the history line of issue 5).
+TARGET_SAT_RATE = 3_000_000  # deliveries/s
+TARGET_SAT_CPU_NS = 300  # server CPU per delivery
+TARGET_SAT_CEILING = 0.45  # fraction of the loopback ceiling
+TARGET_HISTORY_RATIO = 0.80  # history on / --ephemeral
+TARGET_FIXED_P50_MS = 1.0
+TARGET_FIXED_P99_MS = 5.0
+TARGET_MANY_P99_MS = 5.0
+TARGET_IDLE_BYTES = 1024
+TARGET_HELD = 19_000
+TARGET_SLOW_P99_RATIO = 1.20
+
+FRAME = 200
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class Pins:
+    """taskset prefixes: the server on one core, the load tool on another (when there are two)."""
+
+    def __init__(self):
+        cpus = sorted(os.sched_getaffinity(0))
+        self.pinned = len(cpus) >= 2 and shutil.which("taskset") is not None
+        self.server_cpu = cpus[0] if self.pinned else None
+        self.tool_cpu = cpus[1] if self.pinned else None
+
+    def server(self):
+        return ["taskset", "-c", str(self.server_cpu)] if self.pinned else []
+
+    def tool(self):
+        return ["taskset", "-c", str(self.tool_cpu)] if self.pinned else []
+
+
+PINS = Pins()
+
+
+class Server:
+    """A fresh server on 127.0.0.1 with a free port; `taskset` execs it, so the pid is its own."""
+
+    def __init__(self, name, args, workdir):
+        self.name = name
+        self.log_path = workdir / f"server-{name}.log"
+        cmd = PINS.server() + [str(BIN / "server"), "0", "--bind", "127.0.0.1"]
+        cmd += [str(a) for a in args]
+        self.log = open(self.log_path, "w")
+        env = dict(os.environ, RUST_LOG="warn")
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=self.log, cwd=workdir, env=env
+        )
+        self.pid = self.proc.pid
+        line = self._first_line(15.0)
+        if not line.startswith("Listening on "):
+            self.stop()
+            raise RuntimeError(f"server {name}: no 'Listening on' line (see {self.log_path})")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def _first_line(self, timeout):
+        deadline = time.monotonic() + timeout
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                break
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                buf += chunk
+        return buf.split(b"\n", 1)[0].decode(errors="replace").strip()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def stress(server, args, limit_secs):
+    """One `split_client stress` run against `server`; returns its JSON report."""
+    cmd = PINS.tool() + [
+        str(BIN / "split_client"),
+        "stress",
+        "127.0.0.1",
+        str(server.port),
+        *[str(a) for a in args],
+        "--duration-secs",
+        str(limit_secs),
+        "--server-pid",
+        str(server.pid),
+        "--json",
+    ]
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=limit_secs + 60, cwd=ROOT
+        )
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"stress run timed out: {' '.join(cmd)}") from e
+    lines = [l for l in done.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        tail = "\n".join(done.stderr.splitlines()[-15:])
+        raise RuntimeError(f"stress run failed ({done.returncode}): {' '.join(cmd)}\n{tail}")
+    report = json.loads(lines[-1])
+    report["command"] = "split_client stress 127.0.0.1 PORT " + " ".join(
+        str(a) for a in args
+    )
+    return report
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def loopback_ceiling(secs):
+    """iperf3 over 127.0.0.1, 128 KiB writes, one core each side: 200-byte frames per second."""
+    port = free_port()
+    srv = subprocess.Popen(
+        PINS.server() + ["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        out = None
+        for _ in range(10):
+            done = subprocess.run(
+                PINS.tool()
+                + ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-l", "128K",
+                   "-t", str(secs), "-J"],
+                capture_output=True,
+                text=True,
+                timeout=secs + 30,
+            )
+            if done.returncode == 0:
+                out = json.loads(done.stdout)
+                break
+            time.sleep(0.3)  # The server may not listen yet.
+        if out is None:
+            raise RuntimeError("iperf3 failed")
+    finally:
+        try:
+            srv.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
+    bps = out["end"]["sum_received"]["bits_per_second"]
+    cpu = out["end"].get("cpu_utilization_percent", {})
+    return {
+        "bytes_per_sec": bps / 8,
+        "frames_per_sec": bps / 8 / FRAME,
+        "sender_cpu_percent": cpu.get("host_total"),
+        "receiver_cpu_percent": cpu.get("remote_total"),
+        "command": f"iperf3 -c 127.0.0.1 -l 128K -t {secs} (server on the other core)",
+    }
+
+
+# ---- Scenarios ----------------------------------------------------------------------------------
+
+
+class Plan:
+    """Sizes of every scenario: full, or tiny for --smoke."""
+
+    def __init__(self, smoke):
+        self.smoke = smoke
+        self.ceiling_secs = 1 if smoke else 5
+        self.sat_repeats = 1 if smoke else 3
+        self.sat_messages = 500 if smoke else 20_000
+        self.sat_window = 64
+        self.fixed = dict(clients=500, senders=50, rate=2, messages=2 if smoke else 30)
+        self.many = dict(clients=2000, channels=200, rate=5, messages=2 if smoke else 50)
+        self.slow = dict(clients=100, senders=10, rate=500, messages=200 if smoke else 4000)
+        self.slow_max_queue = 1 << 20
+        self.idle_clients = 300 if smoke else 10_000
+        self.held_clients = 500 if smoke else 19_000
+        self.idle_secs = 1 if smoke else 3
+        # Offered deliveries per second for the latency picture, per layout.
+        self.sweep_secs = 0.5 if smoke else 2.5
+        self.sweeps = [
+            dict(name="100 clients, 10 senders (fan-out 99)", clients=100, senders=10,
+                 offered=[50e3, 1e6] if smoke else
+                 [25e3, 50e3, 100e3, 250e3, 500e3, 1e6, 2e6, 3e6, 4e6, 5e6]),
+            dict(name="500 clients, 50 senders (fan-out 499)", clients=500, senders=50,
+                 offered=[50e3] if smoke else
+                 [25e3, 50e3, 100e3, 200e3, 400e3, 800e3, 1.6e6]),
+        ]
+
+
+def sat_args(plan):
+    return ["--clients", 100, "--senders", 10, "--messages", plan.sat_messages,
+            "--window", plan.sat_window]
+
+
+def run_saturation(plan, workdir):
+    """Ephemeral and history-on runs, interleaved, so both see the same machine."""
+    runs = {"ephemeral": [], "history": []}
+    for i in range(plan.sat_repeats):
+        for mode in ("ephemeral", "history"):
+            if mode == "ephemeral":
+                storage = ["--ephemeral"]
+            else:
+                data = workdir / f"history-{i}"
+                shutil.rmtree(data, ignore_errors=True)
+                storage = ["--data-dir", str(data)]
+            with Server(f"sat-{mode}-{i}", storage + ["--flood-rate", "0"], workdir) as srv:
+                r = stress(srv, sat_args(plan), 120)
+            r["storage"] = mode
+            runs[mode].append(r)
+            log(f"saturation {mode} #{i + 1}: {r['deliveries_per_sec'] / 1e6:.2f} M/s, "
+                f"{cpu_ns(r):.0f} ns CPU/delivery")
+    return runs
+
+
+def median_run(runs):
+    ordered = sorted(runs, key=lambda r: r["deliveries_per_sec"])
+    return ordered[len(ordered) // 2]
+
+
+def run_fixed(plan, workdir):
+    f = plan.fixed
+    with Server("fixed", ["--ephemeral"], workdir) as srv:
+        r = stress(srv, ["--clients", f["clients"], "--senders", f["senders"], "--rate",
+                         f["rate"], "--messages", f["messages"], "--window", 32], 120)
+    log(f"fixed load: p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
+    return r
+
+
+def run_many(plan, workdir):
+    m = plan.many
+    with Server("many", ["--ephemeral"], workdir) as srv:
+        r = stress(srv, ["--clients", m["clients"], "--channels", m["channels"], "--rate",
+                         m["rate"], "--messages", m["messages"], "--window", 32], 120)
+    log(f"many channels: p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
+    return r
+
+
+def run_slow_reader(plan, workdir):
+    s = plan.slow
+    args = ["--clients", s["clients"], "--senders", s["senders"], "--rate", s["rate"],
+            "--messages", s["messages"], "--window", 256]
+    out = {}
+    for name, extra in (("without", []), ("with", ["--no-read", 1])):
+        with Server(f"slow-{name}", ["--ephemeral", "--max-queue", plan.slow_max_queue],
+                    workdir) as srv:
+            out[name] = stress(srv, args + extra, 120)
+        log(f"slow reader ({name}): p99 {ms(out[name], 'p99'):.2f} ms, "
+            f"dropped {out[name]['no_read_dropped']}")
+    return out
+
+
+def run_idle(plan, workdir, clients, storage_mode, max_clients):
+    channels = max(1, clients // 10)
+    if storage_mode == "history":
+        data = workdir / f"idle-{clients}"
+        shutil.rmtree(data, ignore_errors=True)
+        storage = ["--data-dir", str(data)]
+    else:
+        storage = ["--ephemeral"]
+    with Server(f"idle-{clients}-{storage_mode}",
+                storage + ["--max-clients", max_clients], workdir) as srv:
+        r = stress(srv, ["--clients", clients, "--channels", channels,
+                         "--idle-secs", plan.idle_secs], 180)
+    r["storage"] = storage_mode
+    log(f"idle {clients} ({storage_mode}): {rss_per(r):.0f} bytes per client, "
+        f"passed {r['passed']}")
+    return r
+
+
+def run_sweeps(plan, workdir, sat):
+    """Latency against offered load, for the picture."""
+    series = []
+    for sw in plan.sweeps:
+        points = []
+        for offered in sw["offered"]:
+            fanout = sw["clients"] - 1
+            rate = offered / (sw["senders"] * fanout)
+            messages = max(4, round(rate * plan.sweep_secs))
+            with Server("sweep", ["--ephemeral", "--flood-rate", "0"], workdir) as srv:
+                r = stress(srv, ["--clients", sw["clients"], "--senders", sw["senders"],
+                                 "--rate", f"{rate:.4f}", "--messages", messages,
+                                 "--window", 1024], 120)
+            r["offered_per_sec"] = offered
+            points.append(r)
+            log(f"sweep {sw['clients']} clients, offered {offered / 1e6:.3g} M/s: "
+                f"got {r['deliveries_per_sec'] / 1e6:.3g} M/s, p99 {ms(r, 'p99'):.2f} ms")
+        if sw["clients"] == 100:
+            # The saturation run (no rate limit) is the last point of this layout.
+            s = dict(median_run(sat["ephemeral"]))
+            s["offered_per_sec"] = None
+            points.append(s)
+        series.append({"name": sw["name"], "points": points})
+    return series
+
+
+# ---- Figures ------------------------------------------------------------------------------------
+
+
+def ms(r, key):
+    return r["latency_ns"][key] / 1e6
+
+
+def cpu_ns(r):
+    s = r.get("server") or {}
+    return s.get("cpu_ns_per_delivery", float("nan"))
+
+
+def rss_per(r):
+    s = r.get("server") or {}
+    return s.get("rss_bytes_per_connection", float("nan"))
+
+
+def faults(r):
+    return (f"{r['lost']}/{r['duplicates']}/{r['reordered']}/{r['corrupt']}"
+            + ("" if r["disconnects"] == 0 else f", {r['disconnects']} disconnected"))
+
+
+def clean(r):
+    return r["passed"]
+
+
+def machine():
+    def read(path):
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return ""
+
+    cpuinfo = read("/proc/cpuinfo")
+    model = next((l.split(":", 1)[1].strip() for l in cpuinfo.splitlines()
+                  if l.startswith("model name")), platform.processor() or "unknown")
+    mem_kib = next((int(l.split()[1]) for l in read("/proc/meminfo").splitlines()
+                    if l.startswith("MemTotal:")), 0)
+    virt = "virtual machine" if " hypervisor" in cpuinfo else "bare metal (no hypervisor flag)"
+
+    def cmd(*args):
+        try:
+            return subprocess.run(args, capture_output=True, text=True, cwd=ROOT,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    commit = cmd("git", "rev-parse", "--short", "HEAD")
+    if cmd("git", "status", "--porcelain", "--untracked-files=no"):
+        commit += " (with uncommitted changes)"
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "virtualization": virt,
+        "rustc": cmd("rustc", "--version"),
+        "commit": commit,
+        "pinned": PINS.pinned,
+        "server_cpu": PINS.server_cpu,
+        "tool_cpu": PINS.tool_cpu,
+        "congestion_control": read("/proc/sys/net/ipv4/tcp_congestion_control").strip(),
+    }
+
+
+def loadavg():
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+def yes(ok):
+    return "yes" if ok else "**no**"
+
+
+def fmt_rate(x):
+    return f"{x / 1e6:.2f} M/s" if x >= 1e6 else f"{x / 1e3:.0f} k/s"
+
+
+def fmt_lat(r):
+    return f"{ms(r, 'p50'):.2f} / {ms(r, 'p99'):.2f} / {ms(r, 'max'):.1f} ms"
+
+
+def table(res):
+    """The results table (Markdown) and the list of targets with their outcome."""
+    ceiling = res["ceiling"]["frames_per_sec"]
+    eph = median_run(res["saturation"]["ephemeral"])
+    hist = median_run(res["saturation"]["history"])
+    eph_rates = [r["deliveries_per_sec"] for r in res["saturation"]["ephemeral"]]
+    hist_rates = [r["deliveries_per_sec"] for r in res["saturation"]["history"]]
+    ratio = statistics.median(hist_rates) / statistics.median(eph_rates)
+    fixed, many = res["fixed"], res["many"]
+    slow = res["slow_reader"]
+    slow_ratio = ms(slow["with"], "p99") / max(ms(slow["without"], "p99"), 1e-9)
+    idle, idle_eph, held = res["idle"], res["idle_ephemeral"], res["held"]
+
+    rows = []
+
+    def row(name, storage, r, rate=True, cpu=True, lat=True, rss=False, ceil=False):
+        rows.append("| " + " | ".join([
+            name,
+            storage,
+            fmt_rate(r["deliveries_per_sec"]) if rate else "–",
+            f"{cpu_ns(r):.0f} ns" if cpu else "–",
+            fmt_lat(r) if lat else "–",
+            f"{rss_per(r):.0f} B" if rss else "–",
+            f"{r['deliveries_per_sec'] / ceiling:.0%}" if ceil else "–",
+            faults(r) + ("" if clean(r) else " (FAIL)"),
+        ]) + " |")
+
+    row(f"Saturation: 100 clients, 1 channel, 10 senders, window {eph_window(eph)} "
+        f"(median of {len(eph_rates)})", "`--ephemeral`", eph, ceil=True)
+    row(f"Saturation, history on (median of {len(hist_rates)})", "`--data-dir` (temp)", hist,
+        ceil=True)
+    row("Fixed load: 500 clients, 50 senders × 2 msg/s", "`--ephemeral`", fixed)
+    row("Many channels: 2,000 clients, 200 channels of 10, all × 5 msg/s", "`--ephemeral`",
+        many)
+    row("Busy channel, all reading: 100 clients, 10 senders × 500 msg/s", "`--ephemeral`",
+        slow["without"])
+    row("Same, plus 1 client that never reads", "`--ephemeral`", slow["with"])
+    row(f"Idle: {idle['clients']:,} clients named and joined", "`--data-dir` (temp)", idle,
+        rate=False, cpu=False, lat=False, rss=True)
+    row(f"Idle: {idle_eph['clients']:,} clients named and joined", "`--ephemeral`", idle_eph,
+        rate=False, cpu=False, lat=False, rss=True)
+    row(f"Held: {held['clients']:,} clients at once", "`--data-dir` (temp)", held,
+        rate=False, cpu=False, lat=False, rss=True)
+
+    head = ("| Scenario | Storage | Deliveries/s | Server CPU per delivery | "
+            "Latency p50 / p99 / max | RSS per connection | Of loopback ceiling | "
+            "Lost/dup/reordered/corrupt |\n|---|---|---|---|---|---|---|---|")
+
+    targets = [
+        ("Saturation ≥ 3 M deliveries/s", fmt_rate(eph["deliveries_per_sec"]),
+         eph["deliveries_per_sec"] >= TARGET_SAT_RATE),
+        ("Saturation ≤ 0.3 µs server CPU per delivery", f"{cpu_ns(eph) / 1e3:.3f} µs",
+         cpu_ns(eph) <= TARGET_SAT_CPU_NS),
+        ("Saturation ≥ 45% of the loopback ceiling",
+         f"{eph['deliveries_per_sec'] / ceiling:.0%} of {fmt_rate(ceiling)}",
+         eph["deliveries_per_sec"] >= TARGET_SAT_CEILING * ceiling),
+        ("History on ≥ 80% of `--ephemeral` (issue 5)",
+         f"{ratio:.0%} ({fmt_rate(statistics.median(hist_rates))} vs "
+         f"{fmt_rate(statistics.median(eph_rates))})", ratio >= TARGET_HISTORY_RATIO),
+        ("Fixed load p50 < 1 ms", f"{ms(fixed, 'p50'):.2f} ms",
+         ms(fixed, "p50") < TARGET_FIXED_P50_MS),
+        ("Fixed load p99 < 5 ms", f"{ms(fixed, 'p99'):.2f} ms",
+         ms(fixed, "p99") < TARGET_FIXED_P99_MS),
+        ("Fixed load: no loss", faults(fixed), clean(fixed)),
+        ("Many channels p99 < 5 ms", f"{ms(many, 'p99'):.2f} ms",
+         ms(many, "p99") < TARGET_MANY_P99_MS),
+        ("Idle: ≤ 1 KiB RSS per client at 10,000", f"{rss_per(idle):.0f} B",
+         rss_per(idle) <= TARGET_IDLE_BYTES and clean(idle)),
+        ("19,000 clients held at once", f"{held['clients']:,} held" if clean(held)
+         else "failed", clean(held) and held["clients"] >= TARGET_HELD),
+        ("Never-reading client: others' p99 within 20%",
+         f"{ms(slow['with'], 'p99'):.2f} vs {ms(slow['without'], 'p99'):.2f} ms "
+         f"({slow_ratio - 1:+.0%})", slow_ratio <= TARGET_SLOW_P99_RATIO),
+        ("Never-reading client disconnected when its queue fills",
+         f"{slow['with']['no_read_dropped']} of 1 dropped",
+         slow["with"]["no_read_dropped"] >= 1),
+        ("No loss, duplicate, reordering or corruption in any run",
+         "all clean" if all_clean(res) else "see table", all_clean(res)),
+    ]
+    return head + "\n" + "\n".join(rows), targets
+
+
+def eph_window(r):
+    cmd = r.get("command", "")
+    parts = cmd.split()
+    return parts[parts.index("--window") + 1] if "--window" in parts else "?"
+
+
+def all_runs(res):
+    yield from res["saturation"]["ephemeral"]
+    yield from res["saturation"]["history"]
+    yield res["fixed"]
+    yield res["many"]
+    yield res["slow_reader"]["without"]
+    yield res["slow_reader"]["with"]
+    yield res["idle"]
+    yield res["idle_ephemeral"]
+    yield res["held"]
+    for s in res["sweeps"]:
+        yield from s["points"]
+
+
+def all_clean(res):
+    return all(r["lost"] == 0 and r["duplicates"] == 0 and r["reordered"] == 0
+               and r["corrupt"] == 0 for r in all_runs(res))
+
+
+def markdown(res, svg_name):
+    m = res["machine"]
+    tbl, targets = table(res)
+    load_note = ""
+    before, after = res["loadavg_before"], res["loadavg_after"]
+    if before and before[0] > 0.5:
+        load_note = (f"\n\n**The machine was not idle** (load average {before[0]:.2f} at the "
+                     "start): other work shared the two cores, so throughput and tail latency "
+                     "are lower and noisier than on a quiet machine.")
+    lines = [
+        BEGIN,
+        "",
+        f"Measured **{res['date']}** on {m['cpu']}, {m['cpus']} cores "
+        f"({m['virtualization']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
+        f"{m['rustc']}, commit {m['commit']}. "
+        + (f"Server pinned to core {m['server_cpu']}, load tool to core {m['tool_cpu']}."
+           if m["pinned"] else "Not pinned (fewer than two cores)."),
+        f"Load average before / after: {fmt_load(before)} / {fmt_load(after)}; "
+        f"whole run {res['elapsed_secs']:.0f} s." + load_note,
+        "",
+        f"Loopback ceiling (iperf3, 128 KiB writes, one core each side): "
+        f"**{fmt_rate(res['ceiling']['frames_per_sec'])}** 200-byte frames "
+        f"({res['ceiling']['bytes_per_sec'] / 1e9:.2f} GB/s).",
+        "",
+        tbl,
+        "",
+        "| Target | Result | Met |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {t} | {v} | {yes(ok)} |" for t, v, ok in targets]
+    lines += [
+        "",
+        f"![Latency percentiles against offered load](benchmarks/{svg_name})",
+        "",
+        "Latency against load (each point one run; the last point of the fan-out-99 line is "
+        "the saturation run, senders limited only by their window):",
+        "",
+        "| Layout | Offered | Delivered | p50 | p90 | p99 | p99.9 | max | CPU per delivery |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in res["sweeps"]:
+        for p in s["points"]:
+            offered = "unlimited" if p["offered_per_sec"] is None else fmt_rate(
+                p["offered_per_sec"])
+            lines.append(
+                f"| {s['name']} | {offered} | {fmt_rate(p['deliveries_per_sec'])} | "
+                f"{ms(p, 'p50'):.2f} ms | {ms(p, 'p90'):.2f} ms | {ms(p, 'p99'):.2f} ms | "
+                f"{ms(p, 'p999'):.2f} ms | {ms(p, 'max'):.1f} ms | {cpu_ns(p):.0f} ns |")
+    lines += ["", END]
+    return "\n".join(lines), targets
+
+
+def fmt_load(l):
+    return " ".join(f"{x:.2f}" for x in l) if l else "?"
+
+
+def svg(res):
+    """Latency (p50, p99, max) against delivered load, log-log, one colour per layout."""
+    w, h = 860, 520
+    left, right, top, bottom = 80, 250, 40, 60
+    pw, ph = w - left - right, h - top - bottom
+    xs = [p["deliveries_per_sec"] for s in res["sweeps"] for p in s["points"]]
+    ys = [p["latency_ns"][k] / 1e6 for s in res["sweeps"] for p in s["points"]
+          for k in ("p50", "p99", "max")]
+    import math
+
+    x0 = 10 ** math.floor(math.log10(max(min(xs), 1)))
+    x1 = 10 ** math.ceil(math.log10(max(max(xs), res["ceiling"]["frames_per_sec"], 10)))
+    y0 = 10 ** math.floor(math.log10(max(min(ys), 1e-3)))
+    y1 = 10 ** math.ceil(math.log10(max(max(ys), 1e-2)))
+
+    def px(x):
+        return left + (math.log10(x) - math.log10(x0)) / (math.log10(x1) - math.log10(x0)) * pw
+
+    def py(y):
+        y = max(y, y0)
+        return top + ph - (math.log10(y) - math.log10(y0)) / (
+            math.log10(y1) - math.log10(y0)) * ph
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+           f'viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{left}" y="22" font-size="15" font-weight="bold">Latency against load '
+           f'({res["date"][:10]})</text>']
+    d = x0
+    while d <= x1 * 1.0001:
+        x = px(d)
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" '
+                   f'stroke="#ddd"/>')
+        label = f"{d / 1e6:g}M" if d >= 1e6 else f"{d / 1e3:g}k"
+        out.append(f'<text x="{x:.1f}" y="{top + ph + 18}" text-anchor="middle">{label}</text>')
+        d *= 10
+    d = y0
+    while d <= y1 * 1.0001:
+        y = py(d)
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" '
+                   f'stroke="#ddd"/>')
+        out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{d:g} ms</text>')
+        d *= 10
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" '
+               f'stroke="#444"/>')
+    out.append(f'<text x="{left + pw / 2}" y="{h - 15}" text-anchor="middle">deliveries per '
+               f'second (200-byte frames), log scale</text>')
+    out.append(f'<text x="18" y="{top + ph / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 18 {top + ph / 2})">end-to-end latency, log scale'
+               f'</text>')
+    cx = px(res["ceiling"]["frames_per_sec"])
+    out.append(f'<line x1="{cx:.1f}" y1="{top}" x2="{cx:.1f}" y2="{top + ph}" stroke="#999" '
+               f'stroke-dasharray="2,3"/>')
+    out.append(f'<text x="{cx - 4:.1f}" y="{top + 14}" text-anchor="end" fill="#666">'
+               f'loopback ceiling</text>')
+    colours = ["#1f77b4", "#d62728", "#2ca02c"]
+    styles = [("p50", "", 2.2), ("p99", "6,3", 1.8), ("max", "1,3", 1.5)]
+    ly = top + 10
+    for i, s in enumerate(res["sweeps"]):
+        c = colours[i % len(colours)]
+        pts = sorted(s["points"], key=lambda p: p["deliveries_per_sec"])
+        for key, dash, width in styles:
+            path = " ".join(
+                f"{'M' if j == 0 else 'L'}{px(p['deliveries_per_sec']):.1f},"
+                f"{py(p['latency_ns'][key] / 1e6):.1f}" for j, p in enumerate(pts))
+            dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+            out.append(f'<path d="{path}" fill="none" stroke="{c}" stroke-width="{width}"'
+                       f'{dash_attr}/>')
+            for p in pts:
+                out.append(f'<circle cx="{px(p["deliveries_per_sec"]):.1f}" '
+                           f'cy="{py(p["latency_ns"][key] / 1e6):.1f}" r="2.5" fill="{c}"/>')
+        out.append(f'<text x="{left + pw + 15}" y="{ly}" fill="{c}" font-weight="bold">'
+                   f'{s["name"]}</text>')
+        ly += 18
+        for key, dash, width in styles:
+            dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+            out.append(f'<line x1="{left + pw + 15}" y1="{ly - 4}" x2="{left + pw + 45}" '
+                       f'y2="{ly - 4}" stroke="{c}" stroke-width="{width}"{dash_attr}/>')
+            out.append(f'<text x="{left + pw + 52}" y="{ly}">{key}</text>')
+            ly += 16
+        ly += 10
+    out.append(f'<text x="{left + pw + 15}" y="{ly + 6}" fill="#444">Server on one core,</text>')
+    out.append(f'<text x="{left + pw + 15}" y="{ly + 22}" fill="#444">load tool on the other;'
+               f'</text>')
+    out.append(f'<text x="{left + pw + 15}" y="{ly + 38}" fill="#444">--ephemeral, '
+               f'--flood-rate 0.</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def write_doc(doc_path, block):
+    text = doc_path.read_text() if doc_path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    doc_path.write_text(text)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny runs; output under target/")
+    args = ap.parse_args()
+    plan = Plan(args.smoke)
+    for b in ("server", "split_client"):
+        if not (BIN / b).exists():
+            sys.exit(f"bench: {BIN / b} is missing; run bench/run.sh (it builds first)")
+    if args.smoke:
+        out_dir = ROOT / "target" / "bench-smoke"
+        doc_path = out_dir / "BENCHMARKS.md"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        src = ROOT / "docs" / "BENCHMARKS.md"
+        if src.exists():
+            shutil.copyfile(src, doc_path)
+        fig_dir = out_dir / "benchmarks"
+    else:
+        doc_path = ROOT / "docs" / "BENCHMARKS.md"
+        fig_dir = ROOT / "docs" / "benchmarks"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+
+    started = time.monotonic()
+    res = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "smoke": args.smoke,
+        "loadavg_before": loadavg(),
+    }
+    if res["loadavg_before"] and res["loadavg_before"][0] > 0.5:
+        log(f"load average {res['loadavg_before'][0]:.2f}: the machine is busy; "
+            "expect noisy numbers")
+    with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
+        workdir = Path(tmp)
+        log("loopback ceiling (iperf3)")
+        res["ceiling"] = loopback_ceiling(plan.ceiling_secs)
+        log(f"ceiling: {res['ceiling']['frames_per_sec'] / 1e6:.2f} M frames/s")
+        res["saturation"] = run_saturation(plan, workdir)
+        res["fixed"] = run_fixed(plan, workdir)
+        res["many"] = run_many(plan, workdir)
+        res["slow_reader"] = run_slow_reader(plan, workdir)
+        res["idle"] = run_idle(plan, workdir, plan.idle_clients, "history", 10_000)
+        res["idle_ephemeral"] = run_idle(plan, workdir, plan.idle_clients, "ephemeral",
+                                         10_000)
+        res["held"] = run_idle(plan, workdir, plan.held_clients, "history", 20_000)
+        res["sweeps"] = run_sweeps(plan, workdir, res["saturation"])
+    res["loadavg_after"] = loadavg()
+    res["elapsed_secs"] = time.monotonic() - started
+
+    svg_name = "latency.svg"
+    (fig_dir / svg_name).write_text(svg(res))
+    block, targets = markdown(res, svg_name)
+    write_doc(doc_path, block)
+    (fig_dir / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    log(f"done in {res['elapsed_secs']:.0f} s: {doc_path}")
+    for t, v, ok in targets:
+        log(f"  {'ok  ' if ok else 'MISS'} {t}: {v}")
+
+
+if __name__ == "__main__":
+    main()
