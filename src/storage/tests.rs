@@ -454,7 +454,10 @@ fn events_alone_are_committed_without_an_urgent_job_to_push_them() {
         if n == 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "only {n} of 2 messages committed");
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of 2 messages committed"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     f.shutdown();
