@@ -481,14 +481,25 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_fd_exhaustion(&e) => {
                     // No descriptor left: give up the spare one to take the connection and
-                    // tell it the server is full, rather than leave it hanging.
-                    log::error!("accept: {e}; refusing a connection (raise `ulimit -n`?)");
+                    // tell it the server is full, rather than leave it hanging. Linux says
+                    // EMFILE before it looks for a pending connection, so only this second
+                    // accept tells whether one is waiting: when none is, stop (looping on
+                    // EMFILE would never end).
                     self.spare_fd = None;
-                    if let Ok((stream, _)) = listener.accept() {
-                        refuse(stream);
-                    }
+                    let next = listener.accept();
+                    let waiting = match next {
+                        Ok((stream, peer)) => {
+                            log::error!(
+                                "accept: {e}; refusing {peer}: server full (raise `ulimit -n`?)"
+                            );
+                            refuse(stream);
+                            true
+                        }
+                        Err(_) => false,
+                    };
+                    // After the refused connection is closed, so that its descriptor is free.
                     self.spare_fd = File::open("/dev/null").ok();
-                    if self.spare_fd.is_none() {
+                    if !waiting || self.spare_fd.is_none() {
                         return;
                     }
                 }
