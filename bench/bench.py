@@ -30,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release"
+# The server under test; --server-bin replaces it (to compare with another build).
+SERVER_BIN = BIN / "server"
 BEGIN = "<!-- BEGIN GENERATED: bench/run.sh writes this part; do not edit by hand -->"
 END = "<!-- END GENERATED -->"
 
@@ -77,7 +79,7 @@ class Server:
     def __init__(self, name, args, workdir):
         self.name = name
         self.log_path = workdir / f"server-{name}.log"
-        cmd = PINS.server() + [str(BIN / "server"), "0", "--bind", "127.0.0.1"]
+        cmd = PINS.server() + [str(SERVER_BIN), "0", "--bind", "127.0.0.1"]
         cmd += [str(a) for a in args]
         self.log = open(self.log_path, "w")
         env = dict(os.environ, RUST_LOG="warn")
@@ -589,15 +591,17 @@ def fmt_load(l):
 
 
 def svg(res):
-    """Latency (p50, p99, max) against delivered load, log-log, one colour per layout."""
-    w, h = 860, 520
-    left, right, top, bottom = 80, 250, 40, 60
-    pw, ph = w - left - right, h - top - bottom
-    xs = [p["deliveries_per_sec"] for s in res["sweeps"] for p in s["points"]]
-    ys = [p["latency_ns"][k] / 1e6 for s in res["sweeps"] for p in s["points"]
-          for k in ("p50", "p99", "max")]
+    """Latency (p50, p99, max) against delivered load, log-log, one colour per layout. The
+    rate-limited runs are joined by lines; the saturation run (senders limited by their window
+    only) is a separate diamond."""
     import math
 
+    w, h = 980, 540
+    left, right, top, bottom = 80, 300, 44, 62
+    pw, ph = w - left - right, h - top - bottom
+    pts_all = [p for s in res["sweeps"] for p in s["points"]]
+    xs = [p["deliveries_per_sec"] for p in pts_all]
+    ys = [p["latency_ns"][k] / 1e6 for p in pts_all for k in ("p50", "p99", "max")]
     x0 = 10 ** math.floor(math.log10(max(min(xs), 1)))
     x1 = 10 ** math.ceil(math.log10(max(max(xs), res["ceiling"]["frames_per_sec"], 10)))
     y0 = 10 ** math.floor(math.log10(max(min(ys), 1e-3)))
@@ -611,11 +615,15 @@ def svg(res):
         return top + ph - (math.log10(y) - math.log10(y0)) / (
             math.log10(y1) - math.log10(y0)) * ph
 
+    def esc(t):
+        return t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
            f'viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">',
            f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{left}" y="22" font-size="15" font-weight="bold">Latency against load '
-           f'({res["date"][:10]})</text>']
+           f'<text x="{left}" y="24" font-size="15" font-weight="bold">End-to-end latency '
+           f'against load: server on one core, load tool on the other '
+           f'({esc(res["date"])})</text>']
     d = x0
     while d <= x1 * 1.0001:
         x = px(d)
@@ -633,47 +641,63 @@ def svg(res):
         d *= 10
     out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" '
                f'stroke="#444"/>')
-    out.append(f'<text x="{left + pw / 2}" y="{h - 15}" text-anchor="middle">deliveries per '
-               f'second (200-byte frames), log scale</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{h - 18}" text-anchor="middle">deliveries per '
+               f'second (200-byte frames to channel members), log scale</text>')
     out.append(f'<text x="18" y="{top + ph / 2}" text-anchor="middle" '
-               f'transform="rotate(-90 18 {top + ph / 2})">end-to-end latency, log scale'
-               f'</text>')
+               f'transform="rotate(-90 18 {top + ph / 2})">send to receive, log scale</text>')
     cx = px(res["ceiling"]["frames_per_sec"])
     out.append(f'<line x1="{cx:.1f}" y1="{top}" x2="{cx:.1f}" y2="{top + ph}" stroke="#999" '
                f'stroke-dasharray="2,3"/>')
     out.append(f'<text x="{cx - 4:.1f}" y="{top + 14}" text-anchor="end" fill="#666">'
-               f'loopback ceiling</text>')
+               f'loopback ceiling (iperf3)</text>')
     colours = ["#1f77b4", "#d62728", "#2ca02c"]
     styles = [("p50", "", 2.2), ("p99", "6,3", 1.8), ("max", "1,3", 1.5)]
-    ly = top + 10
+    lx = left + pw + 18
+    ly = top + 8
     for i, s in enumerate(res["sweeps"]):
         c = colours[i % len(colours)]
-        pts = sorted(s["points"], key=lambda p: p["deliveries_per_sec"])
+        limited = sorted((p for p in s["points"] if p["offered_per_sec"] is not None),
+                         key=lambda p: p["deliveries_per_sec"])
+        free = [p for p in s["points"] if p["offered_per_sec"] is None]
         for key, dash, width in styles:
             path = " ".join(
                 f"{'M' if j == 0 else 'L'}{px(p['deliveries_per_sec']):.1f},"
-                f"{py(p['latency_ns'][key] / 1e6):.1f}" for j, p in enumerate(pts))
+                f"{py(p['latency_ns'][key] / 1e6):.1f}" for j, p in enumerate(limited))
             dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
             out.append(f'<path d="{path}" fill="none" stroke="{c}" stroke-width="{width}"'
                        f'{dash_attr}/>')
-            for p in pts:
+            for p in limited:
                 out.append(f'<circle cx="{px(p["deliveries_per_sec"]):.1f}" '
                            f'cy="{py(p["latency_ns"][key] / 1e6):.1f}" r="2.5" fill="{c}"/>')
-        out.append(f'<text x="{left + pw + 15}" y="{ly}" fill="{c}" font-weight="bold">'
-                   f'{s["name"]}</text>')
-        ly += 18
+            for p in free:
+                x, y = px(p["deliveries_per_sec"]), py(p["latency_ns"][key] / 1e6)
+                out.append(f'<path d="M{x:.1f},{y - 6:.1f} L{x + 6:.1f},{y:.1f} '
+                           f'L{x:.1f},{y + 6:.1f} L{x - 6:.1f},{y:.1f} Z" fill="white" '
+                           f'stroke="{c}" stroke-width="1.8"/>')
+                out.append(f'<text x="{x + 9:.1f}" y="{y + 4:.1f}" fill="{c}" '
+                           f'font-size="10">{key}</text>')
+        head, _, tail = s["name"].partition(" (")
+        out.append(f'<text x="{lx}" y="{ly}" fill="{c}" font-weight="bold">{esc(head)}</text>')
+        ly += 15
+        if tail:
+            out.append(f'<text x="{lx}" y="{ly}" fill="{c}">({esc(tail)}</text>')
+            ly += 17
         for key, dash, width in styles:
             dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-            out.append(f'<line x1="{left + pw + 15}" y1="{ly - 4}" x2="{left + pw + 45}" '
-                       f'y2="{ly - 4}" stroke="{c}" stroke-width="{width}"{dash_attr}/>')
-            out.append(f'<text x="{left + pw + 52}" y="{ly}">{key}</text>')
+            out.append(f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 30}" y2="{ly - 4}" '
+                       f'stroke="{c}" stroke-width="{width}"{dash_attr}/>')
+            out.append(f'<text x="{lx + 37}" y="{ly}">{key}, senders at a fixed rate</text>')
             ly += 16
-        ly += 10
-    out.append(f'<text x="{left + pw + 15}" y="{ly + 6}" fill="#444">Server on one core,</text>')
-    out.append(f'<text x="{left + pw + 15}" y="{ly + 22}" fill="#444">load tool on the other;'
-               f'</text>')
-    out.append(f'<text x="{left + pw + 15}" y="{ly + 38}" fill="#444">--ephemeral, '
-               f'--flood-rate 0.</text>')
+        if free:
+            out.append(f'<path d="M{lx + 15},{ly - 10} L{lx + 21},{ly - 4} L{lx + 15},{ly + 2} '
+                       f'L{lx + 9},{ly - 4} Z" fill="white" stroke="{c}" stroke-width="1.8"/>')
+            out.append(f'<text x="{lx + 37}" y="{ly}">saturation (window-limited)</text>')
+            ly += 16
+        ly += 12
+    notes = ["--ephemeral, --flood-rate 0;", "each point is one run of", "split_client stress."]
+    for n in notes:
+        out.append(f'<text x="{lx}" y="{ly}" fill="#444">{esc(n)}</text>')
+        ly += 16
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -691,14 +715,22 @@ def write_doc(doc_path, block):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny runs; output under target/")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny runs; output under target/bench-smoke unless --out")
+    ap.add_argument("--server-bin", type=Path,
+                    help="the server binary to measure (default: target/release/server)")
+    ap.add_argument("--out", type=Path,
+                    help="write the outputs under this directory instead of docs/")
     args = ap.parse_args()
     plan = Plan(args.smoke)
-    for b in ("server", "split_client"):
-        if not (BIN / b).exists():
-            sys.exit(f"bench: {BIN / b} is missing; run bench/run.sh (it builds first)")
-    if args.smoke:
-        out_dir = ROOT / "target" / "bench-smoke"
+    global SERVER_BIN
+    if args.server_bin:
+        SERVER_BIN = args.server_bin.resolve()
+    for path in (SERVER_BIN, BIN / "split_client"):
+        if not path.exists():
+            sys.exit(f"bench: {path} is missing; run bench/run.sh (it builds first)")
+    if args.smoke or args.out:
+        out_dir = args.out or ROOT / "target" / "bench-smoke"
         doc_path = out_dir / "BENCHMARKS.md"
         out_dir.mkdir(parents=True, exist_ok=True)
         src = ROOT / "docs" / "BENCHMARKS.md"
@@ -715,6 +747,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "smoke": args.smoke,
+        "server_bin": str(SERVER_BIN),
         "loadavg_before": loadavg(),
     }
     if res["loadavg_before"] and res["loadavg_before"][0] > 0.5:

@@ -7,6 +7,7 @@
 #
 #   bench/run.sh            the whole benchmark (about 4 minutes, at most 10)
 #   bench/run.sh --smoke    every scenario, tiny (seconds); writes under target/bench-smoke
+#   bench/run.sh --server-bin PATH --out DIR   measure another server build (before/after)
 #
 # All traffic stays on 127.0.0.1; every run is bounded in messages and in time. Installs what
 # it needs (iperf3, python3, taskset) from the distribution's packages when missing; run it as
