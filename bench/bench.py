@@ -214,7 +214,7 @@ class Plan:
 
     def __init__(self, smoke):
         self.smoke = smoke
-        self.ceiling_secs = 1 if smoke else 5
+        self.ceiling_secs = 1 if smoke else 3
         self.sat_repeats = 1 if smoke else 3
         self.sat_messages = 500 if smoke else 20_000
         self.sat_window = 64
@@ -243,9 +243,14 @@ def sat_args(plan):
 
 
 def run_saturation(plan, workdir):
-    """Ephemeral and history-on runs, interleaved, so both see the same machine."""
-    runs = {"ephemeral": [], "history": []}
+    """Rounds of: the loopback ceiling, an ephemeral run, a history-on run; so each run is
+    compared with a ceiling measured next to it (this machine's speed drifts by tens of per
+    cent over minutes)."""
+    runs = {"ephemeral": [], "history": [], "ceilings": []}
     for i in range(plan.sat_repeats):
+        ceiling = loopback_ceiling(plan.ceiling_secs)
+        runs["ceilings"].append(ceiling)
+        log(f"loopback ceiling #{i + 1}: {ceiling['frames_per_sec'] / 1e6:.2f} M frames/s")
         for mode in ("ephemeral", "history"):
             if mode == "ephemeral":
                 storage = ["--ephemeral"]
@@ -256,6 +261,7 @@ def run_saturation(plan, workdir):
             with Server(f"sat-{mode}-{i}", storage + ["--flood-rate", "0"], workdir) as srv:
                 r = stress(srv, sat_args(plan), 120)
             r["storage"] = mode
+            r["ceiling_frames_per_sec"] = ceiling["frames_per_sec"]
             runs[mode].append(r)
             log(f"saturation {mode} #{i + 1}: {r['deliveries_per_sec'] / 1e6:.2f} M/s, "
                 f"{cpu_ns(r):.0f} ns CPU/delivery")
@@ -435,6 +441,9 @@ def table(res):
     eph_rates = [r["deliveries_per_sec"] for r in res["saturation"]["ephemeral"]]
     hist_rates = [r["deliveries_per_sec"] for r in res["saturation"]["history"]]
     ratio = statistics.median(hist_rates) / statistics.median(eph_rates)
+    ceil_ratio = statistics.median(
+        r["deliveries_per_sec"] / r["ceiling_frames_per_sec"]
+        for r in res["saturation"]["ephemeral"])
     fixed, many = res["fixed"], res["many"]
     slow = res["slow_reader"]
     slow_ratio = ms(slow["with"], "p99") / max(ms(slow["without"], "p99"), 1e-9)
@@ -450,7 +459,7 @@ def table(res):
             f"{cpu_ns(r):.0f} ns" if cpu else "–",
             fmt_lat(r) if lat else "–",
             f"{rss_per(r):.0f} B" if rss else "–",
-            f"{r['deliveries_per_sec'] / ceiling:.0%}" if ceil else "–",
+            f"{r['deliveries_per_sec'] / r['ceiling_frames_per_sec']:.0%}" if ceil else "–",
             faults(r) + ("" if clean(r) else " (FAIL)"),
         ]) + " |")
 
@@ -480,9 +489,8 @@ def table(res):
          eph["deliveries_per_sec"] >= TARGET_SAT_RATE),
         ("Saturation ≤ 0.3 µs server CPU per delivery", f"{cpu_ns(eph) / 1e3:.3f} µs",
          cpu_ns(eph) <= TARGET_SAT_CPU_NS),
-        ("Saturation ≥ 45% of the loopback ceiling",
-         f"{eph['deliveries_per_sec'] / ceiling:.0%} of {fmt_rate(ceiling)}",
-         eph["deliveries_per_sec"] >= TARGET_SAT_CEILING * ceiling),
+        ("Saturation ≥ 45% of the loopback ceiling (each run against the ceiling measured "
+         "just before it; median)", f"{ceil_ratio:.0%}", ceil_ratio >= TARGET_SAT_CEILING),
         ("History on ≥ 80% of `--ephemeral` (issue 5)",
          f"{ratio:.0%} ({fmt_rate(statistics.median(hist_rates))} vs "
          f"{fmt_rate(statistics.median(eph_rates))})", ratio >= TARGET_HISTORY_RATIO),
@@ -554,9 +562,11 @@ def markdown(res, svg_name):
         f"Load average before / after: {fmt_load(before)} / {fmt_load(after)}; "
         f"whole run {res['elapsed_secs']:.0f} s." + load_note,
         "",
-        f"Loopback ceiling (iperf3, 128 KiB writes, one core each side): "
-        f"**{fmt_rate(res['ceiling']['frames_per_sec'])}** 200-byte frames "
-        f"({res['ceiling']['bytes_per_sec'] / 1e9:.2f} GB/s).",
+        f"Loopback ceiling (iperf3, 128 KiB writes, one core each side, measured before each "
+        f"round of saturation runs): median **{fmt_rate(res['ceiling']['frames_per_sec'])}** "
+        f"200-byte frames ({res['ceiling']['bytes_per_sec'] / 1e9:.2f} GB/s); all: "
+        + ", ".join(fmt_rate(c["frames_per_sec"]) for c in res["saturation"]["ceilings"])
+        + ".",
         "",
         tbl,
         "",
@@ -755,10 +765,9 @@ def main():
             "expect noisy numbers")
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
         workdir = Path(tmp)
-        log("loopback ceiling (iperf3)")
-        res["ceiling"] = loopback_ceiling(plan.ceiling_secs)
-        log(f"ceiling: {res['ceiling']['frames_per_sec'] / 1e6:.2f} M frames/s")
         res["saturation"] = run_saturation(plan, workdir)
+        ceilings = sorted(res["saturation"]["ceilings"], key=lambda c: c["frames_per_sec"])
+        res["ceiling"] = ceilings[len(ceilings) // 2]
         res["fixed"] = run_fixed(plan, workdir)
         res["many"] = run_many(plan, workdir)
         res["slow_reader"] = run_slow_reader(plan, workdir)
