@@ -5,13 +5,14 @@
 //! from a [`BufPool`] when needed and go back to it when emptied. This keeps an idle client
 //! under 1 KiB of server memory, and a busy one from allocating.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::frame::{Frame, FRAME_LEN};
+use crate::outq::{OutQueue, TurnLog};
 
 /// Output buffers kept for reuse hold at most this many bytes in all (see [`BufPool`]).
 pub const POOL_BYTES: usize = 16 << 20;
@@ -35,7 +36,7 @@ pub struct BufPool {
 
 impl BufPool {
     /// An empty buffer, with whatever capacity it last had.
-    fn take(&mut self) -> Vec<u8> {
+    pub(crate) fn take(&mut self) -> Vec<u8> {
         match self.bufs.pop() {
             Some(buf) => {
                 self.bytes -= buf.capacity();
@@ -46,7 +47,7 @@ impl BufPool {
     }
 
     /// Takes a buffer back for reuse (or frees it when the pool is full).
-    fn give(&mut self, mut buf: Vec<u8>) {
+    pub(crate) fn give(&mut self, mut buf: Vec<u8>) {
         let cap = buf.capacity();
         if cap == 0 || cap > POOL_MAX_BUF || self.bytes + cap > POOL_BYTES {
             return;
@@ -140,9 +141,8 @@ impl Partial {
 pub struct Conn {
     pub stream: TcpStream,
     partial: Partial,
-    out: Vec<u8>,
-    /// Bytes of `out` already written.
-    out_pos: usize,
+    /// What is queued for the client (see [`OutQueue`]).
+    pub out: OutQueue,
     writable_registered: bool,
     /// The hub's id for this connection, unique for the server's lifetime.
     pub id: crate::hub::ConnId,
@@ -169,8 +169,7 @@ impl Conn {
         Conn {
             stream,
             partial: Partial::default(),
-            out: Vec::new(),
-            out_pos: 0,
+            out: OutQueue::default(),
             writable_registered: false,
             id,
             tokens: burst,
@@ -185,17 +184,9 @@ impl Conn {
     }
 
     /// Bytes queued and not yet written.
-    pub fn queued(&self) -> usize {
-        self.out.len() - self.out_pos
-    }
-
-    /// Queues one frame.
     #[inline]
-    pub fn queue(&mut self, frame: &Frame, pool: &mut BufPool) {
-        if self.out.capacity() == 0 {
-            self.out = pool.take();
-        }
-        self.out.extend_from_slice(frame);
+    pub fn queued(&self) -> usize {
+        self.out.queued()
     }
 
     /// Refills the flood budget and returns how many whole frames may be read now
@@ -244,31 +235,13 @@ impl Conn {
     /// Gives the connection's buffers back to the pool (it is being removed).
     pub fn release(&mut self, pool: &mut BufPool) {
         self.partial.release(pool);
-        self.out_pos = 0;
-        pool.give(std::mem::take(&mut self.out));
+        self.out.release(pool);
     }
 
-    /// Writes as much queued output as the socket takes; an emptied buffer goes back to `pool`.
-    /// Returns Err when the connection failed.
-    pub fn flush(&mut self, pool: &mut BufPool) -> io::Result<()> {
-        while self.out_pos < self.out.len() {
-            match self.stream.write(&self.out[self.out_pos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.out_pos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if self.out_pos == self.out.len() {
-            self.out_pos = 0;
-            pool.give(std::mem::take(&mut self.out));
-        } else if self.out_pos >= self.out.len() / 2 {
-            // Keep the buffer from growing without end under a steady partial-write load.
-            self.out.drain(..self.out_pos);
-            self.out_pos = 0;
-        }
-        Ok(())
+    /// Writes as much queued output as the socket takes, in as few calls as it takes; keeps
+    /// the rest (see [`OutQueue::flush`]). Returns Err when the connection failed.
+    pub fn flush(&mut self, log: &TurnLog, pool: &mut BufPool) -> io::Result<()> {
+        self.out.flush(&mut self.stream, log, pool)
     }
 
     /// Asks for WRITABLE events only while output is pending.

@@ -20,6 +20,7 @@ use slab::Slab;
 use crate::conn::{BufPool, Conn, ReadOutcome};
 use crate::frame::{self, Frame, FRAME_LEN};
 use crate::hub::{ConnId, Hub, HubConfig, Sink};
+use crate::outq::TurnLog;
 use crate::sonnets::{self, Sonnets};
 use crate::storage::{Request, Storage, StorageError, StorageHandle};
 use crate::utils_errors as text;
@@ -127,6 +128,8 @@ struct Outbox<'a> {
     dirty: &'a mut Vec<usize>,
     overflowed: &'a mut Vec<usize>,
     pool: &'a mut BufPool,
+    /// This turn's frames, each stored once for all the queues that share it.
+    log: &'a mut TurnLog,
     /// Requests for storage, handed over together at the end of the turn.
     to_store: &'a mut Vec<Request>,
     max_queue: usize,
@@ -136,6 +139,36 @@ impl Outbox<'_> {
     /// The live connection with this hub id (none if it is gone).
     fn conn(&mut self, id: ConnId) -> Option<(usize, &mut Conn)> {
         live(self.conns, id)
+    }
+
+    /// Queues the frame stored in the log at `at` (or, when the log is full, `frame` itself)
+    /// for connection `id`, unless it is gone or closing; a queue that would pass
+    /// `--max-queue` closes its connection instead.
+    #[inline]
+    fn enqueue(&mut self, id: ConnId, at: Option<u32>, frame: &Frame) {
+        let Some((to, conn)) = live(self.conns, id) else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        if conn.queued() + FRAME_LEN > self.max_queue {
+            log::warn!(
+                "conn {to}: outbound queue full ({} bytes): disconnecting",
+                conn.queued()
+            );
+            conn.closing = true;
+            self.overflowed.push(to);
+            return;
+        }
+        match at {
+            Some(at) => conn.out.push_shared(self.log, at),
+            None => conn.out.push_own(frame, self.log, self.pool),
+        }
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(to);
+        }
     }
 }
 
@@ -149,26 +182,17 @@ fn live(conns: &mut Slab<Conn>, id: ConnId) -> Option<(usize, &mut Conn)> {
 
 impl Sink for Outbox<'_> {
     fn send(&mut self, id: ConnId, frame: &Frame) {
-        let max_queue = self.max_queue;
-        let Some((to, conn)) = live(self.conns, id) else {
-            return;
-        };
-        if conn.closing {
-            return;
-        }
-        if conn.queued() + FRAME_LEN > max_queue {
-            log::warn!(
-                "conn {to}: outbound queue full ({} bytes): disconnecting",
-                conn.queued()
-            );
-            conn.closing = true;
-            self.overflowed.push(to);
-            return;
-        }
-        conn.queue(frame, self.pool);
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(to);
+        let at = self.log.push(frame);
+        self.enqueue(id, at, frame);
+    }
+
+    /// The frame is stored once, and every member's queue refers to it.
+    fn send_many(&mut self, to: &[ConnId], except: Option<ConnId>, frame: &Frame) {
+        let at = self.log.push(frame);
+        for &id in to {
+            if Some(id) != except {
+                self.enqueue(id, at, frame);
+            }
         }
     }
 
@@ -201,6 +225,7 @@ macro_rules! outbox {
             dirty: &mut $server.dirty,
             overflowed: &mut $server.closing,
             pool: &mut $server.pool,
+            log: &mut $server.log,
             to_store: &mut $server.to_store,
             max_queue: $server.cfg.max_queue,
         }
@@ -228,6 +253,8 @@ pub struct Server {
     dirty: Vec<usize>,
     /// Output buffers of connections with nothing queued, for reuse.
     pool: BufPool,
+    /// The frames queued this turn, shared by the queues (see [`crate::outq`]).
+    log: TurnLog,
     /// Connections with input left to read.
     readable: Vec<usize>,
     /// Connections waiting for their flood budget, with the time it refills.
@@ -300,6 +327,7 @@ impl Server {
             next_serial: 0,
             dirty: Vec::new(),
             pool: BufPool::default(),
+            log: TurnLog::default(),
             readable: Vec::new(),
             throttled: Vec::new(),
             closing: Vec::new(),
@@ -367,6 +395,7 @@ impl Server {
             self.settle();
             self.write_all();
             self.remove_dead();
+            self.end_turn();
             self.submit_stored();
             if let Some(deadline) = self.shutdown_at {
                 let drained = self.conns.iter().all(|(_, c)| c.queued() == 0);
@@ -407,6 +436,20 @@ impl Server {
             consider(self.ticked + Duration::from_secs(1));
         }
         next.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Keeps what was queued after the writes of this turn (replies to the flush reports,
+    /// departures) out of the log, which is then cleared.
+    fn end_turn(&mut self) {
+        if self.log.is_empty() {
+            return;
+        }
+        for &id in &self.dirty {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.out.materialize(&self.log, &mut self.pool);
+            }
+        }
+        self.log.clear();
     }
 
     /// Hands this turn's storage requests over, all at once: the writer thread wakes once a
@@ -669,7 +712,7 @@ impl Server {
             };
             conn.dirty = false;
             let result = conn
-                .flush(&mut self.pool)
+                .flush(&self.log, &mut self.pool)
                 .and_then(|()| conn.update_interest(self.poll.registry(), Token(id)));
             match result {
                 Ok(()) if conn.report_flush && conn.queued() == 0 => {
@@ -696,7 +739,7 @@ impl Server {
         for id in std::mem::take(&mut self.dead) {
             if let Some(mut conn) = self.conns.try_remove(id) {
                 // A last try for what was queued (a reply to the final frames, say).
-                let _ = conn.flush(&mut self.pool);
+                let _ = conn.flush(&self.log, &mut self.pool);
                 conn.release(&mut self.pool);
                 let _ = self.poll.registry().deregister(&mut conn.stream);
                 log::info!("conn {id}: closed");

@@ -403,7 +403,10 @@ fn stress_with_the_server_pid_reports_its_cpu_and_memory() {
     let rss: u64 = json_field(usage, "rss_kib").parse().unwrap();
     assert!(cpu >= 0.0 && per >= 0.0, "{usage}");
     // 18,000 deliveries: the per-delivery figure is the total divided by them.
-    assert!((per - cpu * 1e9 / 18_000.0).abs() <= per * 0.01 + 1.0, "{usage}");
+    assert!(
+        (per - cpu * 1e9 / 18_000.0).abs() <= per * 0.01 + 1.0,
+        "{usage}"
+    );
     assert!(base > 0 && rss > 0, "{usage}");
     assert!(err.contains("ns per delivery); RSS"), "{err}");
     assert_eq!(json_field(&out, "passed"), "true");

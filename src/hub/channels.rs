@@ -29,11 +29,7 @@ impl Hub {
             rest = &rest[cut..];
             out[prefix_len..].fill(b' ');
             out[prefix_len..prefix_len + piece.len()].copy_from_slice(piece.as_bytes());
-            for &member in members {
-                if member != conn {
-                    sink.send(member, &out);
-                }
-            }
+            sink.send_many(members, Some(conn), &out);
         }
         // History keeps every channel message, even one nobody else heard.
         let event = Event::Chat {

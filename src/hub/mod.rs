@@ -32,6 +32,15 @@ pub type ConnId = usize;
 pub trait Sink {
     /// Queues one frame for a connection.
     fn send(&mut self, to: ConnId, frame: &Frame);
+    /// Queues one frame for every connection of `to` but `except` (a sink may store it once
+    /// for all of them).
+    fn send_many(&mut self, to: &[ConnId], except: Option<ConnId>, frame: &Frame) {
+        for &id in to {
+            if Some(id) != except {
+                self.send(id, frame);
+            }
+        }
+    }
     /// Asks for a connection to be closed once its queued output is flushed.
     fn close(&mut self, conn: ConnId);
     /// Hands a request to storage.
@@ -418,11 +427,7 @@ impl Hub {
     fn broadcast(&self, sink: &mut impl Sink, ch: usize, except: Option<ConnId>, line: &str) {
         for piece in frame::pack_lines([line]) {
             let Ok(f) = frame::pad(&piece) else { continue };
-            for &member in &self.channels[ch].members {
-                if Some(member) != except {
-                    sink.send(member, &f);
-                }
-            }
+            sink.send_many(&self.channels[ch].members, except, &f);
         }
     }
 }
