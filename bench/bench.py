@@ -414,6 +414,24 @@ def machine():
     }
 
 
+def busy_secs():
+    """User, nice and system time of every CPU since boot, in seconds (interrupt time is left
+    out: on this kernel it is not charged to the processes that cause it)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        ticks = sum(int(x) for x in fields[1:4])
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def own_secs():
+    """CPU time of this script and of the processes it ran and waited for (server, load tool,
+    iperf3)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def loadavg():
     try:
         return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
@@ -547,10 +565,11 @@ def markdown(res, svg_name):
     tbl, targets = table(res)
     load_note = ""
     before, after = res["loadavg_before"], res["loadavg_after"]
-    if before and before[0] > 0.5:
-        load_note = (f"\n\n**The machine was not idle** (load average {before[0]:.2f} at the "
-                     "start): other work shared the two cores, so throughput and tail latency "
-                     "are lower and noisier than on a quiet machine.")
+    other = res.get("other_cpu_share")
+    if other is not None and other > 0.05:
+        load_note = (f"\n\n**The machine was not quiet:** other processes used {other:.0%} "
+                     "of its CPU time during the run, so throughput and tail latency are lower "
+                     "and noisier than on a quiet machine.")
     lines = [
         BEGIN,
         "",
@@ -560,7 +579,9 @@ def markdown(res, svg_name):
         + (f"Server pinned to core {m['server_cpu']}, load tool to core {m['tool_cpu']}."
            if m["pinned"] else "Not pinned (fewer than two cores)."),
         f"Load average before / after: {fmt_load(before)} / {fmt_load(after)}; "
-        f"whole run {res['elapsed_secs']:.0f} s." + load_note,
+        f"CPU time of other processes during the run: "
+        + (f"{other:.1%} of the machine" if other is not None else "unknown")
+        + f"; whole run {res['elapsed_secs']:.0f} s." + load_note,
         "",
         f"Loopback ceiling (iperf3, 128 KiB writes, one core each side, measured before each "
         f"round of saturation runs): median **{fmt_rate(res['ceiling']['frames_per_sec'])}** "
@@ -760,9 +781,7 @@ def main():
         "server_bin": str(SERVER_BIN),
         "loadavg_before": loadavg(),
     }
-    if res["loadavg_before"] and res["loadavg_before"][0] > 0.5:
-        log(f"load average {res['loadavg_before'][0]:.2f}: the machine is busy; "
-            "expect noisy numbers")
+    busy0, own0 = busy_secs(), own_secs()
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
         workdir = Path(tmp)
         res["saturation"] = run_saturation(plan, workdir)
@@ -778,6 +797,12 @@ def main():
         res["sweeps"] = run_sweeps(plan, workdir, res["saturation"])
     res["loadavg_after"] = loadavg()
     res["elapsed_secs"] = time.monotonic() - started
+    other = (busy_secs() - busy0) - (own_secs() - own0)
+    capacity = res["elapsed_secs"] * (os.cpu_count() or 1)
+    res["other_cpu_share"] = max(0.0, other) / capacity if capacity > 0 else None
+    if res["other_cpu_share"] and res["other_cpu_share"] > 0.05:
+        log(f"other processes used {res['other_cpu_share']:.0%} of the CPU during the run: "
+            "expect noisy numbers")
 
     svg_name = "latency.svg"
     (fig_dir / svg_name).write_text(svg(res))
