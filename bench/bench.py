@@ -222,6 +222,7 @@ class Plan:
         self.many = dict(clients=2000, channels=200, rate=5, messages=2 if smoke else 50)
         self.slow = dict(clients=100, senders=10, rate=500, messages=200 if smoke else 4000)
         self.slow_max_queue = 1 << 20
+        self.slow_repeats = 1 if smoke else 3
         self.idle_clients = 300 if smoke else 10_000
         self.held_clients = 500 if smoke else 19_000
         self.idle_secs = 1 if smoke else 3
@@ -295,14 +296,22 @@ def run_slow_reader(plan, workdir):
     s = plan.slow
     args = ["--clients", s["clients"], "--senders", s["senders"], "--rate", s["rate"],
             "--messages", s["messages"], "--window", 256]
-    out = {}
-    for name, extra in (("without", []), ("with", ["--no-read", 1])):
-        with Server(f"slow-{name}", ["--ephemeral", "--max-queue", plan.slow_max_queue],
-                    workdir) as srv:
-            out[name] = stress(srv, args + extra, 120)
-        log(f"slow reader ({name}): p99 {ms(out[name], 'p99'):.2f} ms, "
-            f"dropped {out[name]['no_read_dropped']}")
-    return out
+    runs = {"without": [], "with": []}
+    # Interleaved, so that both see the same machine; the median p99 of each is compared.
+    for i in range(plan.slow_repeats):
+        for name, extra in (("without", []), ("with", ["--no-read", 1])):
+            with Server(f"slow-{name}-{i}",
+                        ["--ephemeral", "--max-queue", plan.slow_max_queue], workdir) as srv:
+                r = stress(srv, args + extra, 120)
+            runs[name].append(r)
+            log(f"slow reader ({name}) #{i + 1}: p99 {ms(r, 'p99'):.2f} ms, "
+                f"dropped {r['no_read_dropped']}")
+
+    def median_p99(rs):
+        return sorted(rs, key=lambda r: r["latency_ns"]["p99"])[len(rs) // 2]
+
+    return {"without": median_p99(runs["without"]), "with": median_p99(runs["with"]),
+            "runs": runs}
 
 
 def run_idle(plan, workdir, clients, storage_mode, max_clients):
@@ -488,9 +497,11 @@ def table(res):
     row("Fixed load: 500 clients, 50 senders × 2 msg/s", "`--ephemeral`", fixed)
     row("Many channels: 2,000 clients, 200 channels of 10, all × 5 msg/s", "`--ephemeral`",
         many)
-    row("Busy channel, all reading: 100 clients, 10 senders × 500 msg/s", "`--ephemeral`",
-        slow["without"])
-    row("Same, plus 1 client that never reads", "`--ephemeral`", slow["with"])
+    n_slow = len(slow["runs"]["with"])
+    row(f"Busy channel, all reading: 100 clients, 10 senders × 500 msg/s (median p99 of "
+        f"{n_slow})", "`--ephemeral`", slow["without"])
+    row(f"Same, plus 1 client that never reads (median p99 of {n_slow})", "`--ephemeral`",
+        slow["with"])
     row(f"Idle: {idle['clients']:,} clients named and joined", "`--data-dir` (temp)", idle,
         rate=False, cpu=False, lat=False, rss=True)
     row(f"Idle: {idle_eph['clients']:,} clients named and joined", "`--ephemeral`", idle_eph,
@@ -523,12 +534,13 @@ def table(res):
          rss_per(idle) <= TARGET_IDLE_BYTES and clean(idle)),
         ("19,000 clients held at once", f"{held['clients']:,} held" if clean(held)
          else "failed", clean(held) and held["clients"] >= TARGET_HELD),
-        ("Never-reading client: others' p99 within 20%",
+        ("Never-reading client: others' p99 within 20% (medians)",
          f"{ms(slow['with'], 'p99'):.2f} vs {ms(slow['without'], 'p99'):.2f} ms "
          f"({slow_ratio - 1:+.0%})", slow_ratio <= TARGET_SLOW_P99_RATIO),
         ("Never-reading client disconnected when its queue fills",
-         f"{slow['with']['no_read_dropped']} of 1 dropped",
-         slow["with"]["no_read_dropped"] >= 1),
+         f"dropped in {sum(r['no_read_dropped'] >= 1 for r in slow['runs']['with'])} of "
+         f"{len(slow['runs']['with'])} runs",
+         all(r["no_read_dropped"] >= 1 for r in slow["runs"]["with"])),
         ("No loss, duplicate, reordering or corruption in any run",
          "all clean" if all_clean(res) else "see table", all_clean(res)),
     ]
@@ -546,8 +558,8 @@ def all_runs(res):
     yield from res["saturation"]["history"]
     yield res["fixed"]
     yield res["many"]
-    yield res["slow_reader"]["without"]
-    yield res["slow_reader"]["with"]
+    yield from res["slow_reader"]["runs"]["without"]
+    yield from res["slow_reader"]["runs"]["with"]
     yield res["idle"]
     yield res["idle_ephemeral"]
     yield res["held"]
