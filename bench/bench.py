@@ -126,8 +126,9 @@ class Server:
         self.stop()
 
 
-def stress(server, args, limit_secs):
-    """One `split_client stress` run against `server`; returns its JSON report."""
+def stress(server, args, limit_secs, during=None):
+    """One `split_client stress` run against `server`; returns its JSON report. `during`, if
+    given, is called while the load tool runs, and what it returns is kept in the report."""
     cmd = PINS.tool() + [
         str(BIN / "split_client"),
         "stress",
@@ -140,17 +141,28 @@ def stress(server, args, limit_secs):
         str(server.pid),
         "--json",
     ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    extra = None
     try:
-        done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=limit_secs + 60, cwd=ROOT
-        )
+        if during is not None:
+            extra = during(server)
+        stdout, stderr = proc.communicate(timeout=limit_secs + 60)
     except subprocess.TimeoutExpired as e:
+        proc.kill()
+        proc.communicate()
         raise RuntimeError(f"stress run timed out: {' '.join(cmd)}") from e
-    lines = [l for l in done.stdout.splitlines() if l.startswith("{")]
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    lines = [l for l in stdout.splitlines() if l.startswith("{")]
     if not lines:
-        tail = "\n".join(done.stderr.splitlines()[-15:])
-        raise RuntimeError(f"stress run failed ({done.returncode}): {' '.join(cmd)}\n{tail}")
+        tail = "\n".join(stderr.splitlines()[-15:])
+        raise RuntimeError(f"stress run failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
     report = json.loads(lines[-1])
+    if extra is not None:
+        report["during"] = extra
     report["command"] = "split_client stress 127.0.0.1 PORT " + " ".join(
         str(a) for a in args
     )
@@ -226,6 +238,10 @@ class Plan:
         self.idle_clients = 300 if smoke else 10_000
         self.held_clients = 500 if smoke else 19_000
         self.idle_secs = 1 if smoke else 3
+        # Past the open-file limit: how many connections to add to the held ones, and how long
+        # the held ones wait for them.
+        self.limit_extra = 50 if smoke else 1500
+        self.limit_hold_secs = 4 if smoke else 8
         # Offered deliveries per second for the latency picture, per layout.
         self.sweep_secs = 0.5 if smoke else 2.5
         self.sweeps = [
@@ -329,6 +345,70 @@ def run_idle(plan, workdir, clients, storage_mode, max_clients):
     r["storage"] = storage_mode
     log(f"idle {clients} ({storage_mode}): {rss_per(r):.0f} bytes per client, "
         f"passed {r['passed']}")
+    return r
+
+
+SERVER_FULL = b"The server is full. Try again later."
+
+
+def open_fds(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+def probe_past_the_limit(server, held, extra, wait_secs):
+    """While `held` clients are connected, opens `extra` more connections (sending nothing)
+    and sorts them: admitted (nothing to read) or refused (the server-full text, then the
+    end of the stream)."""
+    deadline = time.monotonic() + wait_secs
+    while open_fds(server.pid) < held and time.monotonic() < deadline:
+        time.sleep(0.2)
+    fds_before = open_fds(server.pid)
+    socks = []
+    try:
+        for _ in range(extra):
+            s = socket.socket()
+            s.settimeout(5)
+            s.connect(("127.0.0.1", server.port))
+            socks.append(s)
+        time.sleep(1.0)
+        admitted = refused = other = 0
+        for s in socks:
+            s.setblocking(False)
+            try:
+                data = s.recv(FRAME * 2)
+            except BlockingIOError:
+                admitted += 1
+                continue
+            except OSError:
+                other += 1
+                continue
+            if data.rstrip() == SERVER_FULL:
+                refused += 1
+            else:
+                other += 1
+    finally:
+        for s in socks:
+            s.close()
+    return {"server_fds_before": fds_before, "extra": extra, "admitted": admitted,
+            "refused": refused, "other": other}
+
+
+def run_limit(plan, workdir):
+    """The held clients, and more past the open-file limit: the excess must get the
+    server-full text while the held clients stay connected."""
+    clients = plan.held_clients
+    data = workdir / "limit"
+    with Server("limit", ["--data-dir", str(data), "--max-clients", 20_000], workdir) as srv:
+        r = stress(srv, ["--clients", clients, "--channels", max(1, clients // 10),
+                         "--idle-secs", plan.limit_hold_secs], 180,
+                   during=lambda s: probe_past_the_limit(s, clients, plan.limit_extra, 120))
+    d = r["during"]
+    log(f"limit: {clients} held (passed {r['passed']}), {d['extra']} more: "
+        f"{d['admitted']} admitted, {d['refused']} refused with the server-full text, "
+        f"{d['other']} other")
     return r
 
 
@@ -475,6 +555,7 @@ def table(res):
     slow = res["slow_reader"]
     slow_ratio = ms(slow["with"], "p99") / max(ms(slow["without"], "p99"), 1e-9)
     idle, idle_eph, held = res["idle"], res["idle_ephemeral"], res["held"]
+    lim = res["limit"]
 
     rows = []
 
@@ -534,6 +615,13 @@ def table(res):
          rss_per(idle) <= TARGET_IDLE_BYTES and clean(idle)),
         ("19,000 clients held at once", f"{held['clients']:,} held" if clean(held)
          else "failed", clean(held) and held["clients"] >= TARGET_HELD),
+        ("Past the open-file limit, new connections get the server-full text",
+         f"{lim['during']['extra']:,} more while {lim['clients']:,} held: "
+         f"{lim['during']['admitted']} admitted, {lim['during']['refused']} refused with the "
+         f"text, {lim['during']['other']} other; held clients unaffected: "
+         f"{'yes' if clean(lim) else 'no'}",
+         clean(lim) and lim["during"]["other"] == 0
+         and (lim["during"]["refused"] > 0 or plan_smoke(res))),
         ("Never-reading client: others' p99 within 20% (medians)",
          f"{ms(slow['with'], 'p99'):.2f} vs {ms(slow['without'], 'p99'):.2f} ms "
          f"({slow_ratio - 1:+.0%})", slow_ratio <= TARGET_SLOW_P99_RATIO),
@@ -545,6 +633,10 @@ def table(res):
          "all clean" if all_clean(res) else "see table", all_clean(res)),
     ]
     return head + "\n" + "\n".join(rows), targets
+
+
+def plan_smoke(res):
+    return res.get("smoke", False)
 
 
 def eph_window(r):
@@ -563,6 +655,7 @@ def all_runs(res):
     yield res["idle"]
     yield res["idle_ephemeral"]
     yield res["held"]
+    yield res["limit"]
     for s in res["sweeps"]:
         yield from s["points"]
 
@@ -806,6 +899,7 @@ def main():
         res["idle_ephemeral"] = run_idle(plan, workdir, plan.idle_clients, "ephemeral",
                                          10_000)
         res["held"] = run_idle(plan, workdir, plan.held_clients, "history", 20_000)
+        res["limit"] = run_limit(plan, workdir)
         res["sweeps"] = run_sweeps(plan, workdir, res["saturation"])
     res["loadavg_after"] = loadavg()
     res["elapsed_secs"] = time.monotonic() - started
