@@ -731,8 +731,13 @@ impl Server {
                 }
             }
         }
-        self.dirty = ids;
-        self.dirty.clear();
+        // A connection closed above may have queued departures for others that were written
+        // already: they are in `self.dirty` again, for the next turn; keep them.
+        if self.dirty.is_empty() {
+            let mut ids = ids;
+            ids.clear();
+            self.dirty = ids;
+        }
         for hub_id in flushed {
             let mut outbox = outbox!(self);
             self.hub.flushed(hub_id, &mut outbox);
