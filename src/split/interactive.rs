@@ -92,15 +92,7 @@ pub fn run_interactive(
     out: &mut impl Write,
     log: &mut impl Write,
 ) -> Result<(), SplitError> {
-    let mut session = match Session::connect(&cfg.host, &cfg.port, cfg.pieces.clone()) {
-        Ok(s) => s,
-        Err(SplitError::Unreachable(msg)) => {
-            writeln!(out, "{msg}")?;
-            out.flush()?;
-            return Err(SplitError::Unreachable(msg));
-        }
-        Err(e) => return Err(e),
-    };
+    let mut session = Session::connect_or_tell(&cfg.host, &cfg.port, cfg.pieces.clone(), out)?;
     if session.send_text(&cfg.name, log).is_err() {
         return Err(disconnected(cfg, out));
     }

@@ -35,15 +35,7 @@ pub fn run_replay(
     out: &mut impl Write,
     log: &mut impl Write,
 ) -> Result<(), SplitError> {
-    let mut session = match Session::connect(&cfg.host, &cfg.port, cfg.pieces.clone()) {
-        Ok(s) => s,
-        Err(SplitError::Unreachable(msg)) => {
-            writeln!(out, "{msg}")?;
-            out.flush()?;
-            return Err(SplitError::Unreachable(msg));
-        }
-        Err(e) => return Err(e),
-    };
+    let mut session = Session::connect_or_tell(&cfg.host, &cfg.port, cfg.pieces.clone(), out)?;
     let disconnected = |out: &mut dyn Write| {
         let msg = text::server_disconnected(&cfg.host, &cfg.port);
         let _ = writeln!(out, "{msg}");

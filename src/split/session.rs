@@ -69,6 +69,24 @@ fn open(host: &str, port: &str) -> Option<TcpStream> {
 }
 
 impl Session {
+    /// [`Session::connect`], writing the user's text to `out` first when the server cannot be
+    /// reached.
+    pub fn connect_or_tell(
+        host: &str,
+        port: &str,
+        opts: PieceOptions,
+        out: &mut impl Write,
+    ) -> Result<Session, SplitError> {
+        match Session::connect(host, port, opts) {
+            Err(SplitError::Unreachable(msg)) => {
+                writeln!(out, "{msg}")?;
+                out.flush()?;
+                Err(SplitError::Unreachable(msg))
+            }
+            other => other,
+        }
+    }
+
     /// Connects and starts the reader thread. On failure the error carries the user's text,
     /// `Unable to connect to HOST:PORT`.
     pub fn connect(host: &str, port: &str, opts: PieceOptions) -> Result<Session, SplitError> {
