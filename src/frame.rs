@@ -101,6 +101,26 @@ pub fn split_text(text: &str, max: usize, no_slash: bool) -> Vec<&str> {
     pieces
 }
 
+/// Cuts `body` into frames that each begin with `prefix` (see [`cut_point`] for where it cuts),
+/// handing each to `emit`; allocates nothing. Returns false, emitting nothing, when the prefix
+/// leaves no room for a character of any size.
+pub fn prefixed_frames(prefix: &[u8], body: &str, mut emit: impl FnMut(&Frame)) -> bool {
+    if prefix.len() + 4 > FRAME_LEN {
+        return false;
+    }
+    let mut out = [b' '; FRAME_LEN];
+    out[..prefix.len()].copy_from_slice(prefix);
+    let mut rest = body;
+    while !rest.is_empty() {
+        let cut = cut_point(rest, FRAME_LEN - prefix.len(), false);
+        out[prefix.len()..].fill(b' ');
+        out[prefix.len()..prefix.len() + cut].copy_from_slice(&rest.as_bytes()[..cut]);
+        emit(&out);
+        rest = &rest[cut..];
+    }
+    true
+}
+
 /// Packs lines into frame texts: lines joined by `\n`, as many whole lines per frame as fit; a
 /// line longer than a frame is cut into several (see [`split_text`]). Empty lines are kept inside
 /// a frame but never start or end one (stripping would lose them anyway).
@@ -281,6 +301,21 @@ mod tests {
         let pieces = split_text(&text, 200, false);
         assert_eq!(pieces.concat(), text);
         assert!(pieces.iter().all(|p| p.len() <= 200 && !p.is_empty()));
+    }
+
+    #[test]
+    fn prefixed_frames_put_the_prefix_on_every_piece() {
+        let body = format!("{} {}", "a".repeat(150), "é".repeat(60));
+        let mut pieces = Vec::new();
+        assert!(prefixed_frames(b"[Kay] ", &body, |f| pieces.push(decode(f).into_owned())));
+        assert_eq!(pieces.len(), 2);
+        let rebuilt: String = pieces
+            .iter()
+            .map(|p| p.strip_prefix("[Kay] ").unwrap())
+            .collect();
+        assert_eq!(rebuilt, body.trim_end());
+        // A prefix that leaves no room for a 4-byte character: nothing is emitted.
+        assert!(!prefixed_frames(&[b'x'; 197], "y", |_| panic!("emitted")));
     }
 
     #[test]

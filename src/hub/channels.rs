@@ -15,22 +15,17 @@ impl Hub {
             self.reply(sink, conn, text::NOT_IN_CHANNEL);
             return;
         };
-        // `[name] `, written in place: the hot path allocates nothing.
-        let mut out = [b' '; FRAME_LEN];
+        // `[name] ` on the stack: the hot path allocates nothing. A name is at most 32
+        // characters (128 bytes), so the prefix always leaves room.
+        let mut prefix = [0u8; FRAME_LEN];
         let prefix_len = name.len() + 3;
-        out[0] = b'[';
-        out[1..=name.len()].copy_from_slice(name.as_bytes());
-        out[name.len() + 1] = b']';
+        prefix[0] = b'[';
+        prefix[1..=name.len()].copy_from_slice(name.as_bytes());
+        prefix[name.len() + 1..prefix_len].copy_from_slice(b"] ");
         let members = &self.channels[ch].members;
-        let mut rest = msg;
-        while !rest.is_empty() {
-            let cut = frame::cut_point(rest, FRAME_LEN - prefix_len, false);
-            let piece = &rest[..cut];
-            rest = &rest[cut..];
-            out[prefix_len..].fill(b' ');
-            out[prefix_len..prefix_len + piece.len()].copy_from_slice(piece.as_bytes());
-            sink.send_many(members, Some(conn), &out);
-        }
+        frame::prefixed_frames(&prefix[..prefix_len], msg, |f| {
+            sink.send_many(members, Some(conn), f);
+        });
         // History keeps every channel message, even one nobody else heard.
         let event = Event::Chat {
             seq: 0,

@@ -61,7 +61,7 @@ impl Hub {
     /// Asks storage for the messages kept for `name`, if there are any; they arrive before
     /// anything else.
     pub(super) fn fetch_offline(&mut self, conn: ConnId, name: &str, sink: &mut impl Sink) {
-        if !self.offline_waiting(name) {
+        if !self.has_offline.contains(name) {
             return;
         }
         let request = Request::FetchOffline {

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::clock::{Clock, SystemClock};
 use crate::command::Command;
-use crate::frame::{self, Frame, FRAME_LEN};
+use crate::frame::{self, Frame};
 use crate::sonnets::Sonnets;
 use crate::storage::{Event, Request, Startup};
 use crate::utils_errors as text;
@@ -356,11 +356,6 @@ impl Hub {
         }
     }
 
-    /// True when the hub has to wait for `name`'s offline messages.
-    fn offline_waiting(&self, name: &str) -> bool {
-        self.has_offline.contains(name)
-    }
-
     /// The next sequence number for a stored event.
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
@@ -410,16 +405,8 @@ impl Hub {
     /// Sends `prefix` + `body`, cut into frames that each begin with the prefix (when the prefix
     /// leaves room for text; otherwise the whole line is packed like any long line).
     fn send_prefixed(&self, sink: &mut impl Sink, to: ConnId, prefix: &str, body: &str) {
-        if prefix.len() + 4 > FRAME_LEN {
+        if !frame::prefixed_frames(prefix.as_bytes(), body, |f| sink.send(to, f)) {
             self.reply(sink, to, &format!("{prefix}{body}"));
-            return;
-        }
-        let mut out = [b' '; FRAME_LEN];
-        out[..prefix.len()].copy_from_slice(prefix.as_bytes());
-        for piece in frame::split_text(body, FRAME_LEN - prefix.len(), false) {
-            out[prefix.len()..].fill(b' ');
-            out[prefix.len()..prefix.len() + piece.len()].copy_from_slice(piece.as_bytes());
-            sink.send(to, &out);
         }
     }
 
