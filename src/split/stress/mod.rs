@@ -15,16 +15,19 @@ pub mod tracker;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Events, Poll, Token};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use self::conn::{Conn, Phase};
 pub use self::report::{Latency, ServerUsage, StressReport};
 use self::tracker::{Layout, Tracker};
+use super::histogram::Histogram;
 use super::message::{self, Codec, Verdict};
 use super::SplitError;
 use crate::frame::{self, Frame, FRAME_LEN};
@@ -47,6 +50,8 @@ const QUIET: Duration = Duration::from_secs(2);
 const SWEEP: Duration = Duration::from_millis(250);
 /// The longest poll wait, so that deadlines are checked often enough.
 const TICK: Duration = Duration::from_millis(100);
+/// The token of the send timer (never a connection's index).
+const TIMER: Token = Token(usize::MAX);
 /// The command whose error reply marks the end of a client's setup.
 const SYNC_COMMAND: &str = "/stress-sync";
 
@@ -189,6 +194,63 @@ struct Rate {
     due: VecDeque<(u64, u32)>,
     granted: Vec<u32>,
     credits: Vec<u32>,
+    /// How late each credit was granted against its due time.
+    lag: Histogram,
+}
+
+/// A timerfd: a one-shot wake-up with nanosecond precision, registered with the poll.
+#[derive(Debug)]
+struct SendTimer {
+    fd: OwnedFd,
+}
+
+impl SendTimer {
+    fn new() -> io::Result<SendTimer> {
+        // SAFETY: timerfd_create takes no pointers; a valid descriptor it returns is ours.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(SendTimer { fd })
+    }
+
+    fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Fires once, `after` from now (a zero wait fires at once).
+    fn arm(&self, after: Duration) -> io::Result<()> {
+        let after = after.max(Duration::from_nanos(1));
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: after.as_secs() as libc::time_t,
+                tv_nsec: after.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: the descriptor is open; the kernel only reads `spec`.
+        if unsafe { libc::timerfd_settime(self.fd(), 0, &spec, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reads the expirations, so that the next one wakes the poll again.
+    fn clear(&self) {
+        let mut count = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into `count`; EAGAIN (not expired) is fine.
+        let _ = unsafe { libc::read(self.fd(), count.as_mut_ptr().cast(), count.len()) };
+    }
 }
 
 /// What the setup phase has seen.
@@ -220,6 +282,9 @@ struct Run<'a> {
     connecting: usize,
     disconnects: u64,
     rate: Option<Rate>,
+    /// Wakes the loop when the next rated send is due: epoll's timeout counts whole
+    /// milliseconds, which would send a millisecond's messages in one clump.
+    timer: Option<SendTimer>,
     woken: Vec<u32>,
     /// During setup, joined clients are read in sweeps rather than on every event: each join
     /// sends a notice to every member of the channel, and reading them one at a time costs a
@@ -296,6 +361,7 @@ impl<'a> Run<'a> {
             connecting: 0,
             disconnects: 0,
             rate: None,
+            timer: None,
             woken: Vec::new(),
             defer_reads: false,
             deferred: Vec::new(),
@@ -420,6 +486,12 @@ impl<'a> Run<'a> {
             Err(e) => return Err(e.into()),
         }
         for event in events.iter() {
+            if event.token() == TIMER {
+                if let Some(timer) = &self.timer {
+                    timer.clear();
+                }
+                continue;
+            }
             let i = event.token().0;
             let Some(conn) = self.conns.get(i) else {
                 continue;
@@ -600,7 +672,13 @@ impl<'a> Run<'a> {
                 due,
                 granted: vec![0; senders],
                 credits: vec![0; senders],
+                lag: Histogram::new(),
             });
+            let timer = SendTimer::new()?;
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&timer.fd()), TIMER, Interest::READABLE)?;
+            self.timer = Some(timer);
         } else {
             for s in 0..senders {
                 self.tracker.wake(s);
@@ -636,8 +714,14 @@ impl<'a> Run<'a> {
                 self.stalled = true;
                 break;
             }
-            let wait = self.grant_credits();
+            let mut wait = self.grant_credits();
             self.pump();
+            if let Some(timer) = &self.timer {
+                if wait < TICK {
+                    timer.arm(wait)?;
+                    wait = TICK;
+                }
+            }
             self.poll_once(events, wait)?;
             self.progress(|r| {
                 let secs = start.elapsed().as_secs_f64();
@@ -666,6 +750,7 @@ impl<'a> Run<'a> {
                 return Duration::from_nanos(due - now_ns).min(TICK);
             }
             rate.due.pop_front();
+            rate.lag.record(now_ns - due);
             let si = s as usize;
             rate.credits[si] += 1;
             rate.granted[si] += 1;
@@ -733,6 +818,7 @@ impl<'a> Run<'a> {
                 0.0
             },
             latency: Latency::of(&self.tracker.latency),
+            send_lag: self.rate.as_ref().map(|r| Latency::of(&r.lag)),
             lost: expected.saturating_sub(c.delivered),
             duplicates: c.duplicates,
             reordered: c.reordered,
@@ -825,6 +911,43 @@ impl Frames<'_> {
                 self.r,
                 frame::decode(f)
             ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The send timer wakes a poll at its time (well before the poll's own timeout), and
+    /// again after it is cleared and re-armed.
+    #[test]
+    fn send_timer_wakes_the_poll_on_time_and_again_after_a_clear() {
+        let mut poll = Poll::new().expect("poll");
+        let timer = SendTimer::new().expect("timerfd");
+        poll.registry()
+            .register(&mut SourceFd(&timer.fd()), TIMER, Interest::READABLE)
+            .expect("register");
+        let mut events = Events::with_capacity(4);
+        for _ in 0..3 {
+            let start = Instant::now();
+            timer.arm(Duration::from_micros(300)).expect("arm");
+            poll.poll(&mut events, Some(Duration::from_secs(2)))
+                .expect("poll");
+            let took = start.elapsed();
+            assert!(
+                events.iter().any(|e| e.token() == TIMER),
+                "woken by the timer"
+            );
+            assert!(
+                took >= Duration::from_micros(300),
+                "not before its time: {took:?}"
+            );
+            assert!(
+                took < Duration::from_secs(1),
+                "long before the poll's timeout: {took:?}"
+            );
+            timer.clear();
         }
     }
 }

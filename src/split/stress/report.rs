@@ -91,6 +91,9 @@ pub struct StressReport {
     pub deliveries_per_sec: f64,
     /// Send-to-receive latency.
     pub latency: Latency,
+    /// With `--rate`: how late each send was against its schedule (the load tool's own
+    /// precision; `None` without a rate).
+    pub send_lag: Option<Latency>,
     /// Expected deliveries that never arrived.
     pub lost: u64,
     /// Messages that arrived again at the same receiver.
@@ -140,7 +143,8 @@ impl StressReport {
                 "\"max\":{},\"mean\":{}}},",
                 "\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},",
                 "\"disconnects\":{},\"no_read_dropped\":{},\"other_frames\":{},",
-                "\"timed_out\":{},\"stalled\":{},\"server\":{},\"passed\":{}}}"
+                "\"timed_out\":{},\"stalled\":{},\"send_lag_ns\":{},\"server\":{},",
+                "\"passed\":{}}}"
             ),
             self.clients,
             self.senders,
@@ -170,9 +174,17 @@ impl StressReport {
             self.other_frames,
             self.timed_out,
             self.stalled,
+            self.send_lag_json(),
             self.server_json(),
             self.passed(),
         )
+    }
+
+    fn send_lag_json(&self) -> String {
+        match &self.send_lag {
+            None => "null".into(),
+            Some(l) => format!("{{\"p50\":{},\"p99\":{},\"max\":{}}}", l.p50, l.p99, l.max),
+        }
     }
 
     fn server_json(&self) -> String {
@@ -234,6 +246,15 @@ impl fmt::Display for StressReport {
                 human_ns(l.max),
                 human_ns(l.mean)
             )?;
+            if let Some(lag) = &self.send_lag {
+                writeln!(
+                    f,
+                    "  send lag:   p50 {}, p99 {}, max {} (behind the fixed-rate schedule)",
+                    human_ns(lag.p50),
+                    human_ns(lag.p99),
+                    human_ns(lag.max)
+                )?;
+            }
         }
         writeln!(
             f,
