@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use chat::split::session::PieceOptions;
-use chat::split::{self, InteractiveConfig, ReplayConfig, SplitError, StressConfig};
+use chat::split::{self, FloorConfig, InteractiveConfig, ReplayConfig, SplitError, StressConfig};
 
 /// Sends every frame in random pieces: interactively, as the course's replay, or as a load test.
 #[derive(Parser)]
@@ -77,6 +77,55 @@ enum Mode {
     },
     /// The load test: many clients in one event loop, every delivery verified.
     Stress(Stress),
+    /// The machine's floor: loopback connections to itself, one thread writing each round's
+    /// frame to every member of a group but one, another reading them all; no server at all.
+    Floor(Floor),
+}
+
+#[derive(Args)]
+struct Floor {
+    /// Loopback connections.
+    #[arg(long, default_value_t = 500)]
+    sockets: usize,
+    /// Members of a group (a channel); each round writes to all of them but one.
+    #[arg(long, default_value_t = 500)]
+    group: usize,
+    /// Rounds (incoming messages) per second.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Rounds in all.
+    #[arg(long, default_value_t = 1000)]
+    rounds: u64,
+    /// Pin the writing thread to this CPU (the server's core in the benchmark).
+    #[arg(long)]
+    send_cpu: Option<usize>,
+    /// Pin the reading thread to this CPU (the load tool's core).
+    #[arg(long)]
+    read_cpu: Option<usize>,
+    /// Hard limit of the run, in seconds.
+    #[arg(long, default_value_t = 60)]
+    duration_secs: u64,
+    /// Also print the summary as one JSON line on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn floor(args: Floor) -> Result<bool, SplitError> {
+    let cfg = FloorConfig {
+        sockets: args.sockets,
+        group: args.group,
+        rate: args.rate,
+        rounds: args.rounds,
+        send_cpu: args.send_cpu,
+        read_cpu: args.read_cpu,
+        duration: Duration::from_secs(args.duration_secs),
+    };
+    let report = split::run_floor(&cfg)?;
+    eprintln!("{report}");
+    if args.json {
+        println!("{}", report.to_json());
+    }
+    Ok(report.complete)
 }
 
 #[derive(Args)]
@@ -183,6 +232,7 @@ fn main() -> ExitCode {
             split::run_replay(&cfg, &mut stdout.lock(), &mut stderr.lock()).map(|()| true)
         }
         Some(Mode::Stress(args)) => stress(args),
+        Some(Mode::Floor(args)) => floor(args),
         None => {
             let i = cli.interactive;
             let cfg = InteractiveConfig {

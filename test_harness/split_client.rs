@@ -428,3 +428,97 @@ fn stress_with_the_server_pid_reports_its_cpu_and_memory() {
     assert!(status.success());
     assert!(out.contains("\"server\":null"), "{out}");
 }
+
+#[test]
+fn stress_at_a_fixed_rate_reports_how_well_it_kept_the_schedule() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let base = [
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "6",
+        "--messages",
+        "40",
+    ];
+    let rated = [
+        &base[..],
+        &["--rate", "200", "--json", "--duration-secs", "15"],
+    ]
+    .concat();
+    let (status, out, err) = Run::start(&rated, None).finish();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    let json = out.trim_end();
+    assert_eq!(json_field(json, "deliveries_received"), "1200");
+    // 40 messages at 200 a second: at least 195 ms of sending.
+    let secs: f64 = json_field(json, "duration_secs").parse().unwrap();
+    assert!(secs >= 0.195, "the rate was kept: {secs} s");
+    let lag = &json[json
+        .find("\"send_lag_ns\":{")
+        .expect("send lag in a rated run")..];
+    let p50: u64 = json_field(lag, "p50").parse().unwrap();
+    let max: u64 = json_field(lag, "max").parse().unwrap();
+    assert!(p50 <= max, "{lag}");
+    assert!(err.contains("  send lag:   p50 "), "{err}");
+
+    let unrated = [&base[..], &["--json", "--duration-secs", "15"]].concat();
+    let (status, out, err) = Run::start(&unrated, None).finish();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    assert!(out.contains("\"send_lag_ns\":null,"), "{out}");
+    assert!(!err.contains("send lag"), "{err}");
+}
+
+#[test]
+fn floor_reads_every_frame_written_in_order() {
+    let args = [
+        "floor",
+        "--sockets",
+        "30",
+        "--group",
+        "10",
+        "--rate",
+        "2000",
+        "--rounds",
+        "300",
+        "--json",
+        "--duration-secs",
+        "15",
+    ];
+    let (status, out, err) = Run::start(&args, None).finish();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    let json = out.trim_end();
+    assert_eq!(json.lines().count(), 1, "one JSON line: {out:?}");
+    // 300 rounds, each written to 9 of a group of 10.
+    assert_eq!(json_field(json, "writes"), "2700");
+    assert_eq!(json_field(json, "received"), "2700");
+    assert_eq!(json_field(json, "faults"), "0");
+    assert_eq!(json_field(json, "complete"), "true");
+    let wall: f64 = json_field(json, "wall_secs").parse().unwrap();
+    assert!(
+        wall >= 0.149,
+        "300 rounds at 2,000 a second take 150 ms: {wall}"
+    );
+    let write_ns: f64 = json_field(json, "write_ns").parse().unwrap();
+    assert!(write_ns > 0.0, "{json}");
+    assert!(
+        err.contains("2700 of 2700 frames read, 0 out of order or malformed: PASS"),
+        "{err}"
+    );
+}
+
+#[test]
+fn floor_refuses_a_layout_it_cannot_run() {
+    let bad_layouts: [&[&str]; 4] = [
+        &["floor", "--sockets", "10", "--group", "1"],
+        &["floor", "--sockets", "5", "--group", "10"],
+        &["floor", "--sockets", "10", "--group", "5", "--rate", "0"],
+        &["floor", "--sockets", "10", "--group", "5", "--rounds", "0"],
+    ];
+    for bad in bad_layouts {
+        let (status, out, err) = Run::start(bad, None).finish();
+        assert!(!status.success(), "{bad:?} must fail");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("invalid configuration: "), "{bad:?}: {err}");
+    }
+}

@@ -9,7 +9,9 @@
 //! - [`message`]: the stress messages: encoding, and verifying them byte for byte in place.
 //! - [`histogram`]: a fixed-size log-linear latency histogram.
 //! - [`stress`]: `split_client stress`, N clients in one mio event loop.
+//! - [`floor`]: `split_client floor`, the kernel's part of a fan-out with no server at all.
 
+pub mod floor;
 pub mod histogram;
 pub mod interactive;
 pub mod message;
@@ -18,6 +20,7 @@ pub mod replay;
 pub mod session;
 pub mod stress;
 
+pub use floor::{run_floor, FloorConfig, FloorReport};
 pub use interactive::{run_interactive, InteractiveConfig};
 pub use replay::{run_replay, ReplayConfig};
 pub use stress::{run_stress, StressConfig, StressReport};
