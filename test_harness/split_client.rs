@@ -233,6 +233,16 @@ fn unreachable_server_prints_the_address_and_fails() {
 }
 
 /// The JSON summary's value of `key` (numbers and booleans).
+/// Runs split_client with `--json`; it must succeed and print exactly one JSON line. Returns
+/// that line and stderr.
+fn run_json(args: &[&str]) -> (String, String) {
+    let (status, out, err) = Run::start(args, None).finish();
+    assert!(status.success(), "exit {status:?}, stderr {err}");
+    let json = out.trim_end();
+    assert_eq!(json.lines().count(), 1, "one JSON line: {out:?}");
+    (json.to_owned(), err)
+}
+
 fn json_field<'a>(json: &'a str, key: &str) -> &'a str {
     let start = json
         .find(&format!("\"{key}\":"))
@@ -264,10 +274,8 @@ fn stress_small_run_delivers_everything_and_passes() {
         "--duration-secs",
         "15",
     ];
-    let (status, out, err) = Run::start(&args, None).finish();
-    assert!(status.success(), "exit {status:?}, stderr {err}");
-    let json = out.trim_end();
-    assert_eq!(json.lines().count(), 1, "one JSON line: {out:?}");
+    let (json, err) = run_json(&args);
+    let json = json.as_str();
     // Two channels of ten: each message reaches the nine other members.
     assert_eq!(json_field(json, "deliveries_expected"), "9000");
     assert_eq!(json_field(json, "deliveries_received"), "9000");
@@ -485,10 +493,8 @@ fn floor_reads_every_frame_written_in_order() {
         "--duration-secs",
         "15",
     ];
-    let (status, out, err) = Run::start(&args, None).finish();
-    assert!(status.success(), "exit {status:?}, stderr {err}");
-    let json = out.trim_end();
-    assert_eq!(json.lines().count(), 1, "one JSON line: {out:?}");
+    let (json, err) = run_json(&args);
+    let json = json.as_str();
     // 300 rounds, each written to 9 of a group of 10.
     assert_eq!(json_field(json, "writes"), "2700");
     assert_eq!(json_field(json, "received"), "2700");

@@ -131,14 +131,12 @@ impl FloorReport {
 
     /// The report as one JSON line.
     pub fn to_json(&self) -> String {
-        let l = &self.latency;
         format!(
             concat!(
                 "{{\"mode\":\"floor\",\"sockets\":{},\"group\":{},\"rate\":{},\"rounds\":{},",
                 "\"writes\":{},\"received\":{},\"faults\":{},\"write_secs\":{:.6},",
                 "\"write_ns\":{:.1},\"sender_cpu_secs\":{:.3},\"sender_share\":{:.4},",
-                "\"wall_secs\":{:.3},\"latency_ns\":{{\"samples\":{},\"p50\":{},\"p90\":{},",
-                "\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{}}},\"pinned\":{},\"complete\":{}}}"
+                "\"wall_secs\":{:.3},\"latency_ns\":{},\"pinned\":{},\"complete\":{}}}"
             ),
             self.sockets,
             self.group,
@@ -152,13 +150,7 @@ impl FloorReport {
             self.sender_cpu_secs,
             self.sender_share(),
             self.wall_secs,
-            l.samples,
-            l.p50,
-            l.p90,
-            l.p99,
-            l.p999,
-            l.max,
-            l.mean,
+            self.latency.to_json(),
             self.pinned,
             self.complete
         )

@@ -24,6 +24,14 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// The percentiles as a JSON object.
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"samples\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{}}}",
+            self.samples, self.p50, self.p90, self.p99, self.p999, self.max, self.mean
+        )
+    }
+
     /// The percentiles of a histogram.
     pub fn of(h: &Histogram) -> Latency {
         Latency {
@@ -132,15 +140,13 @@ impl StressReport {
 
     /// The report as one line of JSON.
     pub fn to_json(&self) -> String {
-        let l = &self.latency;
         format!(
             concat!(
                 "{{\"clients\":{},\"senders\":{},\"no_read\":{},\"channels\":{},",
                 "\"messages_per_sender\":{},\"idle\":{},\"messages_sent\":{},",
                 "\"deliveries_expected\":{},\"deliveries_received\":{},",
                 "\"setup_secs\":{:.3},\"duration_secs\":{:.3},\"deliveries_per_sec\":{:.0},",
-                "\"latency_ns\":{{\"samples\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},",
-                "\"max\":{},\"mean\":{}}},",
+                "\"latency_ns\":{},",
                 "\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},",
                 "\"disconnects\":{},\"no_read_dropped\":{},\"other_frames\":{},",
                 "\"timed_out\":{},\"stalled\":{},\"send_lag_ns\":{},\"server\":{},",
@@ -158,13 +164,7 @@ impl StressReport {
             self.setup_secs,
             self.duration_secs,
             self.deliveries_per_sec,
-            l.samples,
-            l.p50,
-            l.p90,
-            l.p99,
-            l.p999,
-            l.max,
-            l.mean,
+            self.latency.to_json(),
             self.lost,
             self.duplicates,
             self.reordered,
