@@ -133,7 +133,7 @@ impl FloorReport {
     pub fn to_json(&self) -> String {
         format!(
             concat!(
-                "{{\"mode\":\"floor\",\"sockets\":{},\"group\":{},\"rate\":{},\"rounds\":{},",
+                "{{\"mode\":\"floor\",\"sockets\":{},\"group\":{},\"rate\":{:?},\"rounds\":{},",
                 "\"writes\":{},\"received\":{},\"faults\":{},\"write_secs\":{:.6},",
                 "\"write_ns\":{:.1},\"sender_cpu_secs\":{:.3},\"sender_share\":{:.4},",
                 "\"wall_secs\":{:.3},\"latency_ns\":{},\"pinned\":{},\"complete\":{}}}"
@@ -163,7 +163,7 @@ impl std::fmt::Display for FloorReport {
         let l = &self.latency;
         writeln!(
             f,
-            "floor: {} sockets in groups of {}, {} rounds at {}/s: {} writes of {} bytes",
+            "floor: {} sockets in groups of {}, {} rounds at {:?}/s: {} writes of {} bytes",
             self.sockets, self.group, self.rounds, self.rate, self.writes, FRAME_LEN
         )?;
         writeln!(
@@ -260,8 +260,12 @@ fn connect_pairs(n: usize) -> Result<(Vec<TcpStream>, Vec<TcpStream>), SplitErro
 
 /// Pins the calling thread to `cpu`; false (and a warning) when the system refuses.
 fn pin(cpu: usize) -> bool {
-    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks against its size, and
-    // sched_setaffinity only reads the set we pass.
+    if cpu >= libc::CPU_SETSIZE as usize {
+        log::warn!("floor: there is no CPU {cpu}; the thread is not pinned");
+        return false;
+    }
+    // SAFETY: cpu_set_t is plain data and `cpu` is within it; sched_setaffinity only reads the
+    // set we pass.
     let ok = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_ZERO(&mut set);
@@ -321,13 +325,17 @@ fn send_rounds(
     };
     let mut in_writes = Duration::ZERO;
     for r in 0..cfg.rounds {
-        let due = start + Duration::from_secs_f64(r as f64 * interval);
+        // A due time past what Instant can hold is past the deadline too.
+        let due = Duration::try_from_secs_f64(r as f64 * interval)
+            .ok()
+            .and_then(|d| start.checked_add(d))
+            .unwrap_or(deadline);
         let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
         if due > now {
-            thread::sleep(due - now);
+            thread::sleep(due.min(deadline) - now);
+        }
+        if Instant::now() >= deadline {
+            break;
         }
         let round_start = Instant::now();
         let stamp = (round_start - epoch).as_nanos() as u64;
@@ -479,7 +487,7 @@ mod tests {
         assert!(report.write_ns() > 0.0);
         assert!(report.wall_secs >= 299.0 / 2000.0, "the rate is kept");
         let json = report.to_json();
-        assert!(json.starts_with("{\"mode\":\"floor\",\"sockets\":12,\"group\":4,"));
+        assert!(json.starts_with("{\"mode\":\"floor\",\"sockets\":12,\"group\":4,\"rate\":2000.0,"));
         assert!(json.contains("\"received\":900,\"faults\":0,"));
         assert!(json.ends_with("\"complete\":true}"));
     }

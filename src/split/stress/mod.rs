@@ -665,7 +665,11 @@ impl<'a> Run<'a> {
         if self.cfg.rate > 0.0 {
             let interval_ns = (1e9 / self.cfg.rate).max(1.0) as u64;
             let due = (0..senders)
-                .map(|s| (start_ns + interval_ns * s as u64 / senders as u64, s as u32))
+                .map(|s| {
+                    // Below interval_ns, so it fits; u128 so that the product cannot overflow.
+                    let phase = (u128::from(interval_ns) * s as u128 / senders as u128) as u64;
+                    (start_ns.saturating_add(phase), s as u32)
+                })
                 .collect();
             self.rate = Some(Rate {
                 interval_ns,
@@ -755,7 +759,8 @@ impl<'a> Run<'a> {
             rate.credits[si] += 1;
             rate.granted[si] += 1;
             if rate.granted[si] < self.cfg.messages {
-                rate.due.push_back((due + rate.interval_ns, s));
+                rate.due
+                    .push_back((due.saturating_add(rate.interval_ns), s));
             }
             self.tracker.wake(si);
         }
