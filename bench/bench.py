@@ -236,6 +236,9 @@ class Plan:
         self.floor_fixed = dict(sockets=500, group=500, rate=100, rounds=50 if smoke else 1500)
         self.floor_many = dict(sockets=2000, group=10, rate=10_000,
                                rounds=2000 if smoke else 100_000)
+        # The fixed-load and many-channels runs and their floors, interleaved, this many times:
+        # their tails vary a lot from minute to minute here, so the medians are reported.
+        self.latency_repeats = 1 if smoke else 3
         self.slow = dict(clients=100, senders=10, rate=500, messages=200 if smoke else 4000)
         self.slow_max_queue = 1 << 20
         self.slow_repeats = 1 if smoke else 3
@@ -294,9 +297,9 @@ def median_run(runs):
     return ordered[len(ordered) // 2]
 
 
-def run_fixed(plan, workdir):
+def run_fixed(plan, workdir, i):
     f = plan.fixed
-    with Server("fixed", ["--ephemeral"], workdir) as srv:
+    with Server(f"fixed-{i}", ["--ephemeral"], workdir) as srv:
         r = stress(srv, ["--clients", f["clients"], "--senders", f["senders"], "--rate",
                          f["rate"], "--messages", f["messages"], "--window", 32], 120)
     log(f"fixed load: p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
@@ -326,13 +329,46 @@ def run_floor(name, spec, limit_secs=60):
     return r
 
 
-def run_many(plan, workdir):
+def run_many(plan, workdir, i):
     m = plan.many
-    with Server("many", ["--ephemeral"], workdir) as srv:
+    with Server(f"many-{i}", ["--ephemeral"], workdir) as srv:
         r = stress(srv, ["--clients", m["clients"], "--channels", m["channels"], "--rate",
                          m["rate"], "--messages", m["messages"], "--window", 32], 120)
     log(f"many channels: p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
     return r
+
+
+LATENCY_KINDS = ("floor_fixed", "fixed", "floor_many", "many")
+
+
+def run_latency(plan, workdir):
+    """The fixed-load and many-channels scenarios, each just after its floor, `latency_repeats`
+    times over: every run, by kind."""
+    runs = {kind: [] for kind in LATENCY_KINDS}
+    for i in range(plan.latency_repeats):
+        runs["floor_fixed"].append(run_floor("fixed-load layout", plan.floor_fixed))
+        runs["fixed"].append(run_fixed(plan, workdir, i))
+        runs["floor_many"].append(run_floor("many-channels layout", plan.floor_many))
+        runs["many"].append(run_many(plan, workdir, i))
+    return runs
+
+
+def median_p99(runs):
+    """The run with the median p99."""
+    return sorted(runs, key=lambda r: r["latency_ns"]["p99"])[len(runs) // 2]
+
+
+def latency_runs(res, kind):
+    """Every run of one latency kind (results from before the repeats hold one)."""
+    return res.get("latency_runs", {}).get(kind) or [res[kind]]
+
+
+def med_ms(runs, key):
+    return statistics.median(ms(r, key) for r in runs)
+
+
+def spread(runs, key):
+    return ", ".join(f"{ms(r, key):.2f}" for r in runs)
 
 
 def run_slow_reader(plan, workdir):
@@ -349,9 +385,6 @@ def run_slow_reader(plan, workdir):
             runs[name].append(r)
             log(f"slow reader ({name}) #{i + 1}: p99 {ms(r, 'p99'):.2f} ms, "
                 f"dropped {r['no_read_dropped']}")
-
-    def median_p99(rs):
-        return sorted(rs, key=lambda r: r["latency_ns"]["p99"])[len(rs) // 2]
 
     return {"without": median_p99(runs["without"]), "with": median_p99(runs["with"]),
             "runs": runs}
@@ -559,7 +592,7 @@ def yes(ok, floor_ok=None):
     if ok:
         return "yes"
     if floor_ok is False:
-        return "**no**; nor does the floor in this run (no server could have)"
+        return "**no**; nor does the floor (no server could have, on these runs)"
     return "**no**"
 
 
@@ -606,9 +639,11 @@ def table(res):
         f"(median of {len(eph_rates)})", "`--ephemeral`", eph, ceil=True)
     row(f"Saturation, history on (median of {len(hist_rates)})", "`--data-dir` (temp)", hist,
         ceil=True)
-    row("Fixed load: 500 clients, 50 senders × 2 msg/s", "`--ephemeral`", fixed)
-    row("Many channels: 2,000 clients, 200 channels of 10, all × 5 msg/s", "`--ephemeral`",
-        many)
+    n_lat = len(latency_runs(res, "fixed"))
+    of_n = f" (median p99 of {n_lat})" if n_lat > 1 else ""
+    row("Fixed load: 500 clients, 50 senders × 2 msg/s" + of_n, "`--ephemeral`", fixed)
+    row("Many channels: 2,000 clients, 200 channels of 10, all × 5 msg/s" + of_n,
+        "`--ephemeral`", many)
     n_slow = len(slow["runs"]["with"])
     row(f"Busy channel, all reading: 100 clients, 10 senders × 500 msg/s (median p99 of "
         f"{n_slow})", "`--ephemeral`", slow["without"])
@@ -635,10 +670,12 @@ def table(res):
         ]) + " |")
 
     floor_fixed, floor_many = res["floor_fixed"], res["floor_many"]
-    floor_row("Floor of the fixed load: 100 writes/s of a frame to 499 of 500 sockets",
+    n_lat = len(latency_runs(res, "fixed"))
+    of_n = f" (median p99 of {n_lat})" if n_lat > 1 else ""
+    floor_row("Floor of the fixed load: 100 writes/s of a frame to 499 of 500 sockets" + of_n,
               floor_fixed)
     floor_row("Floor of many channels: 10,000 writes/s of a frame to 9 of a group of 10, "
-              "2,000 sockets", floor_many)
+              "2,000 sockets" + of_n, floor_many)
 
     head = ("| Scenario | Storage | Deliveries/s | Server CPU per delivery | "
             "Latency p50 / p99 / max | RSS per connection | Of loopback ceiling | "
@@ -654,16 +691,10 @@ def table(res):
         ("History on ≥ 80% of `--ephemeral` (issue 5)",
          f"{ratio:.0%} ({fmt_rate(statistics.median(hist_rates))} vs "
          f"{fmt_rate(statistics.median(eph_rates))})", ratio >= TARGET_HISTORY_RATIO),
-        ("Fixed load p50 < 1 ms",
-         f"{ms(fixed, 'p50'):.2f} ms (floor, no server: {ms(floor_fixed, 'p50'):.2f} ms)",
-         ms(fixed, "p50") < TARGET_FIXED_P50_MS, ms(floor_fixed, "p50") < TARGET_FIXED_P50_MS),
-        ("Fixed load p99 < 5 ms",
-         f"{ms(fixed, 'p99'):.2f} ms (floor, no server: {ms(floor_fixed, 'p99'):.2f} ms)",
-         ms(fixed, "p99") < TARGET_FIXED_P99_MS, ms(floor_fixed, "p99") < TARGET_FIXED_P99_MS),
+        latency_target("Fixed load p50 < 1 ms", res, "fixed", "p50", TARGET_FIXED_P50_MS),
+        latency_target("Fixed load p99 < 5 ms", res, "fixed", "p99", TARGET_FIXED_P99_MS),
         ("Fixed load: no loss", faults(fixed), clean(fixed)),
-        ("Many channels p99 < 5 ms",
-         f"{ms(many, 'p99'):.2f} ms (floor, no server: {ms(floor_many, 'p99'):.2f} ms)",
-         ms(many, "p99") < TARGET_MANY_P99_MS, ms(floor_many, "p99") < TARGET_MANY_P99_MS),
+        latency_target("Many channels p99 < 5 ms", res, "many", "p99", TARGET_MANY_P99_MS),
         ("Idle: ≤ 1 KiB RSS per client at 10,000", f"{rss_per(idle):.0f} B",
          rss_per(idle) <= TARGET_IDLE_BYTES and clean(idle)),
         ("19,000 clients held at once", f"{held['clients']:,} held" if clean(held)
@@ -688,6 +719,18 @@ def table(res):
     return head + "\n" + "\n".join(rows), targets
 
 
+def latency_target(name, res, kind, key, limit_ms):
+    """A latency target: the median over the runs, against the median of the floor's runs."""
+    runs, floors = latency_runs(res, kind), latency_runs(res, "floor_" + kind)
+    got, floor = med_ms(runs, key), med_ms(floors, key)
+    if len(runs) > 1:
+        text = (f"{got:.2f} ms, median of {spread(runs, key)} ms (floor, no server: "
+                f"{floor:.2f} ms, median of {spread(floors, key)} ms)")
+    else:
+        text = f"{got:.2f} ms (floor, no server: {floor:.2f} ms)"
+    return (name, text, got < limit_ms, floor < limit_ms)
+
+
 def plan_smoke(res):
     return res.get("smoke", False)
 
@@ -701,8 +744,8 @@ def eph_window(r):
 def all_runs(res):
     yield from res["saturation"]["ephemeral"]
     yield from res["saturation"]["history"]
-    yield res["fixed"]
-    yield res["many"]
+    yield from latency_runs(res, "fixed")
+    yield from latency_runs(res, "many")
     yield from res["slow_reader"]["runs"]["without"]
     yield from res["slow_reader"]["runs"]["with"]
     yield res["idle"]
@@ -956,10 +999,9 @@ def main():
         res["saturation"] = run_saturation(plan, workdir)
         ceilings = sorted(res["saturation"]["ceilings"], key=lambda c: c["frames_per_sec"])
         res["ceiling"] = ceilings[len(ceilings) // 2]
-        res["floor_fixed"] = run_floor("fixed-load layout", plan.floor_fixed)
-        res["fixed"] = run_fixed(plan, workdir)
-        res["floor_many"] = run_floor("many-channels layout", plan.floor_many)
-        res["many"] = run_many(plan, workdir)
+        res["latency_runs"] = run_latency(plan, workdir)
+        for kind in LATENCY_KINDS:
+            res[kind] = median_p99(res["latency_runs"][kind])
         res["slow_reader"] = run_slow_reader(plan, workdir)
         res["idle"] = run_idle(plan, workdir, plan.idle_clients, "history", 10_000)
         res["idle_ephemeral"] = run_idle(plan, workdir, plan.idle_clients, "ephemeral",

@@ -5,7 +5,7 @@
 # docs/BENCHMARKS.md, the raw numbers into docs/benchmarks/results.json and the latency picture
 # into docs/benchmarks/latency.svg.
 #
-#   bench/run.sh            the whole benchmark (about 4 minutes, at most 10)
+#   bench/run.sh            the whole benchmark (about 5 to 6 minutes, at most 10)
 #   bench/run.sh --smoke    every scenario, tiny (seconds); writes under target/bench-smoke
 #   bench/run.sh --server-bin PATH --out DIR   measure another server build (before/after)
 #
