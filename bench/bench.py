@@ -297,12 +297,13 @@ def median_run(runs):
     return ordered[len(ordered) // 2]
 
 
-def run_fixed(plan, workdir, i):
-    f = plan.fixed
-    with Server(f"fixed-{i}", ["--ephemeral"], workdir) as srv:
-        r = stress(srv, ["--clients", f["clients"], "--senders", f["senders"], "--rate",
-                         f["rate"], "--messages", f["messages"], "--window", 32], 120)
-    log(f"fixed load: p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
+def run_rated(name, label, spec, workdir):
+    """One fixed-rate scenario (the fixed load or many channels): `spec` holds its
+    `split_client stress` options."""
+    args = [a for key, value in spec.items() for a in (f"--{key}", value)]
+    with Server(name, ["--ephemeral"], workdir) as srv:
+        r = stress(srv, args + ["--window", 32], 120)
+    log(f"{label}: p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
     return r
 
 
@@ -329,15 +330,6 @@ def run_floor(name, spec, limit_secs=60):
     return r
 
 
-def run_many(plan, workdir, i):
-    m = plan.many
-    with Server(f"many-{i}", ["--ephemeral"], workdir) as srv:
-        r = stress(srv, ["--clients", m["clients"], "--channels", m["channels"], "--rate",
-                         m["rate"], "--messages", m["messages"], "--window", 32], 120)
-    log(f"many channels: p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
-    return r
-
-
 LATENCY_KINDS = ("floor_fixed", "fixed", "floor_many", "many")
 
 
@@ -347,9 +339,9 @@ def run_latency(plan, workdir):
     runs = {kind: [] for kind in LATENCY_KINDS}
     for i in range(plan.latency_repeats):
         runs["floor_fixed"].append(run_floor("fixed-load layout", plan.floor_fixed))
-        runs["fixed"].append(run_fixed(plan, workdir, i))
+        runs["fixed"].append(run_rated(f"fixed-{i}", "fixed load", plan.fixed, workdir))
         runs["floor_many"].append(run_floor("many-channels layout", plan.floor_many))
-        runs["many"].append(run_many(plan, workdir, i))
+        runs["many"].append(run_rated(f"many-{i}", "many channels", plan.many, workdir))
     return runs
 
 
