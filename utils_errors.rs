@@ -16,6 +16,12 @@ pub fn name_in_use(name: &str) -> String {
     format!("Name {name} is already in use. Send another name.")
 }
 
+/// Reply to a name the same (after case folding and the confusable skeleton) as a registered
+/// name but not spelled exactly like it.
+pub fn name_too_close(name: &str) -> String {
+    format!("Name {name} is too close to a registered name. Send another name.")
+}
+
 /// Broadcast to a channel when a member leaves it or disconnects.
 pub fn has_left(name: &str) -> String {
     format!("{name} has left")
@@ -63,6 +69,21 @@ pub fn invalid_control_message(word: &str) -> String {
 /// Reply to `/create` or `/join` with a channel name over the limit.
 pub const CHANNEL_NAME_TOO_LONG: &str = "Channel names are at most 64 characters.";
 
+/// Reply to `/create C` when the server has `--max-channels` channels already.
+pub fn too_many_channels(channel: &str, n: usize) -> String {
+    format!("Cannot create {channel}: the server already has {n} channels.")
+}
+
+/// Broadcast to a user's channels when it changes its name (an IRC `NICK`).
+pub fn now_known_as(old: &str, new: &str) -> String {
+    format!("{old} is now known as {new}")
+}
+
+/// How a CTCP ACTION (an IRC client's `/me waves`) is shown to frame clients.
+pub fn action_line(name: &str, text: &str) -> String {
+    format!("* {name} {text}")
+}
+
 // ---- Section 4: clients ---------------------------------------------------------------------
 
 /// The client's prompt.
@@ -102,6 +123,31 @@ pub const SPLIT_REPLAY_MESSAGE: &str = "I think that I shall never see a structu
 
 /// Sent to a connection beyond the maximum before it is closed.
 pub const SERVER_FULL: &str = "The server is full. Try again later.";
+
+/// Sent to every connection when the server stops (SIGINT, SIGTERM, SIGHUP).
+pub const SHUTTING_DOWN: &str = "The server is shutting down.";
+
+/// Sent before closing a connection that sent no valid name within `--name-timeout`.
+pub const NAME_TIMEOUT: &str = "No valid name was received in time.";
+
+/// Sent before closing a registered name's connection that did not identify in time.
+pub fn identify_timeout(name: &str) -> String {
+    format!("{name} did not identify in time.")
+}
+
+/// Sent before closing an unidentified connection whose registered name another connection
+/// has just identified.
+pub fn identified_elsewhere(name: &str) -> String {
+    format!("Name {name} was identified by another connection.")
+}
+
+/// Printed on stderr by a server started on a data directory another server holds.
+pub fn data_dir_in_use(dir: &str) -> String {
+    format!("Another server is using the data directory {dir}.")
+}
+
+/// Reply to a command whose slow work (password hashing, search) cannot be queued now.
+pub const BUSY: &str = "The server is busy. Try again in a moment.";
 
 // ---- Section 5 and 6: ICS and channel extensions --------------------------------------------
 
@@ -155,6 +201,7 @@ pub const HELP_LINES: &[&str] = &[
     "/register PASSWORD - reserve your name (8 to 64 characters)",
     "/identify PASSWORD - prove a registered name is yours",
     "/help - show this help",
+    "/quit - leave the chat",
     "Anything else is a message to the current channel.",
 ];
 
@@ -202,6 +249,11 @@ pub fn private_prefix(sender: &str, recipient: &str) -> String {
 /// Reply to `/msg NAME TEXT` when NAME is known but not connected.
 pub fn user_offline(name: &str) -> String {
     format!("{name} is offline; the message will be delivered when {name} connects.")
+}
+
+/// Reply to `/msg NAME TEXT` when NAME's mailbox holds `--max-offline` messages already.
+pub fn mailbox_full(name: &str) -> String {
+    format!("{name} has too many offline messages; yours was not stored.")
 }
 
 /// Reply to `/msg NAME TEXT` when NAME never logged in.
@@ -270,6 +322,12 @@ pub fn identified(name: &str) -> String {
 /// Reply to a wrong `/identify`; the third one also closes the connection.
 pub fn wrong_password(name: &str) -> String {
     format!("Wrong password for {name}.")
+}
+
+/// Reply to `/identify` while the name (or the client's address) is locked out after wrong
+/// passwords; the password is not checked.
+pub fn locked_out(name: &str, secs: u64) -> String {
+    format!("Too many wrong passwords for {name}. Try again in {secs} seconds.")
 }
 
 /// Reply to anything but `/identify` from a registered name that has not identified.

@@ -34,6 +34,8 @@ pub enum Command<'a> {
     Register(&'a str),
     /// `/identify PASSWORD`.
     Identify(&'a str),
+    /// `/quit`.
+    Quit,
     /// Any other `/word`; holds the command word only.
     Unknown(&'a str),
 }
@@ -62,6 +64,7 @@ impl<'a> Command<'a> {
             "/search" => Command::Search(arg),
             "/register" => Command::Register(arg),
             "/identify" => Command::Identify(arg),
+            "/quit" => Command::Quit,
             _ => Command::Unknown(word),
         }
     }
@@ -85,6 +88,8 @@ mod tests {
         assert_eq!(Command::parse("/search"), Search(""));
         assert_eq!(Command::parse("/identify pass word"), Identify("pass word"));
         assert_eq!(Command::parse("/register x"), Register("x"));
+        assert_eq!(Command::parse("/quit"), Quit);
+        assert_eq!(Command::parse("/quit now"), Quit);
     }
 
     #[test]

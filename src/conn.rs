@@ -1,17 +1,20 @@
 //! One client connection as the event loop sees it: its socket, the partial frame it is
-//! receiving, the bytes queued for it, and its flood budget.
+//! receiving, input held while the hub makes it wait, the bytes queued for it, its flood
+//! budget, and how it is being closed.
 //!
 //! Memory: an idle connection holds neither an output buffer nor a partial frame; both come
 //! from a [`BufPool`] when needed and go back to it when emptied. This keeps an idle client
 //! under 1 KiB of server memory, and a busy one from allocating.
 
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::frame::{Frame, FRAME_LEN};
+use crate::hub::{ConnId, Proto};
 use crate::outq::{OutQueue, TurnLog};
 
 /// Output buffers kept for reuse hold at most this many bytes in all (see [`BufPool`]).
@@ -75,15 +78,17 @@ impl BufPool {
     }
 }
 
-/// What a read turn produced.
+/// What one read produced.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
+    /// This many bytes are in the buffer (more may follow).
+    Data(usize),
     /// The socket has no more data for now.
     Drained,
-    /// The budget ran out before the socket did: read again next turn.
-    BudgetSpent,
-    /// The peer closed its side, or the connection failed.
-    Closed,
+    /// The peer closed its side (end of stream).
+    Eof,
+    /// The connection failed.
+    Failed,
 }
 
 /// The start of a frame not yet complete: `len` bytes of it, in a buffer from the pool that
@@ -95,37 +100,38 @@ struct Partial {
 }
 
 impl Partial {
-    /// Cuts bytes into frames, keeping an incomplete last one for the next read.
-    fn feed(&mut self, mut data: &[u8], frames: &mut Vec<Frame>, pool: &mut BufPool) {
+    /// The next whole frame from what is buffered and `data[*pos..]`, advancing `pos` past
+    /// what it used; None (with everything used and kept) when no whole frame is there yet.
+    fn next(&mut self, data: &[u8], pos: &mut usize, pool: &mut BufPool) -> Option<Frame> {
+        let rest = &data[*pos..];
         if let Some(partial) = self.buf.as_mut() {
             let have = usize::from(self.len);
-            let take = (FRAME_LEN - have).min(data.len());
-            partial[have..have + take].copy_from_slice(&data[..take]);
-            data = &data[take..];
+            let take = (FRAME_LEN - have).min(rest.len());
+            partial[have..have + take].copy_from_slice(&rest[..take]);
+            *pos += take;
             if have + take < FRAME_LEN {
-                self.len += take as u8;
-                return;
+                // A partial frame is shorter than a frame, so its length fits in a u8.
+                self.len = (have + take) as u8;
+                return None;
             }
-            frames.push(**partial);
+            let frame = **partial;
             self.len = 0;
-        }
-        let mut chunks = data.chunks_exact(FRAME_LEN);
-        for chunk in &mut chunks {
-            if let Ok(frame) = <&Frame>::try_from(chunk) {
-                frames.push(*frame);
+            if let Some(buf) = self.buf.take() {
+                pool.give_partial(buf);
             }
+            return Some(frame);
         }
-        let rest = chunks.remainder();
-        if rest.is_empty() {
-            if let Some(partial) = self.buf.take() {
-                pool.give_partial(partial);
-            }
-        } else {
+        if let Some(chunk) = rest.get(..FRAME_LEN) {
+            *pos += FRAME_LEN;
+            return <&Frame>::try_from(chunk).ok().copied();
+        }
+        if !rest.is_empty() {
             let partial = self.buf.get_or_insert_with(|| pool.take_partial());
             partial[..rest.len()].copy_from_slice(rest);
-            // A remainder is shorter than a frame, so it fits in a u8.
             self.len = rest.len() as u8;
+            *pos += rest.len();
         }
+        None
     }
 
     fn release(&mut self, pool: &mut BufPool) {
@@ -136,21 +142,44 @@ impl Partial {
     }
 }
 
+/// How far a connection is in being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// Open.
+    No,
+    /// The hub is done with it: what is queued is written (until `until`), then its side is
+    /// shut down and its input read and dropped until the peer closes, so that the last
+    /// frame (a reason) reaches the peer instead of a reset.
+    Draining { until: Instant, shut: bool },
+    /// To be removed at the end of the turn.
+    Now,
+}
+
 /// A client connection.
 #[derive(Debug)]
 pub struct Conn {
     pub stream: TcpStream,
+    /// Where it comes from.
+    pub peer: SocketAddr,
+    /// The protocol it speaks.
+    pub proto: Proto,
     partial: Partial,
+    /// Input read but not handed to the hub yet: the rest of a read after the hub began to
+    /// make this connection wait. At most one read's worth; nothing more is read until it is
+    /// handled.
+    pub held: Vec<u8>,
     /// What is queued for the client (see [`OutQueue`]).
     pub out: OutQueue,
     writable_registered: bool,
     /// The hub's id for this connection, unique for the server's lifetime.
-    pub id: crate::hub::ConnId,
+    pub id: ConnId,
     /// Flood budget in frames; refilled over time.
     tokens: f64,
     refilled: Instant,
-    /// Set when the connection is to be closed at the end of the turn.
-    pub closing: bool,
+    /// Set once the connection takes no more input; see [`Closing`].
+    pub closing: Closing,
+    /// The peer closed its sending side: once what it sent is handled, the connection closes.
+    pub eof: bool,
     /// Queued in the loop's dirty list (has output to write this turn).
     pub dirty: bool,
     /// Queued in the loop's read list (has input to read).
@@ -165,22 +194,32 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted socket.
-    pub fn new(stream: TcpStream, id: crate::hub::ConnId, burst: f64, now: Instant) -> Self {
+    pub fn new(stream: TcpStream, peer: SocketAddr, id: ConnId, burst: f64, now: Instant) -> Self {
         Conn {
             stream,
+            peer,
+            proto: Proto::Frame,
             partial: Partial::default(),
+            held: Vec::new(),
             out: OutQueue::default(),
             writable_registered: false,
             id,
             tokens: burst,
             refilled: now,
-            closing: false,
+            closing: Closing::No,
+            eof: false,
             dirty: false,
             pending_read: false,
             throttled: false,
             in_hub: true,
             report_flush: false,
         }
+    }
+
+    /// True once the connection takes no more input.
+    #[inline]
+    pub fn is_closing(&self) -> bool {
+        self.closing != Closing::No
     }
 
     /// Bytes queued and not yet written.
@@ -201,41 +240,44 @@ impl Conn {
         self.tokens.max(0.0) as usize
     }
 
-    /// Reads at most `max_bytes` into `buf`, handing every completed frame to `frames`.
-    /// Charges the flood budget for the frames read.
-    pub fn read_frames(
-        &mut self,
-        buf: &mut [u8],
-        max_bytes: usize,
-        frames: &mut Vec<Frame>,
-        pool: &mut BufPool,
-    ) -> ReadOutcome {
-        let mut left = max_bytes;
-        while left > 0 {
-            let want = left.min(buf.len());
-            match self.stream.read(&mut buf[..want]) {
-                Ok(0) => return ReadOutcome::Closed,
-                Ok(n) => {
-                    left -= n;
-                    let before = frames.len();
-                    self.partial.feed(&buf[..n], frames, pool);
-                    self.tokens -= (frames.len() - before) as f64;
-                }
+    /// Charges the flood budget for one frame.
+    #[inline]
+    pub fn charge(&mut self) {
+        self.tokens -= 1.0;
+    }
+
+    /// One read of at most `buf.len()` bytes.
+    pub fn read_some(&mut self, buf: &mut [u8]) -> ReadOutcome {
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => return ReadOutcome::Eof,
+                Ok(n) => return ReadOutcome::Data(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::debug!("read error: {e}");
-                    return ReadOutcome::Closed;
+                    return ReadOutcome::Failed;
                 }
             }
         }
-        ReadOutcome::BudgetSpent
+    }
+
+    /// The next whole frame of `data[*pos..]` (after what an earlier read left incomplete).
+    #[inline]
+    pub fn next_frame(
+        &mut self,
+        data: &[u8],
+        pos: &mut usize,
+        pool: &mut BufPool,
+    ) -> Option<Frame> {
+        self.partial.next(data, pos, pool)
     }
 
     /// Gives the connection's buffers back to the pool (it is being removed).
     pub fn release(&mut self, pool: &mut BufPool) {
         self.partial.release(pool);
         self.out.release(pool);
+        self.held = Vec::new();
     }
 
     /// Writes as much queued output as the socket takes, in as few calls as it takes; keeps
@@ -267,11 +309,14 @@ mod tests {
 
     fn feed(p: &mut Partial, pool: &mut BufPool, data: &[u8]) -> Vec<String> {
         let mut frames = Vec::new();
-        p.feed(data, &mut frames, pool);
+        let mut pos = 0;
+        while pos < data.len() {
+            match p.next(data, &mut pos, pool) {
+                Some(f) => frames.push(crate::frame::decode(&f).into_owned()),
+                None => assert_eq!(pos, data.len()),
+            }
+        }
         frames
-            .iter()
-            .map(|f| crate::frame::decode(f).into_owned())
-            .collect()
     }
 
     #[test]
@@ -297,6 +342,22 @@ mod tests {
         assert!(pool.partials.is_empty());
         p.release(&mut pool);
         assert_eq!(pool.partials.len(), 1);
+    }
+
+    #[test]
+    fn frames_come_one_at_a_time_so_the_rest_can_be_held() {
+        let mut pool = BufPool::default();
+        let mut p = Partial::default();
+        let mut data = Vec::new();
+        for t in ["a", "b", "c"] {
+            data.extend_from_slice(&pad(t).unwrap());
+        }
+        let mut pos = 0;
+        let first = p.next(&data, &mut pos, &mut pool).unwrap();
+        assert_eq!(crate::frame::decode(&first), "a");
+        assert_eq!(pos, FRAME_LEN);
+        // The caller stops here: data[pos..] is what it holds.
+        assert_eq!(data.len() - pos, 2 * FRAME_LEN);
     }
 
     #[test]

@@ -46,10 +46,17 @@ pub fn is_control(c: char) -> bool {
     c.is_control()
 }
 
-/// Removes control characters, so that no client can move another's cursor or fake a line.
+/// True for what [`clean`] removes: control characters, bidi controls and the Unicode line
+/// and paragraph separators.
+pub fn is_unclean(c: char) -> bool {
+    is_control(c) || crate::names::is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Removes control characters, bidi controls and U+2028/U+2029, so that no client can move
+/// another's cursor, fake a line, or reverse the text around it.
 pub fn clean(text: &str) -> Cow<'_, str> {
-    if text.chars().any(is_control) {
-        Cow::Owned(text.chars().filter(|&c| !is_control(c)).collect())
+    if text.chars().any(is_unclean) {
+        Cow::Owned(text.chars().filter(|&c| !is_unclean(c)).collect())
     } else {
         Cow::Borrowed(text)
     }
@@ -236,6 +243,7 @@ mod tests {
     #[test]
     fn clean_removes_control_characters() {
         assert_eq!(clean("a\x1b[31mb\x07c\u{85}d\u{7f}"), "a[31mbcd");
+        assert_eq!(clean("ab\u{202E}cd\u{2066}e\u{2028}f"), "abcdef");
         assert!(matches!(clean("plain"), Cow::Borrowed(_)));
     }
 

@@ -4,7 +4,10 @@
 //! - [`frame`]: 200-byte frames: decoding a byte stream, padding, cutting and packing text.
 //! - [`clock`]: the injectable clock and the `dd.mm.yy,HH:MM` format.
 //! - [`command`]: parsing a client's frame into a command.
-//! - [`hub`]: every protocol rule, as a state machine with no sockets.
+//! - [`names`]: which names are valid, and when two names are the same name.
+//! - [`hub`]: every rule of the chat, as a state machine with no sockets, speaking events.
+//! - [`proto`]: the wire protocols, each parsing its input into hub calls and rendering the
+//!   hub's events as its own bytes (the course's frames first).
 //! - [`conn`]: one connection's socket, buffers, interest and flood budget.
 //! - [`outq`]: output queues that share each relayed frame within a turn of the loop.
 //! - [`os`]: the open-file limit, raised at start by the server and the stress tool.
@@ -24,8 +27,10 @@ pub mod command;
 pub mod conn;
 pub mod frame;
 pub mod hub;
+pub mod names;
 pub mod os;
 pub mod outq;
+pub mod proto;
 pub mod server;
 pub mod sonnets;
 pub mod split;

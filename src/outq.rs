@@ -14,7 +14,6 @@
 use std::io::{self, IoSlice, Write};
 
 use crate::conn::BufPool;
-use crate::frame::{Frame, FRAME_LEN};
 
 /// The log holds at most this many bytes per turn; past it, frames are queued privately.
 const LOG_MAX: usize = 64 << 20;
@@ -44,14 +43,29 @@ pub struct TurnLog {
 }
 
 impl TurnLog {
-    /// Stores a frame; returns where, or None when the log is full for this turn.
-    pub fn push(&mut self, frame: &Frame) -> Option<u32> {
+    /// Stores bytes; returns where (start, length), or None when the log is full for this
+    /// turn.
+    pub fn push(&mut self, bytes: &[u8]) -> Option<(u32, u32)> {
+        self.append(|buf| buf.extend_from_slice(bytes))
+    }
+
+    /// Stores what `render` appends (an event rendered once for every queue that shares it);
+    /// returns where, or None (storing nothing) when the log is full for this turn or the
+    /// rendering is empty.
+    pub fn append(&mut self, render: impl FnOnce(&mut Vec<u8>)) -> Option<(u32, u32)> {
         let start = self.bytes.len();
-        if start + FRAME_LEN > LOG_MAX {
+        render(&mut self.bytes);
+        let len = self.bytes.len() - start;
+        if len == 0 || self.bytes.len() > LOG_MAX {
+            self.bytes.truncate(start);
             return None;
         }
-        self.bytes.extend_from_slice(frame);
-        Some(start as u32)
+        Some((start as u32, len as u32))
+    }
+
+    /// The bytes stored at `(start, len)` this turn.
+    pub fn bytes(&self, start: u32, len: u32) -> &[u8] {
+        &self.bytes[start as usize..(start + len) as usize]
     }
 
     /// Forgets this turn. Every queue with ranges must have been flushed or materialized.
@@ -116,11 +130,11 @@ impl OutQueue {
         self.own.len() - self.own_pos + self.shared as usize
     }
 
-    /// Queues the frame stored in the log at `start`. Consecutive frames of the log extend
-    /// one range, so a member of a busy channel gets a few ranges per turn, not one per frame.
+    /// Queues the `len` bytes stored in the log at `start`. Consecutive ranges of the log
+    /// extend one range, so a member of a busy channel gets a few ranges per turn, not one per
+    /// message.
     #[inline]
-    pub fn push_shared(&mut self, log: &mut TurnLog, start: u32) {
-        let len = FRAME_LEN as u32;
+    pub fn push_shared(&mut self, log: &mut TurnLog, start: u32, len: u32) {
         if self.head != NONE {
             if self.turn != log.turn {
                 // A chain the loop forgot to flush before clearing the log: a bug. Its bytes
@@ -154,14 +168,14 @@ impl OutQueue {
         self.shared += len;
     }
 
-    /// Queues a frame in the private buffer, after everything queued so far (the fallback when
+    /// Queues bytes in the private buffer, after everything queued so far (the fallback when
     /// the log is full).
-    pub fn push_own(&mut self, frame: &Frame, log: &TurnLog, pool: &mut BufPool) {
+    pub fn push_own(&mut self, bytes: &[u8], log: &TurnLog, pool: &mut BufPool) {
         self.materialize(log, pool);
         if self.own.capacity() == 0 {
             self.own = pool.take();
         }
-        self.own.extend_from_slice(frame);
+        self.own.extend_from_slice(bytes);
     }
 
     /// Copies the chain's unwritten bytes into the private buffer, so that the log can be
@@ -296,7 +310,7 @@ impl OutQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::pad;
+    use crate::frame::{pad, Frame, FRAME_LEN};
 
     /// A socket that takes at most `room` bytes in all (then would block), and at most `per`
     /// bytes per call.
@@ -365,9 +379,9 @@ mod tests {
         let mut pool = BufPool::default();
         let (mut a, mut b) = (OutQueue::default(), OutQueue::default());
         for t in ["one", "two", "three"] {
-            let at = log.push(&f(t)).unwrap();
-            a.push_shared(&mut log, at);
-            b.push_shared(&mut log, at);
+            let (at, len) = log.push(&f(t)).unwrap();
+            a.push_shared(&mut log, at, len);
+            b.push_shared(&mut log, at, len);
         }
         assert_eq!(log.len(), 3 * FRAME_LEN, "each frame stored once");
         assert_eq!(log.segs.len(), 2, "one range per queue");
@@ -387,11 +401,11 @@ mod tests {
         let mut log = TurnLog::default();
         let mut pool = BufPool::default();
         let mut q = OutQueue::default();
-        let first = log.push(&f("from a")).unwrap();
-        q.push_shared(&mut log, first);
+        let (first, len) = log.push(&f("from a")).unwrap();
+        q.push_shared(&mut log, first, len);
         let _own_message = log.push(&f("from q itself")).unwrap();
-        let third = log.push(&f("from b")).unwrap();
-        q.push_shared(&mut log, third);
+        let (third, len) = log.push(&f("from b")).unwrap();
+        q.push_shared(&mut log, third, len);
         let mut s = Sink::new(usize::MAX, usize::MAX);
         q.flush(&mut s, &log, &mut pool).unwrap();
         assert_eq!(s.texts(), ["from a", "from b"]);
@@ -403,8 +417,8 @@ mod tests {
         let mut pool = BufPool::default();
         let mut q = OutQueue::default();
         for t in ["a", "b", "c"] {
-            let at = log.push(&f(t)).unwrap();
-            q.push_shared(&mut log, at);
+            let (at, len) = log.push(&f(t)).unwrap();
+            q.push_shared(&mut log, at, len);
         }
         // The socket takes one frame and a half, then is full.
         let mut s = Sink::new(300, usize::MAX);
@@ -412,8 +426,8 @@ mod tests {
         assert_eq!(q.queued(), 300);
         log.clear();
         // Next turn: a new frame queues behind the leftover.
-        let at = log.push(&f("d")).unwrap();
-        q.push_shared(&mut log, at);
+        let (at, len) = log.push(&f("d")).unwrap();
+        q.push_shared(&mut log, at, len);
         s.room = usize::MAX;
         q.flush(&mut s, &log, &mut pool).unwrap();
         assert_eq!(s.texts(), ["a", "b", "c", "d"]);
@@ -427,11 +441,11 @@ mod tests {
         let mut log = TurnLog::default();
         let mut pool = BufPool::default();
         let mut q = OutQueue::default();
-        let at = log.push(&f("x")).unwrap();
-        q.push_shared(&mut log, at);
+        let (at, len) = log.push(&f("x")).unwrap();
+        q.push_shared(&mut log, at, len);
         q.push_own(&f("y"), &log, &mut pool);
-        let at = log.push(&f("z")).unwrap();
-        q.push_shared(&mut log, at);
+        let (at, len) = log.push(&f("z")).unwrap();
+        q.push_shared(&mut log, at, len);
         q.materialize(&log, &mut pool);
         log.clear();
         let mut s = Sink::new(usize::MAX, 3);
@@ -446,10 +460,10 @@ mod tests {
         let mut q = OutQueue::default();
         let mut want = Vec::new();
         for i in 0..(MAX_IOV * 2 + 3) {
-            let at = log.push(&f(&format!("m{i}"))).unwrap();
+            let (at, len) = log.push(&f(&format!("m{i}"))).unwrap();
             // Every other frame, so that none of them join up.
             if i % 2 == 0 {
-                q.push_shared(&mut log, at);
+                q.push_shared(&mut log, at, len);
                 want.push(format!("m{i}"));
             }
         }
@@ -473,8 +487,8 @@ mod tests {
         let mut log = TurnLog::default();
         let mut pool = BufPool::default();
         let mut q = OutQueue::default();
-        let at = log.push(&f("x")).unwrap();
-        q.push_shared(&mut log, at);
+        let (at, len) = log.push(&f("x")).unwrap();
+        q.push_shared(&mut log, at, len);
         let err = q.flush(&mut Broken, &log, &mut pool).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
     }

@@ -1,15 +1,26 @@
 //! The event loop: one mio `Poll` moving bytes between sockets and the [`Hub`].
 //!
-//! Each turn: wait for events, accept, read every readable connection up to its budget and hand
-//! complete frames to the hub, then write every connection that has output, once, with
-//! everything it has. Connections closed during a turn are removed only after the turn, so a
-//! token freed in one batch of events is never confused with a new connection.
+//! Each turn: wait for events, accept, hand storage's answers to the hub, read every readable
+//! connection up to its budget and hand its complete frames to its protocol (which calls the
+//! hub), then write every connection that has output, once, with everything it has.
+//! Connections closed during a turn are removed only after the turn, so a token freed in one
+//! batch of events is never confused with a new connection.
+//!
+//! While the hub makes a connection wait (for storage, a password check, a paced reply), the
+//! loop hands it nothing more: the rest of its last read is held in the connection and it is
+//! not read again until the hub resumes it. So commands run in order, nothing a client sent
+//! is dropped whatever `--read-budget` is, and a client that half-closes after its commands
+//! still gets every reply before the server closes its side.
+//!
+//! Closing: a connection the hub is done with is drained, not dropped — a last frame with the
+//! reason when there is one, then what is queued is written, its side is shut down, and what
+//! it still sends is read and dropped until it closes (so the reason reaches it, not a reset).
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,12 +28,13 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::conn::{BufPool, Conn, ReadOutcome};
-use crate::frame::{self, Frame, FRAME_LEN};
-use crate::hub::{ConnId, Hub, HubConfig, Sink};
+use crate::conn::{BufPool, Closing, Conn, ReadOutcome};
+use crate::frame::{self, FRAME_LEN};
+use crate::hub::{conn_label, ConnId, Hub, HubConfig, Limits, Out, Proto, Sink, SERIAL_SHIFT};
 use crate::outq::TurnLog;
+use crate::proto;
 use crate::sonnets::{self, Sonnets};
-use crate::storage::{Request, Storage, StorageError, StorageHandle};
+use crate::storage::{HashJob, Request, Storage, StorageError, StorageHandle};
 use crate::utils_errors as text;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -31,18 +43,27 @@ const STORAGE: Token = Token(usize::MAX - 3);
 
 /// A hub `ConnId` is the slab index in the low bits and the connection's serial above them, so
 /// that no two connections ever share an id even when they share a slot.
-const INDEX_BITS: u32 = 24;
-const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+const INDEX_MASK: usize = (1 << SERIAL_SHIFT) - 1;
 
 fn conn_id(index: usize, serial: u64) -> ConnId {
-    ((serial as usize) << INDEX_BITS) | index
+    ((serial as usize) << SERIAL_SHIFT) | index
 }
 
-/// Past this many storage requests waiting, the server stops reading clients until storage
+/// Past this many history writes waiting, the server stops reading clients until the disk
 /// catches up: history is never dropped, and a relayed message is committed within 100 ms.
+/// Only the writer's queue counts: password hashing and searches have bounded queues of their
+/// own and never stop anyone else.
 const STORAGE_HIGH_WATER: usize = 4096;
 /// How long the loop sleeps (unless an event comes) while storage is behind.
 const STORAGE_WAIT: Duration = Duration::from_millis(1);
+/// How long a closing connection may take to read its last output and close its side.
+const LINGER: Duration = Duration::from_secs(5);
+/// The smallest `--max-queue`: every reply the server sends in one piece fits in it (long
+/// ones, such as `/list` or offline messages, are paced by the reader), so that no reply can
+/// disconnect its reader.
+pub const MIN_QUEUE: usize = 64 * 1024;
+/// The longest time a flag may give, in seconds.
+const MAX_SECS: f64 = 86_400.0;
 
 /// How the server runs; every limit of section 7 is here.
 #[derive(Debug, Clone, clap::Args)]
@@ -55,7 +76,8 @@ pub struct ServerConfig {
     /// Most connections at once; more get the server-full text and are closed
     #[arg(long, default_value_t = 10_000)]
     pub max_clients: usize,
-    /// Most bytes queued for one client; a client that lets more pile up is disconnected
+    /// Most bytes queued for one client (at least 65536); a client that lets more pile up is
+    /// disconnected
     #[arg(long, default_value_t = 1 << 20)]
     pub max_queue: usize,
     /// Most bytes read from one connection per turn of the event loop
@@ -73,10 +95,12 @@ pub struct ServerConfig {
     /// Seconds allowed for flushing queued output at shutdown
     #[arg(long, default_value_t = 2.0)]
     pub shutdown_grace: f64,
-    /// The sonnets file for /sonnet (either format; see README)
+    /// The sonnets file for /sonnet (either format; see README); a relative path is relative
+    /// to the current directory
     #[arg(long, default_value = sonnets::DEFAULT_SONNETS_PATH)]
     pub sonnets: PathBuf,
-    /// Where history, offline messages and registered names are kept (created if missing)
+    /// Where history, offline messages, channels and registered names are kept (created if
+    /// missing); a relative path is relative to the current directory
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Keep everything in memory and forget it at exit (for course use and quick tests)
@@ -85,6 +109,12 @@ pub struct ServerConfig {
     /// Seconds a registered name has to /identify before it is disconnected
     #[arg(long, default_value_t = crate::hub::IDENTIFY_SECS)]
     pub identify_timeout: u64,
+    /// Most channels the server holds; /create past it is refused
+    #[arg(long, default_value_t = crate::hub::MAX_CHANNELS)]
+    pub max_channels: usize,
+    /// Most offline messages kept for one name; /msg past it is refused
+    #[arg(long, default_value_t = crate::hub::MAX_OFFLINE)]
+    pub max_offline: usize,
 }
 
 /// The default storage directory, relative to where the server runs.
@@ -107,69 +137,163 @@ impl ServerConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             ephemeral: false,
             identify_timeout: crate::hub::IDENTIFY_SECS,
+            max_channels: crate::hub::MAX_CHANNELS,
+            max_offline: crate::hub::MAX_OFFLINE,
         }
     }
+
+    /// Refuses every flag value that cannot work, before anything starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(flag: &'static str, value: impl ToString, why: &'static str) -> ConfigError {
+            ConfigError {
+                flag,
+                value: value.to_string(),
+                why,
+            }
+        }
+        let secs = |flag, v: f64, zero_ok: bool| {
+            if !v.is_finite() || v < 0.0 || (!zero_ok && v == 0.0) || v > MAX_SECS {
+                Err(bad(
+                    flag,
+                    v,
+                    if zero_ok {
+                        "must be a number of seconds from 0 to 86400"
+                    } else {
+                        "must be a number of seconds above 0, at most 86400"
+                    },
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        if self.max_clients == 0 {
+            return Err(bad("max-clients", 0, "must be at least 1"));
+        }
+        if self.max_queue < MIN_QUEUE {
+            return Err(bad(
+                "max-queue",
+                self.max_queue,
+                "must be at least 65536 bytes, so that any reply fits",
+            ));
+        }
+        if !(FRAME_LEN..=64 << 20).contains(&self.read_budget) {
+            return Err(bad(
+                "read-budget",
+                self.read_budget,
+                "must be from 200 (one frame) to 67108864 bytes",
+            ));
+        }
+        if !self.flood_rate.is_finite() || self.flood_rate < 0.0 {
+            return Err(bad(
+                "flood-rate",
+                self.flood_rate,
+                "must be a number of frames a second, 0 or more (0: no limit)",
+            ));
+        }
+        if !self.flood_burst.is_finite() || self.flood_burst < 1.0 {
+            return Err(bad(
+                "flood-burst",
+                self.flood_burst,
+                "must be a number of frames, at least 1",
+            ));
+        }
+        secs("name-timeout", self.name_timeout, false)?;
+        secs("shutdown-grace", self.shutdown_grace, true)?;
+        if !(1..=86_400).contains(&self.identify_timeout) {
+            return Err(bad(
+                "identify-timeout",
+                self.identify_timeout,
+                "must be from 1 to 86400 seconds",
+            ));
+        }
+        if self.max_channels == 0 {
+            return Err(bad("max-channels", 0, "must be at least 1"));
+        }
+        if self.max_offline == 0 {
+            return Err(bad("max-offline", 0, "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// A flag value that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("--{flag} {value}: {why}")]
+pub struct ConfigError {
+    flag: &'static str,
+    value: String,
+    why: &'static str,
 }
 
 /// What can stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source} (is another server on that port? `server 0` takes a free one)")]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("event loop failure: {0}")]
     Poll(#[source] io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] io::Error),
-    #[error("storage: {0}")]
+    #[error("{0}")]
     Storage(#[from] StorageError),
 }
 
-/// The hub's view of the connections: queues frames, and notes who overflowed or must close.
+/// The hub's view of the connections: renders and queues events, and notes who overflowed,
+/// must close, or may be read again.
 struct Outbox<'a> {
     conns: &'a mut Slab<Conn>,
     dirty: &'a mut Vec<usize>,
+    /// Connections the hub asked to close (drained), reported to the hub this turn.
+    closing: &'a mut Vec<usize>,
+    /// Connections whose queue overflowed: removed now.
     overflowed: &'a mut Vec<usize>,
+    readable: &'a mut Vec<usize>,
     pool: &'a mut BufPool,
-    /// This turn's frames, each stored once for all the queues that share it.
+    /// This turn's bytes, each event stored once per protocol for all the queues that share it.
     log: &'a mut TurnLog,
     /// Requests for storage, handed over together at the end of the turn.
     to_store: &'a mut Vec<Request>,
+    storage: &'a StorageHandle,
     max_queue: usize,
 }
 
-impl Outbox<'_> {
-    /// The live connection with this hub id (none if it is gone).
-    fn conn(&mut self, id: ConnId) -> Option<(usize, &mut Conn)> {
-        live(self.conns, id)
+/// Index of a protocol in a per-protocol cache.
+fn proto_slot(p: Proto) -> usize {
+    match p {
+        Proto::Frame => 0,
+        Proto::Irc => 1,
+        Proto::Web => 2,
     }
+}
 
-    /// Queues the frame stored in the log at `at` (or, when the log is full, `frame` itself)
-    /// for connection `id`, unless it is gone or closing; a queue that would pass
-    /// `--max-queue` closes its connection instead.
+impl Outbox<'_> {
+    /// Queues `len` bytes at `at` in the log (or `own` when the log could not take them) for
+    /// connection `index`; a queue that would pass `--max-queue` closes its connection instead.
     #[inline]
-    fn enqueue(&mut self, id: ConnId, at: Option<u32>, frame: &Frame) {
-        let Some((to, conn)) = live(self.conns, id) else {
+    fn enqueue(&mut self, index: usize, at: Option<(u32, u32)>, own: &[u8]) {
+        let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
-        if conn.closing {
-            return;
-        }
-        if conn.queued() + FRAME_LEN > self.max_queue {
+        let len = at.map_or(own.len(), |(_, l)| l as usize);
+        if conn.queued() + len > self.max_queue {
             log::warn!(
-                "conn {to}: outbound queue full ({} bytes): disconnecting",
+                "{}: outbound queue full ({} bytes): disconnecting",
+                conn_label(conn.id),
                 conn.queued()
             );
-            conn.closing = true;
-            self.overflowed.push(to);
+            conn.closing = Closing::Now;
+            self.overflowed.push(index);
             return;
         }
         match at {
-            Some(at) => conn.out.push_shared(self.log, at),
-            None => conn.out.push_own(frame, self.log, self.pool),
+            Some((start, len)) => conn.out.push_shared(self.log, start, len),
+            None => conn.out.push_own(own, self.log, self.pool),
         }
         if !conn.dirty {
             conn.dirty = true;
-            self.dirty.push(to);
+            self.dirty.push(index);
         }
     }
 }
@@ -183,37 +307,89 @@ fn live(conns: &mut Slab<Conn>, id: ConnId) -> Option<(usize, &mut Conn)> {
 }
 
 impl Sink for Outbox<'_> {
-    fn send(&mut self, id: ConnId, frame: &Frame) {
-        let at = self.log.push(frame);
-        self.enqueue(id, at, frame);
+    fn emit(&mut self, to: ConnId, out: &Out<'_>) {
+        self.emit_many(std::slice::from_ref(&to), None, out);
     }
 
-    /// The frame is stored once, and every member's queue refers to it.
-    fn send_many(&mut self, to: &[ConnId], except: Option<ConnId>, frame: &Frame) {
-        let at = self.log.push(frame);
+    /// The event is rendered once per protocol, stored once in the log, and every member's
+    /// queue refers to it.
+    fn emit_many(&mut self, to: &[ConnId], except: Option<ConnId>, out: &Out<'_>) {
+        let mut rendered: [Option<Option<(u32, u32)>>; 3] = [None; 3];
+        let mut scratch = Vec::new();
         for &id in to {
-            if Some(id) != except {
-                self.enqueue(id, at, frame);
+            if Some(id) == except {
+                continue;
             }
+            let Some((index, conn)) = live(self.conns, id) else {
+                continue;
+            };
+            if conn.is_closing() {
+                continue;
+            }
+            let proto = conn.proto;
+            let slot = proto_slot(proto);
+            let at = *rendered[slot]
+                .get_or_insert_with(|| self.log.append(|buf| proto::render(proto, out, buf)));
+            if at.is_none() {
+                // The log is full this turn (or the event renders to nothing for this protocol).
+                scratch.clear();
+                proto::render(proto, out, &mut scratch);
+                if scratch.is_empty() {
+                    continue;
+                }
+            }
+            self.enqueue(index, at, &scratch);
         }
     }
 
-    fn close(&mut self, id: ConnId) {
-        if let Some((index, c)) = self.conn(id) {
-            if !c.closing {
-                c.closing = true;
-                self.overflowed.push(index);
+    fn close(&mut self, id: ConnId, reason: Option<&str>) {
+        let Some((index, conn)) = live(self.conns, id) else {
+            return;
+        };
+        if conn.is_closing() {
+            return;
+        }
+        if let Some(reason) = reason {
+            let mut bytes = Vec::new();
+            proto::render_reason(conn.proto, reason, &mut bytes);
+            // The reason is small and goes out even past the queue bound.
+            conn.out.push_own(&bytes, self.log, self.pool);
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(index);
             }
         }
+        conn.closing = Closing::Draining {
+            until: Instant::now() + LINGER,
+            shut: false,
+        };
+        self.closing.push(index);
     }
 
     fn store(&mut self, request: Request) {
         self.to_store.push(request);
     }
 
+    fn hash(&mut self, job: HashJob) -> bool {
+        self.storage.try_hash(job)
+    }
+
     fn report_flush(&mut self, id: ConnId) {
-        if let Some((_, c)) = self.conn(id) {
+        if let Some((index, c)) = live(self.conns, id) {
             c.report_flush = true;
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(index);
+            }
+        }
+    }
+
+    fn resume(&mut self, id: ConnId) {
+        if let Some((index, c)) = live(self.conns, id) {
+            if !c.pending_read && !c.is_closing() {
+                c.pending_read = true;
+                self.readable.push(index);
+            }
         }
     }
 }
@@ -225,10 +401,13 @@ macro_rules! outbox {
         Outbox {
             conns: &mut $server.conns,
             dirty: &mut $server.dirty,
-            overflowed: &mut $server.closing,
+            closing: &mut $server.closing,
+            overflowed: &mut $server.overflowed,
+            readable: &mut $server.readable,
             pool: &mut $server.pool,
             log: &mut $server.log,
             to_store: &mut $server.to_store,
+            storage: &$server.storage,
             max_queue: $server.cfg.max_queue,
         }
     };
@@ -247,39 +426,54 @@ pub struct Server {
     /// Storage requests of this turn (see [`Server::submit_stored`]).
     to_store: Vec<Request>,
     next_serial: u64,
-    /// Connections not read because the hub waits for storage on their behalf.
-    parked: Vec<usize>,
     /// The last time the hub was told that time passed.
     ticked: Instant,
     /// Connections with output to write this turn.
     dirty: Vec<usize>,
     /// Output buffers of connections with nothing queued, for reuse.
     pool: BufPool,
-    /// The frames queued this turn, shared by the queues (see [`crate::outq`]).
+    /// The bytes queued this turn, shared by the queues (see [`crate::outq`]).
     log: TurnLog,
     /// Connections with input left to read.
     readable: Vec<usize>,
     /// Connections waiting for their flood budget, with the time it refills.
     throttled: Vec<(Instant, usize)>,
-    /// Connections the hub or a full queue asked to close (reported to the hub this turn).
+    /// Connections the hub asked to close (reported to the hub this turn).
     closing: Vec<usize>,
+    /// Connections whose queue overflowed this turn.
+    overflowed: Vec<usize>,
     /// Connections to remove at the end of the turn.
     dead: Vec<usize>,
+    /// Connections being drained, with when they must be gone.
+    draining: VecDeque<(Instant, usize, ConnId)>,
     /// When each unnamed connection must have sent a name, oldest first.
     name_deadlines: VecDeque<(Instant, usize, u64)>,
     /// A spare descriptor, given up to accept (and refuse) a connection when none are left.
     spare_fd: Option<File>,
-    frames: Vec<Frame>,
     read_buf: Vec<u8>,
     shutdown_at: Option<Instant>,
 }
 
 impl Server {
-    /// Binds the listener; the server does nothing until [`Server::run`].
+    /// Checks the configuration and binds the listener; the server does nothing until
+    /// [`Server::run`].
     pub fn bind(cfg: ServerConfig) -> Result<Server, ServerError> {
+        cfg.validate()?;
         let addr = SocketAddr::new(cfg.bind, cfg.port);
         raise_fd_limit(cfg.max_clients);
         let poll = Poll::new().map_err(ServerError::Poll)?;
+        let waker = Arc::new(Waker::new(poll.registry(), STORAGE).map_err(ServerError::Poll)?);
+        // Storage first: a second server on the same directory stops here, before it binds.
+        let (storage, startup) = if cfg.ephemeral {
+            log::info!("storage: in memory (--ephemeral): nothing survives a restart");
+            Storage::ephemeral(waker)?
+        } else {
+            log::info!(
+                "storage: {}",
+                absolute(&cfg.data_dir.join(crate::storage::DB_FILE)).display()
+            );
+            Storage::open(&cfg.data_dir, waker)?
+        };
         let mut listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let local_addr = listener
             .local_addr()
@@ -290,23 +484,18 @@ impl Server {
         let mut signals = signal_hook_mio::v1_0::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
         ])
         .map_err(ServerError::Signals)?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let sonnets = load_sonnets(&cfg.sonnets);
-        let identify_secs = cfg.identify_timeout;
-        let waker = Arc::new(Waker::new(poll.registry(), STORAGE).map_err(ServerError::Poll)?);
-        let (storage, startup) = if cfg.ephemeral {
-            log::info!("storage: in memory (--ephemeral): nothing survives a restart");
-            Storage::ephemeral(waker)?
-        } else {
-            log::info!(
-                "storage: {}",
-                cfg.data_dir.join(crate::storage::DB_FILE).display()
-            );
-            Storage::open(&cfg.data_dir, waker)?
+        let limits = Limits {
+            identify_secs: cfg.identify_timeout,
+            max_channels: cfg.max_channels,
+            max_offline: cfg.max_offline,
+            ..Limits::default()
         };
         Ok(Server {
             read_buf: vec![0; cfg.read_budget.clamp(FRAME_LEN, 256 * 1024)],
@@ -319,12 +508,11 @@ impl Server {
             hub: Hub::new(HubConfig {
                 sonnets,
                 startup,
-                identify_secs,
+                limits,
                 ..HubConfig::default()
             }),
             storage,
             to_store: Vec::new(),
-            parked: Vec::new(),
             ticked: Instant::now(),
             next_serial: 0,
             dirty: Vec::new(),
@@ -333,10 +521,11 @@ impl Server {
             readable: Vec::new(),
             throttled: Vec::new(),
             closing: Vec::new(),
+            overflowed: Vec::new(),
             dead: Vec::new(),
+            draining: VecDeque::new(),
             name_deadlines: VecDeque::new(),
             spare_fd: File::open("/dev/null").ok(),
-            frames: Vec::new(),
             shutdown_at: None,
         })
     }
@@ -346,7 +535,8 @@ impl Server {
         self.local_addr
     }
 
-    /// Runs until SIGINT or SIGTERM, then flushes (bounded), closes storage and returns.
+    /// Runs until SIGINT, SIGTERM or SIGHUP, then tells every client, flushes (bounded),
+    /// commits storage and returns.
     pub fn run(mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -382,33 +572,30 @@ impl Server {
             }
             self.storage_replies();
             self.wake_throttled(now);
-            if self.shutdown_at.is_none() {
-                if self.storage.backlog() < STORAGE_HIGH_WATER {
-                    self.read_all(now);
-                } else {
-                    log::debug!(
-                        "storage is behind ({} waiting): not reading",
-                        self.storage.backlog()
-                    );
-                }
+            if self.storage.backlog() < STORAGE_HIGH_WATER {
+                self.read_all(now);
+            } else {
+                log::debug!(
+                    "storage is behind ({} waiting): not reading",
+                    self.storage.backlog()
+                );
             }
-            self.expire_names(now);
+            self.expire(now);
             self.tick(now);
-            self.settle();
+            self.settle(now);
             self.write_all();
+            self.settle(now);
             self.remove_dead();
             self.end_turn();
             self.submit_stored();
             if let Some(deadline) = self.shutdown_at {
-                let drained = self.conns.iter().all(|(_, c)| c.queued() == 0);
-                if drained || now >= deadline {
+                if self.conns.is_empty() || now >= deadline {
                     log::info!(
-                        "shut down with {} connections ({})",
-                        self.conns.len(),
-                        if drained {
-                            "all output flushed"
+                        "shut down ({})",
+                        if self.conns.is_empty() {
+                            "every client told and flushed".to_string()
                         } else {
-                            "grace period over"
+                            format!("grace period over, {} left unflushed", self.conns.len())
                         }
                     );
                     self.storage.shutdown()?;
@@ -420,12 +607,11 @@ impl Server {
 
     fn poll_timeout(&self) -> Option<Duration> {
         // First: while storage is behind nothing is read, so input left to read must not make
-        // the loop spin; it would take the core from the storage thread it waits for (with
-        // history on, that spinning cost a quarter of the throughput).
+        // the loop spin; it would take the core from the storage thread it waits for.
         if self.storage.backlog() >= STORAGE_HIGH_WATER {
             return Some(STORAGE_WAIT);
         }
-        if !self.readable.is_empty() {
+        if !self.readable.is_empty() || !self.dirty.is_empty() {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -437,14 +623,17 @@ impl Server {
         if let Some(&(t, _, _)) = self.name_deadlines.front() {
             consider(t);
         }
+        if let Some(&(t, _, _)) = self.draining.front() {
+            consider(t);
+        }
         if self.hub.has_deadlines() {
             consider(self.ticked + Duration::from_secs(1));
         }
         next.map(|t| t.saturating_duration_since(now))
     }
 
-    /// Keeps what was queued after the writes of this turn (replies to the flush reports,
-    /// departures) out of the log, which is then cleared.
+    /// Keeps what was queued after the writes of this turn out of the log, which is then
+    /// cleared.
     fn end_turn(&mut self) {
         if self.log.is_empty() {
             return;
@@ -458,47 +647,25 @@ impl Server {
     }
 
     /// Hands this turn's storage requests over, all at once: the writer thread wakes once a
-    /// turn rather than once a message, and commits them in one transaction (under load,
-    /// hundreds of messages per commit, which makes history cheap; see docs/BENCHMARKS.md).
+    /// turn rather than once a message, and commits them in one transaction.
     fn submit_stored(&mut self) {
         if !self.to_store.is_empty() {
             self.storage.submit_all(&mut self.to_store);
         }
     }
 
-    /// Hands storage's answers to the hub, then reads the connections that waited for them.
+    /// Hands storage's answers to the hub (which resumes the connections that waited).
     fn storage_replies(&mut self) {
-        let mut any = false;
-        for reply in self.storage.replies() {
-            any = true;
+        let replies: Vec<_> = self.storage.replies().collect();
+        for reply in replies {
             let mut outbox = outbox!(self);
             self.hub.storage_reply(reply, &mut outbox);
-        }
-        if !any {
-            return;
-        }
-        let mut i = 0;
-        while i < self.parked.len() {
-            let index = self.parked[i];
-            match self.conns.get_mut(index) {
-                Some(conn) if self.hub.is_waiting(conn.id) => i += 1,
-                Some(conn) => {
-                    self.parked.swap_remove(i);
-                    if !conn.pending_read {
-                        conn.pending_read = true;
-                        self.readable.push(index);
-                    }
-                }
-                None => {
-                    self.parked.swap_remove(i);
-                }
-            }
         }
     }
 
     /// Tells the hub that time passed (registered names that must identify), once a second.
     fn tick(&mut self, now: Instant) {
-        if !self.hub.has_deadlines() || now < self.ticked + Duration::from_secs(1) {
+        if now < self.ticked + Duration::from_secs(1) {
             return;
         }
         self.ticked = now;
@@ -507,15 +674,29 @@ impl Server {
     }
 
     fn on_signal(&mut self, now: Instant) {
-        let got: Vec<i32> = self.signals.pending().collect();
+        let got: Vec<&str> = self
+            .signals
+            .pending()
+            .map(|s| signal_hook::low_level::signal_name(s).unwrap_or("a signal"))
+            .collect();
         if got.is_empty() || self.shutdown_at.is_some() {
             return;
         }
-        log::info!("signal {got:?}: no longer accepting; flushing queued output");
+        log::info!(
+            "{}: no longer accepting; telling every client and flushing",
+            got.join(", ")
+        );
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        self.shutdown_at = Some(now + Duration::from_secs_f64(self.cfg.shutdown_grace.max(0.0)));
+        let grace = Duration::from_secs_f64(self.cfg.shutdown_grace);
+        self.shutdown_at = Some(now + grace);
+        let ids: Vec<ConnId> = self.conns.iter().map(|(_, c)| c.id).collect();
+        for id in ids {
+            let mut outbox = outbox!(self);
+            outbox.close(id, Some(text::SHUTTING_DOWN));
+        }
+        self.settle(now);
     }
 
     fn accept(&mut self, now: Instant) {
@@ -570,26 +751,27 @@ impl Server {
         }
         let _ = stream.set_nodelay(true);
         let entry = self.conns.vacant_entry();
-        let id = entry.key();
+        let index = entry.key();
         if let Err(e) = self
             .poll
             .registry()
-            .register(&mut stream, Token(id), Interest::READABLE)
+            .register(&mut stream, Token(index), Interest::READABLE)
         {
             log::error!("cannot register {peer}: {e}");
             return;
         }
         self.next_serial += 1;
         let serial = self.next_serial;
-        let mut conn = Conn::new(stream, conn_id(id, serial), self.cfg.flood_burst, now);
+        let id = conn_id(index, serial);
+        let mut conn = Conn::new(stream, peer, id, self.cfg.flood_burst, now);
         // Data may have arrived before registration: read on this turn.
         conn.pending_read = true;
-        self.hub.connect(conn.id);
+        self.hub.connect(id, conn.proto, Some(peer.ip()));
         entry.insert(conn);
-        self.readable.push(id);
-        let deadline = now + Duration::from_secs_f64(self.cfg.name_timeout.max(0.0));
-        self.name_deadlines.push_back((deadline, id, serial));
-        log::info!("conn {id}: accepted from {peer}");
+        self.readable.push(index);
+        let deadline = now + Duration::from_secs_f64(self.cfg.name_timeout);
+        self.name_deadlines.push_back((deadline, index, serial));
+        log::info!("{}: accepted from {peer}", conn_label(id));
     }
 
     fn wake_throttled(&mut self, now: Instant) {
@@ -611,125 +793,313 @@ impl Server {
         }
     }
 
-    /// Reads every connection with pending input, up to its budget, and feeds the hub.
+    /// Hands the complete frames of `data` to the connection's protocol, one at a time, until
+    /// the hub makes the connection wait; returns how many bytes were used (the caller holds
+    /// the rest).
+    fn feed(&mut self, index: usize, data: &[u8]) -> usize {
+        let mut pos = 0;
+        while pos < data.len() {
+            let Some(conn) = self.conns.get_mut(index) else {
+                return data.len();
+            };
+            if conn.is_closing() {
+                // After `/quit` (or any close) the rest of the input is not handled.
+                return data.len();
+            }
+            let hub_id = conn.id;
+            if self.hub.is_waiting(hub_id) {
+                return pos;
+            }
+            let Some(frame) = conn.next_frame(data, &mut pos, &mut self.pool) else {
+                break;
+            };
+            conn.charge();
+            let mut outbox = outbox!(self);
+            proto::frame::handle(&mut self.hub, hub_id, &frame, &mut outbox);
+        }
+        data.len()
+    }
+
+    /// Reads every connection with pending input, up to its budget, and feeds its protocol.
     fn read_all(&mut self, now: Instant) {
         let ids = std::mem::take(&mut self.readable);
+        let mut buf = std::mem::take(&mut self.read_buf);
         let mut again = Vec::new();
-        for id in ids {
-            let Some(conn) = self.conns.get_mut(id) else {
+        for index in ids {
+            let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
             conn.pending_read = false;
-            if conn.closing || conn.throttled {
+            match conn.closing {
+                Closing::No => {}
+                Closing::Draining { shut: true, .. } => {
+                    self.discard_input(index, &mut buf);
+                    continue;
+                }
+                _ => continue,
+            }
+            if conn.throttled || self.shutdown_at.is_some() {
                 continue;
             }
-            if self.hub.is_waiting(conn.id) {
-                // Read again once storage has answered (see storage_replies).
-                self.parked.push(id);
+            let hub_id = conn.id;
+            if self.hub.is_waiting(hub_id) {
+                // Read again once the hub resumes it.
+                continue;
+            }
+            // What an earlier read left comes first.
+            if !conn.held.is_empty() {
+                let held = std::mem::take(&mut conn.held);
+                let used = self.feed(index, &held);
+                if used < held.len() {
+                    if let Some(conn) = self.conns.get_mut(index) {
+                        conn.held = held[used..].to_vec();
+                    }
+                    continue;
+                }
+            }
+            let Some(conn) = self.conns.get_mut(index) else {
+                continue;
+            };
+            if conn.is_closing() || self.hub.is_waiting(hub_id) {
+                continue;
+            }
+            if conn.eof {
+                self.close(
+                    index,
+                    Closing::Draining {
+                        until: now + LINGER,
+                        shut: false,
+                    },
+                );
                 continue;
             }
             let allowed = conn.allowance(self.cfg.flood_rate, self.cfg.flood_burst, now);
             if allowed == 0 {
                 conn.throttled = true;
                 let wait = Duration::from_secs_f64(1.0 / self.cfg.flood_rate.max(1e-3));
-                self.throttled.push((now + wait, id));
+                self.throttled.push((now + wait, index));
                 continue;
             }
-            let budget = self
+            let mut left = self
                 .cfg
                 .read_budget
                 .min(allowed.saturating_mul(FRAME_LEN))
                 .max(1);
-            self.frames.clear();
-            let outcome =
-                conn.read_frames(&mut self.read_buf, budget, &mut self.frames, &mut self.pool);
-            let hub_id = conn.id;
-            let mut outbox = outbox!(self);
-            for f in &self.frames {
-                self.hub.frame(hub_id, f, &mut outbox);
+            let mut failed = false;
+            while left > 0 {
+                let Some(conn) = self.conns.get_mut(index) else {
+                    break;
+                };
+                let want = left.min(buf.len());
+                match conn.read_some(&mut buf[..want]) {
+                    ReadOutcome::Data(n) => {
+                        left -= n;
+                        let used = self.feed(index, &buf[..n]);
+                        if used < n {
+                            // The hub made it wait: keep the rest, read nothing more.
+                            if let Some(conn) = self.conns.get_mut(index) {
+                                conn.held.extend_from_slice(&buf[used..n]);
+                            }
+                            break;
+                        }
+                        if self.conns.get(index).is_none_or(|c| c.is_closing()) {
+                            break;
+                        }
+                    }
+                    ReadOutcome::Drained => break,
+                    ReadOutcome::Eof => {
+                        conn.eof = true;
+                        break;
+                    }
+                    ReadOutcome::Failed => {
+                        failed = true;
+                        break;
+                    }
+                }
             }
-            match outcome {
-                ReadOutcome::Drained => {}
-                ReadOutcome::BudgetSpent => again.push(id),
-                ReadOutcome::Closed => self.close(id),
+            if failed {
+                self.close(index, Closing::Now);
+                continue;
+            }
+            let Some(conn) = self.conns.get(index) else {
+                continue;
+            };
+            if conn.is_closing() {
+                continue;
+            }
+            if conn.eof && conn.held.is_empty() && !self.hub.is_waiting(hub_id) {
+                self.close(
+                    index,
+                    Closing::Draining {
+                        until: now + LINGER,
+                        shut: false,
+                    },
+                );
+            } else if left == 0 && conn.held.is_empty() {
+                again.push(index);
             }
         }
-        for id in again {
-            if let Some(c) = self.conns.get_mut(id) {
-                if !c.pending_read && !c.closing {
+        self.read_buf = buf;
+        for index in again {
+            if let Some(c) = self.conns.get_mut(index) {
+                if !c.pending_read && !c.is_closing() {
                     c.pending_read = true;
-                    self.readable.push(id);
+                    self.readable.push(index);
                 }
             }
         }
     }
 
-    /// Closes connections that sent no valid name in time.
-    fn expire_names(&mut self, now: Instant) {
-        while let Some(&(deadline, id, serial)) = self.name_deadlines.front() {
+    /// A drained connection's side is shut: read and drop what it still sends until it closes.
+    fn discard_input(&mut self, index: usize, buf: &mut [u8]) {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        for _ in 0..16 {
+            match conn.read_some(buf) {
+                ReadOutcome::Data(_) => {}
+                ReadOutcome::Drained => return,
+                ReadOutcome::Eof | ReadOutcome::Failed => {
+                    conn.closing = Closing::Now;
+                    self.dead.push(index);
+                    return;
+                }
+            }
+        }
+        // More to drop: come back next turn.
+        if !conn.pending_read {
+            conn.pending_read = true;
+            self.readable.push(index);
+        }
+    }
+
+    /// Closes connections that sent no valid name in time, and removes drained connections
+    /// whose time is up.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(deadline, index, serial)) = self.name_deadlines.front() {
             if deadline > now {
                 break;
             }
             self.name_deadlines.pop_front();
-            let hub_id = conn_id(id, serial);
-            let same = self.conns.get(id).is_some_and(|c| c.id == hub_id);
+            let hub_id = conn_id(index, serial);
+            let same = self.conns.get(index).is_some_and(|c| c.id == hub_id);
             if same && self.hub.name_of(hub_id).is_none() {
-                log::info!("conn {id}: no valid name in time; closing");
-                self.close(id);
+                log::info!("{}: no valid name in time; closing", conn_label(hub_id));
+                let mut outbox = outbox!(self);
+                outbox.close(hub_id, Some(text::NAME_TIMEOUT));
+            }
+        }
+        while let Some(&(deadline, index, id)) = self.draining.front() {
+            if deadline > now {
+                break;
+            }
+            self.draining.pop_front();
+            if let Some(conn) = self.conns.get_mut(index) {
+                if conn.id == id && conn.closing != Closing::Now {
+                    log::debug!("{}: did not close in time; dropping it", conn_label(id));
+                    conn.closing = Closing::Now;
+                    self.dead.push(index);
+                }
             }
         }
     }
 
-    /// Reports connections that must go to the hub (which may make more go).
-    fn settle(&mut self) {
-        while let Some(id) = self.closing.pop() {
-            self.close(id);
+    /// Reports the connections that must go to the hub (which may make more go).
+    fn settle(&mut self, now: Instant) {
+        loop {
+            if let Some(index) = self.overflowed.pop() {
+                self.close(index, Closing::Now);
+            } else if let Some(index) = self.closing.pop() {
+                let mode = match self.conns.get(index).map(|c| c.closing) {
+                    Some(Closing::Draining { until, shut }) => Closing::Draining { until, shut },
+                    _ => Closing::Draining {
+                        until: now + LINGER,
+                        shut: false,
+                    },
+                };
+                self.close(index, mode);
+            } else {
+                return;
+            }
         }
     }
 
-    /// Tells the hub a connection is gone and schedules its removal after a last flush.
-    fn close(&mut self, id: usize) {
-        let Some(conn) = self.conns.get_mut(id) else {
+    /// Tells the hub a connection is gone; then drains it, or removes it at the end of the
+    /// turn.
+    fn close(&mut self, index: usize, mode: Closing) {
+        let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
-        conn.closing = true;
-        if !conn.in_hub {
-            return;
-        }
-        conn.in_hub = false;
         let hub_id = conn.id;
-        self.dead.push(id);
-        let mut outbox = outbox!(self);
-        self.hub.disconnect(hub_id, &mut outbox);
-        // Disconnecting may overflow other queues: settle them too.
-        while let Some(other) = self.closing.pop() {
-            self.close(other);
+        match mode {
+            Closing::Now => {
+                conn.closing = Closing::Now;
+                self.dead.push(index);
+            }
+            Closing::Draining { until, .. } => {
+                if conn.closing == Closing::Now {
+                    return;
+                }
+                let until = match self.shutdown_at {
+                    Some(end) => until.min(end),
+                    None => until,
+                };
+                conn.closing = Closing::Draining { until, shut: false };
+                self.draining.push_back((until, index, hub_id));
+                if !conn.dirty {
+                    conn.dirty = true;
+                    self.dirty.push(index);
+                }
+            }
+            Closing::No => return,
+        }
+        if conn.in_hub {
+            conn.in_hub = false;
+            let mut outbox = outbox!(self);
+            self.hub.disconnect(hub_id, None, &mut outbox);
         }
     }
 
-    /// Writes every connection with pending output, once, with everything it has.
+    /// Writes every connection with pending output, once, with everything it has; shuts down
+    /// the sending side of drained connections once their queue is empty.
     fn write_all(&mut self) {
         let ids = std::mem::take(&mut self.dirty);
         let mut flushed = Vec::new();
-        for &id in &ids {
-            let Some(conn) = self.conns.get_mut(id) else {
+        let mut failed = Vec::new();
+        for &index in &ids {
+            let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
             conn.dirty = false;
+            if conn.closing == Closing::Now {
+                continue;
+            }
             let result = conn
                 .flush(&self.log, &mut self.pool)
-                .and_then(|()| conn.update_interest(self.poll.registry(), Token(id)));
+                .and_then(|()| conn.update_interest(self.poll.registry(), Token(index)));
             match result {
-                Ok(()) if conn.report_flush && conn.queued() == 0 => {
-                    conn.report_flush = false;
-                    flushed.push(conn.id);
+                Ok(()) if conn.queued() == 0 => {
+                    if let Closing::Draining { until, shut: false } = conn.closing {
+                        let _ = conn.stream.shutdown(Shutdown::Write);
+                        conn.closing = Closing::Draining { until, shut: true };
+                        if !conn.pending_read {
+                            conn.pending_read = true;
+                            self.readable.push(index);
+                        }
+                    } else if conn.report_flush {
+                        conn.report_flush = false;
+                        flushed.push(conn.id);
+                    }
                 }
                 Ok(()) => {}
                 Err(e) => {
-                    log::debug!("conn {id}: write failed: {e}");
-                    self.close(id);
+                    log::debug!("{}: write failed: {e}", conn_label(conn.id));
+                    failed.push(index);
                 }
             }
+        }
+        for index in failed {
+            self.close(index, Closing::Now);
         }
         // A connection closed above may have queued departures for others that were written
         // already: they are in `self.dirty` again, for the next turn; keep them.
@@ -746,32 +1116,40 @@ impl Server {
 
     /// Removes the connections closed during this turn.
     fn remove_dead(&mut self) {
-        for id in std::mem::take(&mut self.dead) {
-            if let Some(mut conn) = self.conns.try_remove(id) {
-                // A last try for what was queued (a reply to the final frames, say).
-                let _ = conn.flush(&self.log, &mut self.pool);
+        for index in std::mem::take(&mut self.dead) {
+            let Some(conn) = self.conns.get(index) else {
+                continue;
+            };
+            if conn.closing != Closing::Now {
+                continue;
+            }
+            if let Some(mut conn) = self.conns.try_remove(index) {
                 conn.release(&mut self.pool);
                 let _ = self.poll.registry().deregister(&mut conn.stream);
-                log::info!("conn {id}: closed");
+                log::info!("{}: closed", conn_label(conn.id));
             }
         }
         self.throttled.retain(|&(_, id)| self.conns.contains(id));
-        self.parked.retain(|&id| self.conns.contains(id));
     }
 }
 
+/// A path as an absolute one, for the log (the path itself when that cannot be worked out).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Loads the sonnets once; a missing or wrong file is logged once and the server runs without.
-fn load_sonnets(path: &std::path::Path) -> Option<Sonnets> {
+fn load_sonnets(path: &Path) -> Option<Sonnets> {
     match Sonnets::load(path) {
         Ok(s) => {
-            log::info!("loaded 154 sonnets from {}", path.display());
+            log::info!("loaded 154 sonnets from {}", absolute(path).display());
             Some(s)
         }
         Err(e) => {
             log::warn!(
                 "no sonnets from {}: {e}; /sonnet will say none are available \
                  (scripts/fetch_sonnets.sh fetches them)",
-                path.display()
+                absolute(path).display()
             );
             None
         }

@@ -279,12 +279,18 @@ fn a_connection_without_a_name_is_closed_after_the_timeout() {
     let server = ServerProc::start(&["--name-timeout", "0.3"]);
     let mut silent = server.connect();
     let started = Instant::now();
-    assert_eq!(silent.expect_closed(), Vec::<String>::new());
+    assert_eq!(silent.expect_closed(), [text::NAME_TIMEOUT]);
     assert!(started.elapsed() >= Duration::from_millis(250));
     // One with a bad name only is closed too; one that logs in stays.
     let mut bad = server.connect();
     bad.send("bad name");
-    assert_eq!(bad.expect_closed(), [text::invalid_name("bad name")]);
+    assert_eq!(
+        bad.expect_closed(),
+        [
+            text::invalid_name("bad name"),
+            text::NAME_TIMEOUT.to_string()
+        ]
+    );
     let mut good = server.login("good");
     std::thread::sleep(Duration::from_millis(500));
     good.send("/create x");
@@ -322,7 +328,8 @@ fn sigterm_flushes_and_exits_zero() {
     alice.expect("[Kay] last words");
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
-    assert_eq!(alice.expect_closed(), Vec::<String>::new());
+    assert_eq!(alice.expect_closed(), [text::SHUTTING_DOWN]);
+    assert_eq!(kay.expect_closed(), [text::SHUTTING_DOWN]);
 }
 
 #[test]

@@ -1,187 +1,271 @@
-//! The channel commands: chat, /join, /create, /list, /members and /leave.
+//! Channels: creating, joining, parting, saying, and the paced `/list`.
 
-use super::{Channel, ConnId, Hub, Sink, MAX_CHANNEL_CHARS};
-use crate::frame::{self, FRAME_LEN};
+use super::{ChanId, Channel, ConnId, Hub, MsgKind, Out, Sink, Wait, MAX_CHANNEL_CHARS};
+use crate::names;
 use crate::storage::{Event, Request};
-use crate::utils_errors as text;
+
+/// A `/list` reply is sent in parts of about this many bytes, each once the previous one is
+/// written, so that no reply can fill a reader's queue.
+pub const LIST_CHUNK: usize = 16 * 1024;
+
+/// Why a channel operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    #[error("no channel name")]
+    Missing,
+    #[error("the channel name is too long")]
+    TooLong,
+    #[error("no such channel")]
+    NoSuchChannel,
+    #[error("the channel exists")]
+    Exists,
+    #[error("the server has the most channels it may")]
+    TooMany,
+    #[error("not in that channel")]
+    NotMember,
+    #[error("not logged in")]
+    NotLoggedIn,
+}
+
+/// Checks a channel argument (already cleaned): not empty, not too long.
+pub fn check_channel_name(name: &str) -> Result<&str, ChannelError> {
+    if name.is_empty() {
+        Err(ChannelError::Missing)
+    } else if name.chars().count() > MAX_CHANNEL_CHARS {
+        Err(ChannelError::TooLong)
+    } else {
+        Ok(name)
+    }
+}
 
 impl Hub {
-    /// Relays a chat message as `[name] text` to every other member, each frame encoded once.
-    pub(super) fn chat(&mut self, conn: ConnId, msg: &str, sink: &mut impl Sink) {
-        let Some(client) = self.clients.get(&conn) else {
-            return;
-        };
-        let (Some(name), Some(ch)) = (client.name.as_deref(), client.channel) else {
-            self.reply(sink, conn, text::NOT_IN_CHANNEL);
-            return;
-        };
-        // `[name] ` on the stack: the hot path allocates nothing. A name is at most 32
-        // characters (128 bytes), so the prefix always leaves room.
-        let mut prefix = [0u8; FRAME_LEN];
-        let prefix_len = name.len() + 3;
-        prefix[0] = b'[';
-        prefix[1..=name.len()].copy_from_slice(name.as_bytes());
-        prefix[name.len() + 1..prefix_len].copy_from_slice(b"] ");
-        let members = &self.channels[ch].members;
-        frame::prefixed_frames(&prefix[..prefix_len], msg, |f| {
-            sink.send_many(members, Some(conn), f);
-        });
-        // History keeps every channel message, even one nobody else heard.
-        let event = Event::Chat {
-            seq: 0,
-            time: self.clock.now(),
-            channel: self.channels[ch].name.to_string(),
-            sender: name.to_string(),
-            text: msg.to_string(),
-        };
-        self.record(sink, event);
-    }
-
-    /// Stores an event under the next sequence number.
-    pub(super) fn record(&mut self, sink: &mut impl Sink, mut event: Event) {
-        let next = self.next_seq();
-        match &mut event {
-            Event::Chat { seq, .. }
-            | Event::Private { seq, .. }
-            | Event::Join { seq, .. }
-            | Event::Leave { seq, .. } => *seq = next,
-            Event::User { .. } => {}
-        }
-        sink.store(Request::Event(event));
-    }
-
-    /// Stores that `user` left channel `ch` (it stops seeing that channel's messages).
-    pub(super) fn record_leave(&mut self, sink: &mut impl Sink, user: &str, ch: usize) {
-        let event = Event::Leave {
-            seq: 0,
-            user: user.to_string(),
-            channel: self.channels[ch].name.to_string(),
-        };
-        self.record(sink, event);
-    }
-
-    /// Checks a channel argument; replies with the error and returns None when it is not valid.
-    pub(super) fn channel_arg<'a>(
-        &self,
-        conn: ConnId,
-        arg: &'a str,
-        missing: &str,
-        sink: &mut impl Sink,
-    ) -> Option<&'a str> {
-        if arg.is_empty() {
-            self.reply(sink, conn, missing);
-            None
-        } else if arg.chars().count() > MAX_CHANNEL_CHARS {
-            self.reply(sink, conn, text::CHANNEL_NAME_TOO_LONG);
-            None
-        } else {
-            Some(arg)
-        }
-    }
-
-    pub(super) fn join(&mut self, conn: ConnId, arg: &str, sink: &mut impl Sink) {
-        let Some(name) = self.channel_arg(conn, arg, text::JOIN_REQUIRES_ARGUMENT, sink) else {
-            return;
-        };
-        let Some(&ch) = self.channel_ids.get(name) else {
-            self.reply(sink, conn, &text::no_such_channel(name));
-            return;
-        };
-        if self.clients.get(&conn).and_then(|c| c.channel) == Some(ch) {
-            return;
-        }
-        self.move_to(conn, ch, sink);
-    }
-
-    pub(super) fn create(&mut self, conn: ConnId, arg: &str, sink: &mut impl Sink) {
-        let Some(name) = self.channel_arg(conn, arg, text::CREATE_REQUIRES_ARGUMENT, sink) else {
-            return;
-        };
-        if self.channel_ids.contains_key(name) {
-            self.reply(sink, conn, &text::channel_exists(name));
-            return;
-        }
+    pub(super) fn add_channel(&mut self, name: &str) -> ChanId {
         let ch = self.channels.len();
         self.channels.push(Channel {
             name: name.into(),
             members: Vec::new(),
         });
-        self.channel_ids.insert(name.into(), ch);
-        self.move_to(conn, ch, sink);
+        self.channel_ids.insert(names::channel_key(name), ch);
+        ch
     }
 
-    /// Leaves the current channel (telling its members) and joins `ch` (telling its members).
-    fn move_to(&mut self, conn: ConnId, ch: usize, sink: &mut impl Sink) {
+    /// Creates a channel and joins it. Nothing changes on an error.
+    pub fn create(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        sink: &mut impl Sink,
+    ) -> Result<ChanId, ChannelError> {
+        let name = check_channel_name(name)?;
+        if !self.is_open(conn) {
+            return Err(ChannelError::NotLoggedIn);
+        }
+        if self.channel_id(name).is_some() {
+            return Err(ChannelError::Exists);
+        }
+        if self.channels.len() >= self.limits.max_channels {
+            return Err(ChannelError::TooMany);
+        }
+        let ch = self.add_channel(name);
+        log::info!("{}: created channel {name}", super::conn_label(conn));
+        sink.store(Request::Event(Event::Channel {
+            name: name.to_string(),
+            time: self.clock.now(),
+        }));
+        self.join_id(conn, ch, sink);
+        Ok(ch)
+    }
+
+    /// Joins an existing channel (staying in the others). Joining a channel one is in does
+    /// nothing.
+    pub fn join(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        sink: &mut impl Sink,
+    ) -> Result<ChanId, ChannelError> {
+        let name = check_channel_name(name)?;
+        if !self.is_open(conn) {
+            return Err(ChannelError::NotLoggedIn);
+        }
+        let ch = self.channel_id(name).ok_or(ChannelError::NoSuchChannel)?;
+        self.join_id(conn, ch, sink);
+        Ok(ch)
+    }
+
+    /// Adds `conn` to channel `ch`; its existing members are told.
+    pub(super) fn join_id(&mut self, conn: ConnId, ch: ChanId, sink: &mut impl Sink) {
+        if self.is_member(conn, ch) || ch >= self.channels.len() {
+            return;
+        }
+        let seq = self.next_seq();
         let Some(client) = self.clients.get_mut(&conn) else {
             return;
         };
-        let Some(name) = client.name.clone() else {
+        let (Some(person), Some(key)) = (client.person.as_ref(), client.key.as_deref()) else {
             return;
         };
-        let old = client.channel.replace(ch);
-        if let Some(old) = old {
-            self.remove_member(old, conn);
-            self.record_leave(sink, &name, old);
-            self.broadcast(sink, old, None, &text::has_left(&name));
-        }
-        log::info!("conn {conn}: {name} joined {}", self.channels[ch].name);
-        let event = Event::Join {
-            seq: 0,
-            user: name.to_string(),
+        client.chans.push((ch, seq));
+        log::info!(
+            "{}: {} joined {}",
+            super::conn_label(conn),
+            person.name,
+            self.channels[ch].name
+        );
+        sink.store(Request::Event(Event::Join {
+            seq,
+            user_key: key.to_string(),
             channel: self.channels[ch].name.to_string(),
-        };
-        self.record(sink, event);
-        self.broadcast(sink, ch, None, &text::has_joined(&name));
+        }));
+        sink.emit_many(
+            &self.channels[ch].members,
+            None,
+            &Out::Joined {
+                chan: &self.channels[ch].name,
+                who: person,
+            },
+        );
         self.channels[ch].members.push(conn);
     }
 
-    pub(super) fn remove_member(&mut self, ch: usize, conn: ConnId) {
+    /// Leaves a channel; its remaining members are told (`msg`: an IRC part message).
+    pub fn part(
+        &mut self,
+        conn: ConnId,
+        ch: ChanId,
+        msg: Option<&str>,
+        sink: &mut impl Sink,
+    ) -> Result<(), ChannelError> {
+        if !self.is_member(conn, ch) {
+            return Err(ChannelError::NotMember);
+        }
+        self.leave_quietly(conn, ch, sink);
+        let Some(person) = self.clients.get(&conn).and_then(|c| c.person.as_ref()) else {
+            return Ok(());
+        };
+        log::info!(
+            "{}: {} left {}",
+            super::conn_label(conn),
+            person.name,
+            self.channels[ch].name
+        );
+        sink.emit_many(
+            &self.channels[ch].members,
+            None,
+            &Out::Parted {
+                chan: &self.channels[ch].name,
+                who: person,
+                msg,
+            },
+        );
+        Ok(())
+    }
+
+    /// Takes `conn` out of `ch` and records it, telling nobody.
+    fn leave_quietly(&mut self, conn: ConnId, ch: ChanId, sink: &mut impl Sink) {
+        let seq = self.next_seq();
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        let Some(pos) = client.chans.iter().position(|&(x, _)| x == ch) else {
+            return;
+        };
+        client.chans.remove(pos);
+        if let Some(key) = client.key.as_deref() {
+            sink.store(Request::Event(Event::Leave {
+                seq,
+                user_key: key.to_string(),
+                channel: self.channels[ch].name.to_string(),
+            }));
+        }
         let members = &mut self.channels[ch].members;
         if let Some(pos) = members.iter().position(|&m| m == conn) {
             members.remove(pos);
         }
     }
 
-    pub(super) fn list(&mut self, conn: ConnId, sink: &mut impl Sink) {
-        self.reply_lines(sink, conn, self.channels.iter().map(|c| &*c.name));
+    /// Takes a departing connection out of all its channels; everyone who shared one hears it
+    /// once.
+    pub(super) fn quit_channels(&mut self, conn: ConnId, msg: Option<&str>, sink: &mut impl Sink) {
+        let audience = self.audience(conn);
+        let chans: Vec<ChanId> = self.channels_of(conn).collect();
+        for ch in chans {
+            self.leave_quietly(conn, ch, sink);
+        }
+        if let Some(person) = self.clients.get(&conn).and_then(|c| c.person.as_ref()) {
+            sink.emit_many(&audience, None, &Out::Quit { who: person, msg });
+        }
     }
 
-    /// `/members`: the sorted names of the caller's channel.
-    pub(super) fn members(&mut self, conn: ConnId, sink: &mut impl Sink) {
-        let Some(ch) = self.clients.get(&conn).and_then(|c| c.channel) else {
-            self.reply(sink, conn, text::NOT_IN_CHANNEL);
-            return;
+    /// A message to a channel the connection is in: every other member gets it; history
+    /// keeps it, even when nobody else heard it.
+    pub fn say(
+        &mut self,
+        conn: ConnId,
+        ch: ChanId,
+        msg: &str,
+        kind: MsgKind,
+        sink: &mut impl Sink,
+    ) -> Result<(), ChannelError> {
+        if !self.is_member(conn, ch) {
+            return Err(ChannelError::NotMember);
+        }
+        let seq = self.next_seq();
+        let Some(client) = self.clients.get(&conn) else {
+            return Err(ChannelError::NotLoggedIn);
         };
-        let mut names = self.member_names(ch);
-        names.sort_unstable();
-        self.reply(
-            sink,
-            conn,
-            &text::members_of(&self.channels[ch].name, &names),
+        let (Some(person), Some(key)) = (client.person.as_ref(), client.key.as_deref()) else {
+            return Err(ChannelError::NotLoggedIn);
+        };
+        let channel = &self.channels[ch];
+        sink.emit_many(
+            &channel.members,
+            Some(conn),
+            &Out::Chat {
+                chan: &channel.name,
+                from: person,
+                text: msg,
+                kind,
+            },
         );
+        let stored = match kind {
+            MsgKind::Action => crate::utils_errors::action_line(&person.name, msg),
+            MsgKind::Chat | MsgKind::Notice => msg.to_string(),
+        };
+        sink.store(Request::Event(Event::Chat {
+            seq,
+            time: self.clock.now(),
+            channel: channel.name.to_string(),
+            sender: person.name.to_string(),
+            sender_key: key.to_string(),
+            text: stored,
+        }));
+        Ok(())
     }
 
-    /// `/leave`: out of the channel, its members told, no reply.
-    pub(super) fn leave(&mut self, conn: ConnId, sink: &mut impl Sink) {
-        let Some(client) = self.clients.get_mut(&conn) else {
-            return;
-        };
-        let (Some(ch), Some(name)) = (client.channel.take(), client.name.clone()) else {
-            self.reply(sink, conn, text::NOT_IN_CHANNEL);
-            return;
-        };
-        self.remove_member(ch, conn);
-        log::info!("conn {conn}: {name} left {}", self.channels[ch].name);
-        self.record_leave(sink, &name, ch);
-        self.broadcast(sink, ch, None, &text::has_left(&name));
+    /// `/list`: the channel names in creation order, packed into frames, sent in parts that
+    /// each wait for the previous one to be written. Nothing at all when there are none.
+    pub fn list(&mut self, conn: ConnId, sink: &mut impl Sink) {
+        self.list_from(conn, 0, sink);
     }
 
-    /// The names of a channel's members, in joining order.
-    pub(super) fn member_names(&self, ch: usize) -> Vec<&str> {
-        self.channels[ch]
-            .members
-            .iter()
-            .filter_map(|m| self.clients.get(m)?.name.as_deref())
-            .collect()
+    pub(super) fn list_from(&mut self, conn: ConnId, start: ChanId, sink: &mut impl Sink) {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < self.channels.len() && bytes < LIST_CHUNK {
+            bytes += self.channels[end].name.len() + 1;
+            end += 1;
+        }
+        if end > start {
+            // Each part is one reply: the frame codec packs its lines into whole frames.
+            let lines: Vec<&str> = self.channels[start..end].iter().map(|c| &*c.name).collect();
+            self.reply(sink, conn, &lines);
+        }
+        if end < self.channels.len() {
+            self.set_wait(conn, Wait::List { next: end });
+            sink.report_flush(conn);
+        } else {
+            self.done_waiting(conn, sink);
+        }
     }
 }

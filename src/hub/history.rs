@@ -1,270 +1,514 @@
-//! Commands that need storage: /msg, offline delivery, /search, /register and /identify, and
-//! the handling of storage's replies.
+//! What needs storage or the hashers: private and offline messages (with their paced
+//! delivery), `/search`, `/register` and `/identify`, and the handling of their answers.
 
-use super::{Auth, ConnId, Hub, Sink, MAX_PASSWORD_TRIES};
-use crate::storage::{Event, OfflineMessage, Registration, Reply, Request, RequestKind, SearchHit};
+use super::{
+    conn_label, Auth, ConnId, Delivery, Hub, MsgKind, Out, ReplyKind, Sink, Wait,
+    MAX_PASSWORD_TRIES,
+};
+use crate::names::name_key;
+use crate::storage::{
+    Event, HashJob, OfflineMessage, RegisteredName, Registration, Reply, Request, RequestKind,
+    SearchHit,
+};
 use crate::utils_errors as text;
 
 /// A password's length, in characters.
 const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=64;
 
+/// Offline messages fetched from storage (and queued for the socket) at a time.
+pub const MAIL_BATCH: usize = 100;
+
+/// How a private message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Private {
+    /// Handed to the recipient's connection.
+    Delivered,
+    /// Being stored for an offline recipient; the sender gets the confirmation once committed.
+    Stored,
+}
+
+/// Why a private message was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PrivateError {
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("the recipient's mailbox is full")]
+    MailboxFull,
+    #[error("not logged in")]
+    NotLoggedIn,
+}
+
+/// Why a search was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SearchError {
+    #[error("no search term")]
+    Empty,
+}
+
 impl Hub {
-    /// `/msg NAME TEXT`: delivered now, kept for later, or refused.
-    pub(super) fn msg(&mut self, conn: ConnId, arg: &str, sink: &mut impl Sink) {
-        let (target, body) = match arg.split_once(' ') {
-            Some((target, body)) => (target, body.trim()),
-            None => (arg, ""),
+    /// A private message to the user called `target`: delivered now, kept for later, or
+    /// refused. History keeps it either way.
+    pub fn private(
+        &mut self,
+        conn: ConnId,
+        target: &str,
+        body: &str,
+        kind: MsgKind,
+        sink: &mut impl Sink,
+    ) -> Result<Private, PrivateError> {
+        let Some(client) = self.clients.get(&conn) else {
+            return Err(PrivateError::NotLoggedIn);
         };
-        if target.is_empty() || body.is_empty() {
-            self.reply(sink, conn, text::MSG_USAGE);
-            return;
-        }
-        let Some(sender) = self.name_of(conn).map(str::to_string) else {
-            return;
+        let (Some(from), Some(from_key)) = (client.person.clone(), client.key.clone()) else {
+            return Err(PrivateError::NotLoggedIn);
         };
+        let key = name_key(target);
         let online = self
-            .names
-            .get(target)
+            .owners
+            .get(&key)
             .copied()
             .filter(|to| self.clients.get(to).is_some_and(|c| c.auth == Auth::Open));
-        if online.is_none() && !self.known.contains(target) {
-            self.reply(sink, conn, &text::no_such_user(target));
-            return;
+        if online.is_none() && !self.known.contains(&key) {
+            return Err(PrivateError::NoSuchUser);
         }
+        // While the recipient's stored messages are being delivered, a new one joins them, so
+        // that it arrives after all of them.
+        let delivering = online
+            .and_then(|to| self.clients.get(&to))
+            .is_some_and(|c| c.wait == Wait::Mail);
+        let recipient = online
+            .and_then(|to| self.name_of(to))
+            .unwrap_or(target)
+            .to_string();
+        let count = self.mail.get(&key).copied().unwrap_or(0);
+        if (online.is_none() || delivering) && count >= self.limits.max_offline {
+            return Err(PrivateError::MailboxFull);
+        }
+        let stored = match kind {
+            MsgKind::Action => text::action_line(&from.name, body),
+            MsgKind::Chat | MsgKind::Notice => body.to_string(),
+        };
+        let seq = self.next_seq();
         let time = self.clock.now();
-        let event = Event::Private {
-            seq: 0,
+        sink.store(Request::Event(Event::Private {
+            seq,
             time,
-            sender: sender.clone(),
-            recipient: target.to_string(),
-            text: body.to_string(),
-        };
-        self.record(sink, event);
+            sender: from.name.to_string(),
+            sender_key: from_key.to_string(),
+            recipient: recipient.clone(),
+            recipient_key: key.to_string(),
+            text: stored.clone(),
+        }));
         match online {
-            Some(to) => {
-                self.send_prefixed(sink, to, &text::private_prefix(&sender, target), body);
-            }
-            None => {
-                self.has_offline.insert(target.into());
-                let request = Request::StoreOffline {
-                    conn,
-                    sender,
-                    recipient: target.to_string(),
-                    time,
-                    text: body.to_string(),
+            Some(to) if !delivering => {
+                let out = Out::Private {
+                    from: &from,
+                    to: &recipient,
+                    text: body,
+                    kind,
                 };
-                self.ask(conn, request, sink);
+                sink.emit(to, &out);
+                Ok(Private::Delivered)
+            }
+            _ => {
+                *self.mail.entry(key.clone()).or_default() += 1;
+                let notify = (!delivering).then_some(conn);
+                sink.store(Request::StoreOffline {
+                    notify,
+                    sender: from.name.to_string(),
+                    recipient,
+                    recipient_key: key.to_string(),
+                    time,
+                    text: stored,
+                });
+                if notify.is_some() {
+                    self.set_wait(conn, Wait::Storage);
+                    Ok(Private::Stored)
+                } else {
+                    Ok(Private::Delivered)
+                }
             }
         }
     }
 
-    /// Asks storage for the messages kept for `name`, if there are any; they arrive before
-    /// anything else.
-    pub(super) fn fetch_offline(&mut self, conn: ConnId, name: &str, sink: &mut impl Sink) {
-        if !self.has_offline.contains(name) {
+    /// Starts delivering the messages kept for a connection's name, if there are any; they
+    /// arrive before anything else, a batch at a time as the socket takes them.
+    pub(super) fn start_mail(&mut self, conn: ConnId, sink: &mut impl Sink) {
+        let Some(key) = self.clients.get(&conn).and_then(|c| c.key.clone()) else {
+            return;
+        };
+        if self.mail.get(&key).copied().unwrap_or(0) == 0 {
+            self.done_waiting(conn, sink);
             return;
         }
-        let request = Request::FetchOffline {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.wait = Wait::Mail;
+            client.mail = Some(Delivery::default());
+        }
+        sink.store(Request::FetchOffline {
             conn,
-            name: name.to_string(),
-        };
-        self.ask(conn, request, sink);
+            key: key.to_string(),
+            after: 0,
+            limit: MAIL_BATCH,
+        });
     }
 
-    /// `/search TERM`: the messages this connection may see.
-    pub(super) fn search(&mut self, conn: ConnId, term: &str, sink: &mut impl Sink) {
-        if term.is_empty() {
-            self.reply(sink, conn, text::SEARCH_USAGE);
+    /// A batch of stored messages arrived: hand them to the socket, and ask to hear when it
+    /// has taken them.
+    fn deliver_mail(
+        &mut self,
+        conn: ConnId,
+        total: usize,
+        messages: &[OfflineMessage],
+        sink: &mut impl Sink,
+    ) {
+        let Some(client) = self.clients.get_mut(&conn) else {
             return;
+        };
+        let name = client.name().unwrap_or_default().to_string();
+        let (Some(key), Some(delivery)) = (client.key.clone(), client.mail.as_mut()) else {
+            return;
+        };
+        if messages.is_empty() {
+            // Storage holds nothing more (a store that failed, say): the count was too high.
+            self.mail.remove(&key);
+            client.mail = None;
+            self.done_waiting(conn, sink);
+            return;
+        }
+        let mut lines = Vec::with_capacity(messages.len() + 1);
+        if !delivery.started {
+            delivery.started = true;
+            lines.push(text::offline_header(total.max(messages.len())));
+        }
+        delivery.unacked.extend(messages.iter().map(|m| m.id));
+        delivery.after = messages.last().map_or(delivery.after, |m| m.id);
+        lines.extend(
+            messages
+                .iter()
+                .map(|m| text::offline_line(&self.clock.stamp(m.time), &m.sender, &name, &m.text)),
+        );
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        self.reply_kind(sink, conn, ReplyKind::Offline, &refs);
+        sink.report_flush(conn);
+    }
+
+    /// The socket took a batch: delete it from storage, then fetch the next or finish.
+    pub(super) fn mail_flushed(&mut self, conn: ConnId, sink: &mut impl Sink) {
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        let (Some(key), Some(delivery)) = (client.key.clone(), client.mail.as_mut()) else {
+            return;
+        };
+        let ids = std::mem::take(&mut delivery.unacked);
+        let after = delivery.after;
+        if ids.is_empty() {
+            return;
+        }
+        let left = {
+            let count = self.mail.entry(key.clone()).or_default();
+            *count = count.saturating_sub(ids.len());
+            *count
+        };
+        sink.store(Request::DeleteOffline { ids });
+        if left > 0 {
+            sink.store(Request::FetchOffline {
+                conn,
+                key: key.to_string(),
+                after,
+                limit: MAIL_BATCH,
+            });
+        } else {
+            self.mail.remove(&key);
+            if let Some(client) = self.clients.get_mut(&conn) {
+                client.mail = None;
+            }
+            self.done_waiting(conn, sink);
+        }
+    }
+
+    /// `/search TERM`: the messages this connection may see, found off the loop.
+    pub fn search(
+        &mut self,
+        conn: ConnId,
+        term: &str,
+        sink: &mut impl Sink,
+    ) -> Result<(), SearchError> {
+        if term.is_empty() {
+            return Err(SearchError::Empty);
         }
         let Some(client) = self.clients.get(&conn) else {
-            return;
+            return Ok(());
         };
-        let Some(user) = client.name.as_deref() else {
-            return;
+        let Some(key) = client.key.as_deref() else {
+            return Ok(());
         };
+        if self.searches >= self.limits.max_searches {
+            self.reply(sink, conn, &[text::BUSY]);
+            return Ok(());
+        }
         // A registered name sees its history since it was registered; any other name only
         // since this connection logged in.
-        let since = self
-            .registered
-            .get(user)
-            .copied()
-            .unwrap_or(client.login_seq);
+        let since = match (self.registered.get(key), client.auth) {
+            (Some(r), Auth::Open) => r.history_from,
+            _ => client.login_seq,
+        };
         let request = Request::Search {
             conn,
-            user: user.to_string(),
-            since_seq: Some(since),
+            user_key: key.to_string(),
+            since_seq: since,
             term: term.to_string(),
         };
-        self.ask(conn, request, sink);
+        self.searches += 1;
+        self.set_wait(conn, Wait::Search);
+        sink.store(request);
+        Ok(())
     }
 
-    /// `/register PASSWORD`: reserves the name once storage has committed it.
-    pub(super) fn register(&mut self, conn: ConnId, password: &str, sink: &mut impl Sink) {
+    /// `/register PASSWORD`: reserves the name once the hash is stored and committed.
+    pub fn register(&mut self, conn: ConnId, password: &str, sink: &mut impl Sink) {
         let Some(client) = self.clients.get(&conn) else {
             return;
         };
-        let Some(name) = client.name.as_deref() else {
+        let (Some(name), Some(key)) = (client.name(), client.key.as_deref()) else {
             return;
         };
         if !PASSWORD_CHARS.contains(&password.chars().count()) {
-            self.reply(sink, conn, text::PASSWORD_LENGTH);
-        } else if self.registered.contains_key(name) {
-            self.reply(sink, conn, &text::already_registered(name));
+            self.reply_kind(sink, conn, ReplyKind::Registered, &[text::PASSWORD_LENGTH]);
+            return;
+        }
+        if self.registered.contains_key(key) {
+            let reply = text::already_registered(name);
+            self.reply_kind(sink, conn, ReplyKind::Registered, &[&reply]);
+            return;
+        }
+        let job = HashJob::Hash {
+            conn,
+            name: name.to_string(),
+            key: key.to_string(),
+            password: password.to_string(),
+            history_from: client.login_seq,
+        };
+        if sink.hash(job) {
+            self.set_wait(conn, Wait::Hash);
         } else {
-            let request = Request::Register {
-                conn,
-                name: name.to_string(),
-                password: password.to_string(),
-                history_from: client.login_seq,
-            };
-            self.ask(conn, request, sink);
+            self.reply(sink, conn, &[text::BUSY]);
         }
     }
 
-    /// `/identify PASSWORD`: checked off the loop; the answer comes in [`Hub::storage_reply`].
-    pub(super) fn identify(&mut self, conn: ConnId, password: &str, sink: &mut impl Sink) {
+    /// `/identify PASSWORD`: checked off the loop, unless the name or the address is locked
+    /// out; the answer comes in [`Hub::storage_reply`].
+    pub fn identify(&mut self, conn: ConnId, password: &str, sink: &mut impl Sink) {
+        let now = self.clock.now();
         let Some(client) = self.clients.get(&conn) else {
             return;
         };
-        let Some(name) = client.name.as_deref() else {
+        let (Some(name), Some(key)) = (client.name(), client.key.as_deref()) else {
             return;
         };
         if client.auth == Auth::Open {
-            let reply = if self.registered.contains_key(name) {
+            let reply = if self.registered.contains_key(key) {
                 text::already_identified(name)
             } else {
                 text::not_registered(name)
             };
-            self.reply(sink, conn, &reply);
-        } else if !PASSWORD_CHARS.contains(&password.chars().count()) {
-            self.reply(sink, conn, text::PASSWORD_LENGTH);
-        } else {
-            let request = Request::Identify {
-                conn,
-                name: name.to_string(),
-                password: password.to_string(),
-            };
-            self.ask(conn, request, sink);
-        }
-    }
-
-    /// The loop wrote everything queued for `conn` when it asked: delivered offline messages
-    /// can go.
-    pub fn flushed(&mut self, conn: ConnId, sink: &mut impl Sink) {
-        let Some(client) = self.clients.get_mut(&conn) else {
+            self.reply(sink, conn, &[&reply]);
             return;
-        };
-        if !client.unacked.is_empty() {
-            let ids = std::mem::take(&mut client.unacked);
-            sink.store(Request::DeleteOffline { ids });
-            if let Some(name) = &client.name {
-                self.has_offline.remove(name);
-            }
         }
-    }
-
-    /// An answer from storage.
-    pub fn storage_reply(&mut self, reply: Reply, sink: &mut impl Sink) {
-        let conn = reply.conn();
-        let Some(client) = self.clients.get(&conn) else {
-            return; // The connection is gone; ids are never reused.
-        };
-        if !client.waiting {
-            log::warn!(
-                "conn {conn}: a storage reply nobody waits for: {:?}",
-                reply_kind(&reply)
+        if !PASSWORD_CHARS.contains(&password.chars().count()) {
+            self.reply_kind(sink, conn, ReplyKind::AuthFailed, &[text::PASSWORD_LENGTH]);
+            return;
+        }
+        if let Some(secs) = self.guard.locked(key, client.addr, now) {
+            log::info!(
+                "{}: /identify for {name} refused: locked out for {secs} s",
+                conn_label(conn)
             );
+            let reply = text::locked_out(name, secs);
+            self.reply_kind(sink, conn, ReplyKind::AuthFailed, &[&reply]);
             return;
         }
+        let Some(hash) = self.registered.get(key).map(|r| r.hash.clone()) else {
+            return;
+        };
+        let job = HashJob::Verify {
+            conn,
+            key: key.to_string(),
+            password: password.to_string(),
+            hash,
+        };
+        if sink.hash(job) {
+            self.set_wait(conn, Wait::Hash);
+        } else {
+            self.reply(sink, conn, &[text::BUSY]);
+        }
+    }
+
+    /// An answer from storage or the hashers. Its effects on shared state (a registration,
+    /// a count) hold even when the connection that asked is gone.
+    pub fn storage_reply(&mut self, reply: Reply, sink: &mut impl Sink) {
         match reply {
-            Reply::Offline { name, messages, .. } => {
-                self.deliver_offline(conn, &name, &messages, sink)
-            }
-            Reply::OfflineStored { recipient, .. } => {
-                self.reply(sink, conn, &text::user_offline(&recipient));
-            }
-            Reply::Registered { name, result, .. } => match result {
-                Registration::Registered => {
-                    let from = client.login_seq;
-                    log::info!("conn {conn}: registered {name}");
-                    self.registered.insert(name.as_str().into(), from);
-                    self.reply(sink, conn, &text::now_registered(&name));
+            Reply::OfflineStored { conn, recipient } => {
+                if self.waits(conn, Wait::Storage) {
+                    self.reply(sink, conn, &[&text::user_offline(&recipient)]);
+                    self.done_waiting(conn, sink);
                 }
-                Registration::AlreadyRegistered => {
-                    self.reply(sink, conn, &text::already_registered(&name));
+            }
+            Reply::Offline {
+                conn,
+                total,
+                messages,
+                ..
+            } => {
+                if self.waits(conn, Wait::Mail) {
+                    self.deliver_mail(conn, total, &messages, sink);
                 }
-            },
-            Reply::Identified { name, ok, .. } => {
-                if self.identified(conn, &name, ok, sink) {
-                    return; // Still waiting: for its offline messages, or to be closed.
+            }
+            Reply::Registered {
+                conn,
+                name,
+                key,
+                history_from,
+                hash,
+                result,
+            } => {
+                let reply = match result {
+                    Registration::Registered => {
+                        log::info!("{}: registered {name}", conn_label(conn));
+                        let entry = RegisteredName {
+                            name: name.clone(),
+                            history_from,
+                            hash,
+                        };
+                        self.registered.insert(key.as_str().into(), entry);
+                        self.enforce_registration(&key, conn, sink);
+                        text::now_registered(&name)
+                    }
+                    Registration::AlreadyRegistered => text::already_registered(&name),
+                };
+                if self.waits(conn, Wait::Hash) {
+                    self.reply_kind(sink, conn, ReplyKind::Registered, &[&reply]);
+                    self.done_waiting(conn, sink);
+                }
+            }
+            Reply::Identified { conn, key, ok } => {
+                let addr = self.clients.get(&conn).and_then(|c| c.addr);
+                self.guard.record(&key, addr, ok, self.clock.now());
+                if self.waits(conn, Wait::Hash) {
+                    self.identified(conn, ok, sink);
                 }
             }
             Reply::Search {
+                conn,
                 term,
                 total,
                 results,
-                ..
             } => {
-                self.search_results(conn, &term, total, &results, sink);
+                self.searches = self.searches.saturating_sub(1);
+                if self.waits(conn, Wait::Search) {
+                    self.search_results(conn, &term, total, &results, sink);
+                    self.done_waiting(conn, sink);
+                }
             }
-            Reply::Failed { request, .. } => {
-                log::warn!("conn {conn}: storage failed a {request:?} request");
-                self.reply(sink, conn, text::STORAGE_FAILED);
+            Reply::Failed { conn, request, key } => {
+                match request {
+                    RequestKind::Search => self.searches = self.searches.saturating_sub(1),
+                    RequestKind::StoreOffline => {
+                        if let Some(count) = key.and_then(|k| self.mail.get_mut(k.as_str())) {
+                            *count = count.saturating_sub(1);
+                        }
+                    }
+                    _ => {}
+                }
+                let Some(conn) = conn else { return };
+                if self.is_waiting(conn) {
+                    log::warn!("{}: storage failed a {request:?} request", conn_label(conn));
+                    if let Some(client) = self.clients.get_mut(&conn) {
+                        client.mail = None;
+                    }
+                    self.reply(sink, conn, &[text::STORAGE_FAILED]);
+                    self.done_waiting(conn, sink);
+                }
             }
         }
-        self.done_waiting(conn, sink);
     }
 
-    /// Handles a password check; returns true when the connection must keep waiting.
-    fn identified(&mut self, conn: ConnId, name: &str, ok: bool, sink: &mut impl Sink) -> bool {
+    /// True when `conn` is connected and waits for `what`.
+    fn waits(&self, conn: ConnId, what: Wait) -> bool {
+        self.clients.get(&conn).is_some_and(|c| c.wait == what)
+    }
+
+    /// A registration is enforced from its commit: whoever else holds the name now must
+    /// identify (and leaves its channels until then).
+    fn enforce_registration(&mut self, key: &str, registrant: ConnId, sink: &mut impl Sink) {
+        let Some(&holder) = self.owners.get(key) else {
+            return;
+        };
+        if holder == registrant {
+            return;
+        }
+        log::info!(
+            "{}: its name is now registered by another: must identify",
+            conn_label(holder)
+        );
+        self.quit_channels(holder, None, sink);
+        self.owners.remove(key);
+        self.require_identify(holder, sink);
+    }
+
+    /// Handles a password check of a connection that waited for it.
+    fn identified(&mut self, conn: ConnId, ok: bool, sink: &mut impl Sink) {
         let Some(client) = self.clients.get_mut(&conn) else {
-            return true;
+            return;
         };
         let Auth::MustIdentify { tries } = client.auth else {
-            return false;
+            self.done_waiting(conn, sink);
+            return;
+        };
+        let (Some(name), Some(key)) = (client.name().map(str::to_string), client.key.clone())
+        else {
+            return;
         };
         if ok {
             client.auth = Auth::Open;
-            client.waiting = false;
-            log::info!("conn {conn}: identified as {name}");
-            self.reply(sink, conn, &text::identified(name));
-            self.fetch_offline(conn, name, sink);
-            return self.is_waiting(conn);
+            log::info!("{}: identified as {name}", conn_label(conn));
+            self.forget_pending(&key, conn);
+            if let Some(others) = self.pending.remove(&key) {
+                let reason = text::identified_elsewhere(&name);
+                for other in others {
+                    log::info!(
+                        "{}: {name} was identified by {}; closing",
+                        conn_label(other),
+                        conn_label(conn)
+                    );
+                    sink.close(other, Some(&reason));
+                }
+            }
+            self.owners.insert(key, conn);
+            self.reply_kind(
+                sink,
+                conn,
+                ReplyKind::Identified,
+                &[&text::identified(&name)],
+            );
+            self.start_mail(conn, sink);
+            return;
         }
         let tries = tries + 1;
         client.auth = Auth::MustIdentify { tries };
-        log::info!("conn {conn}: wrong password for {name} ({tries} of {MAX_PASSWORD_TRIES})");
-        self.reply(sink, conn, &text::wrong_password(name));
-        if tries >= MAX_PASSWORD_TRIES {
-            sink.close(conn);
-            return true;
-        }
-        false
-    }
-
-    fn deliver_offline(
-        &mut self,
-        conn: ConnId,
-        name: &str,
-        messages: &[OfflineMessage],
-        sink: &mut impl Sink,
-    ) {
-        if messages.is_empty() {
-            self.has_offline.remove(name);
-            return;
-        }
-        let mut lines = vec![text::offline_header(messages.len())];
-        lines.extend(
-            messages
-                .iter()
-                .map(|m| text::offline_line(&self.clock.stamp(m.time), &m.sender, name, &m.text)),
+        log::info!(
+            "{}: wrong password for {name} ({tries} of {MAX_PASSWORD_TRIES})",
+            conn_label(conn)
         );
-        self.reply_lines(sink, conn, lines.iter().map(String::as_str));
-        if let Some(client) = self.clients.get_mut(&conn) {
-            client.unacked.extend(messages.iter().map(|m| m.id));
+        let reply = text::wrong_password(&name);
+        self.reply_kind(sink, conn, ReplyKind::AuthFailed, &[&reply]);
+        if tries >= MAX_PASSWORD_TRIES {
+            // The wrong-password text was the reason; the connection stays waiting until closed.
+            sink.close(conn, None);
+        } else {
+            self.done_waiting(conn, sink);
         }
-        sink.report_flush(conn);
     }
 
     fn search_results(
@@ -276,7 +520,7 @@ impl Hub {
         sink: &mut impl Sink,
     ) {
         if hits.is_empty() {
-            self.reply(sink, conn, &text::search_not_found(term));
+            self.reply(sink, conn, &[&text::search_not_found(term)]);
             return;
         }
         let mut lines = Vec::with_capacity(hits.len() + 1);
@@ -297,17 +541,7 @@ impl Hub {
                 ),
             });
         }
-        self.reply_lines(sink, conn, lines.iter().map(String::as_str));
-    }
-}
-
-fn reply_kind(reply: &Reply) -> RequestKind {
-    match reply {
-        Reply::OfflineStored { .. } => RequestKind::StoreOffline,
-        Reply::Offline { .. } => RequestKind::FetchOffline,
-        Reply::Registered { .. } => RequestKind::Register,
-        Reply::Identified { .. } => RequestKind::Identify,
-        Reply::Search { .. } => RequestKind::Search,
-        Reply::Failed { request, .. } => *request,
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        self.reply(sink, conn, &refs);
     }
 }

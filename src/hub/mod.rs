@@ -1,65 +1,215 @@
-//! The hub: every protocol rule, as a state machine with no sockets in it.
+//! The hub: every rule of the chat, as a state machine with no sockets in it.
 //!
-//! The event loop tells the hub about connections ([`Hub::connect`]), their complete frames
-//! ([`Hub::frame`]), their end ([`Hub::disconnect`]), storage's answers ([`Hub::storage_reply`])
-//! and the passing of time ([`Hub::tick`]); the hub answers through a [`Sink`]: frames for
-//! connections, requests for storage. Names, channels and membership live here and nowhere else.
+//! The hub speaks **events**, not bytes. The event loop tells it about connections
+//! ([`Hub::connect`], [`Hub::disconnect`]), storage's and the hashers' answers
+//! ([`Hub::storage_reply`]), output that was written ([`Hub::flushed`]) and the passing of time
+//! ([`Hub::tick`]); each wire protocol (`crate::proto`) turns its clients' input into calls of
+//! the operations below (log in, join, part, say, private message, search…). The hub answers
+//! through a [`Sink`] with [`Out`] events (Kay joined `tas`; a message from Alice in `tas`; a
+//! reply of lines for one connection; a close with a reason), which each protocol renders in
+//! its own way: the frame codec renders exactly the course's bytes.
 //!
-//! While a connection waits for storage (its offline messages at login, a password check, a
-//! search), the hub holds the frames it sends meanwhile and the event loop stops reading it, so
-//! every client gets its replies in the order of its commands. A login waits only when the hub
-//! knows messages are waiting for the name: every other login is handled at once, in order with
-//! everyone else's frames (a course grader's "Alice creates, Kay joins" depends on that).
+//! Names, channels, membership, registered names and lockouts live here and nowhere else.
+//! Membership is a set per client: an IRC client may be in several channels; the course's "one
+//! channel at a time" is the frame protocol's rule (`proto::frame`).
+//!
+//! While a connection waits (for storage, a password check, a search, or a long reply paced by
+//! its reader), the event loop stops reading it and keeps the rest of what it read, so that
+//! every client gets its replies in the order of its commands and nothing it sent is dropped.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 
 use crate::clock::{Clock, SystemClock};
-use crate::command::Command;
-use crate::frame::{self, Frame};
+use crate::names::{self, name_key};
 use crate::sonnets::Sonnets;
-use crate::storage::{Event, Request, Startup};
+use crate::storage::{Event, HashJob, RegisteredName, Request, Startup};
 use crate::utils_errors as text;
 
+mod auth;
 mod channels;
 mod history;
-mod ics;
+
+pub use auth::{LOCK_FIRST_SECS, LOCK_MAX_SECS};
+pub use channels::{check_channel_name, ChannelError, LIST_CHUNK};
+pub use history::{Private, PrivateError, SearchError, MAIL_BATCH};
 
 /// Identifies a connection. The event loop never gives the same id to two connections, so a
-/// late reply for a closed connection can never reach a new one.
+/// late reply for a closed connection can never reach a new one: it puts the connection's
+/// serial number above [`SERIAL_SHIFT`] bits (and its slot below them).
 pub type ConnId = usize;
+
+/// Where the event loop puts a connection's serial number in its [`ConnId`].
+pub const SERIAL_SHIFT: u32 = 24;
+
+/// How logs name a connection: by its serial number, the same in every log line about it.
+pub fn conn_label(id: ConnId) -> impl std::fmt::Display {
+    struct Label(usize);
+    impl std::fmt::Display for Label {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "conn {}", self.0)
+        }
+    }
+    Label(if id >> SERIAL_SHIFT > 0 {
+        id >> SERIAL_SHIFT
+    } else {
+        id
+    })
+}
+
+/// Identifies a channel: its index in creation order (channels are never deleted).
+pub type ChanId = usize;
+
+/// The wire protocol of a connection; each renders [`Out`] events its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// The course's 200-byte frames, over TCP or TLS.
+    Frame,
+    /// IRC lines.
+    Irc,
+    /// 200-byte frames' texts as WebSocket messages (the web client).
+    Web,
+}
+
+/// A person as others see them: the name, and what IRC shows of them (`name!user@host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    /// The name, as it was typed at login.
+    pub name: Box<str>,
+    /// The IRC `user` (from `USER`; the name for other protocols).
+    pub user: Box<str>,
+    /// The host shown to IRC clients (a cloak, never the address).
+    pub host: Box<str>,
+}
+
+/// What kind of message a relayed text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsgKind {
+    /// An ordinary message.
+    Chat,
+    /// A CTCP ACTION (`/me waves`): frame clients see `* name waves`.
+    Action,
+    /// An IRC NOTICE: frame clients see it as an ordinary message.
+    Notice,
+}
+
+/// What a reply is about, for protocols that render some replies specially (IRC's SASL and
+/// NickServ); the frame protocol shows every reply's lines as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// An answer to a command.
+    Plain,
+    /// The prompt to identify a registered name.
+    IdentifyPrompt,
+    /// The name is now identified.
+    Identified,
+    /// A wrong password, or a lockout.
+    AuthFailed,
+    /// The name is now registered (or was already).
+    Registered,
+    /// Offline messages being delivered.
+    Offline,
+}
+
+/// An event for one connection or many; borrowed from the hub for the time of one call.
+#[derive(Debug, Clone, Copy)]
+pub enum Out<'a> {
+    /// A message in a channel, for its other members.
+    Chat {
+        chan: &'a str,
+        from: &'a Person,
+        text: &'a str,
+        kind: MsgKind,
+    },
+    /// A private message, for its recipient.
+    Private {
+        from: &'a Person,
+        to: &'a str,
+        text: &'a str,
+        kind: MsgKind,
+    },
+    /// Someone joined a channel (for its other members).
+    Joined { chan: &'a str, who: &'a Person },
+    /// Someone left a channel (for its remaining members).
+    Parted {
+        chan: &'a str,
+        who: &'a Person,
+        msg: Option<&'a str>,
+    },
+    /// Someone left the chat (for everyone who shared a channel with them).
+    Quit {
+        who: &'a Person,
+        msg: Option<&'a str>,
+    },
+    /// Someone changed their name (for everyone who shares a channel with them).
+    Renamed { old: &'a Person, new: &'a str },
+    /// Lines for one connection: a reply.
+    Reply {
+        kind: ReplyKind,
+        lines: &'a [&'a str],
+    },
+    /// Protocol-specific bytes prepared by the connection's own protocol (IRC numerics).
+    Raw(&'a [u8]),
+}
 
 /// Where the hub's output goes.
 pub trait Sink {
-    /// Queues one frame for a connection.
-    fn send(&mut self, to: ConnId, frame: &Frame);
-    /// Queues one frame for every connection of `to` but `except` (a sink may store it once
-    /// for all of them).
-    fn send_many(&mut self, to: &[ConnId], except: Option<ConnId>, frame: &Frame) {
+    /// Queues an event for one connection.
+    fn emit(&mut self, to: ConnId, out: &Out<'_>);
+    /// Queues an event for every connection of `to` but `except` (a sink renders it once per
+    /// protocol for all of them).
+    fn emit_many(&mut self, to: &[ConnId], except: Option<ConnId>, out: &Out<'_>) {
         for &id in to {
             if Some(id) != except {
-                self.send(id, frame);
+                self.emit(id, out);
             }
         }
     }
-    /// Asks for a connection to be closed once its queued output is flushed.
-    fn close(&mut self, conn: ConnId);
+    /// Asks for a connection to be closed once its queued output is flushed, after a last
+    /// frame (or line) with `reason` when there is one.
+    fn close(&mut self, conn: ConnId, reason: Option<&str>);
     /// Hands a request to storage.
     fn store(&mut self, request: Request);
+    /// Hands a password job to the hashers; false when their queue is full.
+    fn hash(&mut self, job: HashJob) -> bool;
     /// Asks for [`Hub::flushed`] once everything queued for `conn` so far is written.
     fn report_flush(&mut self, conn: ConnId);
+    /// The connection no longer waits: its held input may be handled and it may be read.
+    fn resume(&mut self, conn: ConnId);
 }
 
-/// The longest name, in characters.
-pub const MAX_NAME_CHARS: usize = 32;
 /// The longest channel name, in characters, after cleaning.
 pub const MAX_CHANNEL_CHARS: usize = 64;
 /// Seconds a registered name has to identify, unless configured otherwise.
 pub const IDENTIFY_SECS: u64 = 60;
 /// Wrong passwords after which the connection is closed.
 pub const MAX_PASSWORD_TRIES: u8 = 3;
-/// Frames held for a waiting connection; the event loop does not read a waiting connection,
-/// so at most one read's worth arrives, far below this.
-const MAX_HELD: usize = 4096;
+/// Channels a server holds at most, unless configured otherwise.
+pub const MAX_CHANNELS: usize = 1000;
+/// Offline messages kept for one name at most, unless configured otherwise.
+pub const MAX_OFFLINE: usize = 1000;
+/// Searches waiting for the search threads at most; past it `/search` gets the busy text.
+pub const MAX_SEARCHES: usize = 32;
+
+/// Why a login (or a change of name) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("not a valid name")]
+    Invalid,
+    #[error("the name is in use")]
+    InUse,
+    #[error("too close to a registered name")]
+    TooClose,
+}
+
+/// How a login went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// Logged in; the name is the connection's.
+    Open,
+    /// A registered name: the connection must identify first (the prompt was sent).
+    MustIdentify,
+}
 
 /// Whether a connection may act under its name.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -71,18 +221,71 @@ enum Auth {
     MustIdentify { tries: u8 },
 }
 
+/// What a connection waits for; while it waits, the loop does not handle its input.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    #[default]
+    Nothing,
+    /// A storage reply (an offline message stored).
+    Storage,
+    /// A password hashed or checked.
+    Hash,
+    /// A search.
+    Search,
+    /// Its offline messages, paced by its reading.
+    Mail,
+    /// The rest of a long `/list`, paced by its reading.
+    List { next: ChanId },
+}
+
+/// Offline messages being delivered to a connection, a batch at a time.
 #[derive(Debug, Default)]
+struct Delivery {
+    /// The id of the last message fetched.
+    after: i64,
+    /// Messages handed to the socket, deleted once the loop reports them written.
+    unacked: Vec<i64>,
+    /// The header is sent with the first batch.
+    started: bool,
+}
+
+#[derive(Debug)]
 struct Client {
-    name: Option<Box<str>>,
-    channel: Option<usize>,
+    proto: Proto,
+    addr: Option<IpAddr>,
+    /// Set at login.
+    person: Option<Person>,
+    key: Option<Box<str>>,
+    /// The channels it is in, in joining order, each with the seq of its joining.
+    chans: Vec<(ChanId, u64)>,
     /// The last seq before this connection logged in: an unregistered name sees history after it.
     login_seq: u64,
     auth: Auth,
-    /// A storage reply is due; frames wait in `held` until it comes.
-    waiting: bool,
-    held: VecDeque<Frame>,
-    /// Offline messages handed to the socket, deleted once the loop reports them written.
-    unacked: Vec<i64>,
+    wait: Wait,
+    mail: Option<Delivery>,
+    /// An IRC away message.
+    away: Option<Box<str>>,
+}
+
+impl Client {
+    fn new(proto: Proto, addr: Option<IpAddr>) -> Client {
+        Client {
+            proto,
+            addr,
+            person: None,
+            key: None,
+            chans: Vec::new(),
+            login_seq: 0,
+            auth: Auth::Open,
+            wait: Wait::Nothing,
+            mail: None,
+            away: None,
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.person.as_ref().map(|p| &*p.name)
+    }
 }
 
 #[derive(Debug)]
@@ -92,16 +295,42 @@ struct Channel {
     members: Vec<ConnId>,
 }
 
+/// The configurable limits of the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Seconds a registered name has to identify.
+    pub identify_secs: u64,
+    /// Channels at most.
+    pub max_channels: usize,
+    /// Offline messages per name at most.
+    pub max_offline: usize,
+    /// Searches in flight at most.
+    pub max_searches: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            identify_secs: IDENTIFY_SECS,
+            max_channels: MAX_CHANNELS,
+            max_offline: MAX_OFFLINE,
+            max_searches: MAX_SEARCHES,
+        }
+    }
+}
+
 /// What the hub is given at start.
 pub struct HubConfig {
-    /// The source of time for `/time` and history.
+    /// The source of time for `/time`, history and lockouts.
     pub clock: Box<dyn Clock>,
     /// The sonnets for `/sonnet`, when the server has them.
     pub sonnets: Option<Sonnets>,
-    /// What storage remembers: the last seq, the known and the registered names.
+    /// What storage remembers.
     pub startup: Startup,
-    /// Seconds a registered name has to identify.
-    pub identify_secs: u64,
+    /// The limits.
+    pub limits: Limits,
+    /// The host shown in every user's IRC prefix.
+    pub host: Box<str>,
 }
 
 impl Default for HubConfig {
@@ -110,7 +339,8 @@ impl Default for HubConfig {
             clock: Box::new(SystemClock),
             sonnets: None,
             startup: Startup::default(),
-            identify_secs: IDENTIFY_SECS,
+            limits: Limits::default(),
+            host: "chat".into(),
         }
     }
 }
@@ -118,22 +348,29 @@ impl Default for HubConfig {
 /// The state of the chat: names, channels and who is where.
 pub struct Hub {
     clients: HashMap<ConnId, Client>,
-    names: HashMap<Box<str>, ConnId>,
+    /// The connection that owns each name (by key): it may act under it.
+    owners: HashMap<Box<str>, ConnId>,
+    /// Connections that hold a registered name without having identified, by key.
+    pending: HashMap<Box<str>, Vec<ConnId>>,
     channels: Vec<Channel>,
-    channel_ids: HashMap<Box<str>, usize>,
+    channel_ids: HashMap<Box<str>, ChanId>,
     clock: Box<dyn Clock>,
     sonnets: Option<Sonnets>,
     /// The last sequence number given to a stored event.
     seq: u64,
-    /// Every name that ever logged in.
+    /// The key of every name that ever logged in.
     known: HashSet<Box<str>>,
-    /// Registered names, each with the seq its history starts after.
-    registered: HashMap<Box<str>, u64>,
-    /// Names with offline messages in storage (until their deletion is requested).
-    has_offline: HashSet<Box<str>>,
+    /// Registered names, by key.
+    registered: HashMap<Box<str>, RegisteredName>,
+    /// Offline messages stored (or being stored) per name key.
+    mail: HashMap<Box<str>, usize>,
     /// When each unidentified registered name must have identified, oldest first.
     identify_deadlines: VecDeque<(i64, ConnId)>,
-    identify_secs: u64,
+    guard: auth::Guard,
+    limits: Limits,
+    /// Searches handed to storage and not answered yet.
+    searches: usize,
+    host: Box<str>,
 }
 
 impl Default for Hub {
@@ -142,42 +379,48 @@ impl Default for Hub {
     }
 }
 
-/// Checks a name: 1 to 32 characters, no whitespace, no control characters.
+/// Checks a name (see [`names::valid_name`]).
 pub fn valid_name(name: &str) -> bool {
-    let count = name.chars().count();
-    (1..=MAX_NAME_CHARS).contains(&count)
-        && !name
-            .chars()
-            .any(|c| c.is_whitespace() || frame::is_control(c))
+    names::valid_name(name)
 }
 
 impl Hub {
-    /// A hub with no clients and no channels, remembering what `config.startup` holds.
+    /// A hub with no clients, remembering what `config.startup` holds.
     pub fn new(config: HubConfig) -> Self {
         let startup = config.startup;
-        Hub {
+        let mut hub = Hub {
             clients: HashMap::new(),
-            names: HashMap::new(),
+            owners: HashMap::new(),
+            pending: HashMap::new(),
             channels: Vec::new(),
             channel_ids: HashMap::new(),
             clock: config.clock,
             sonnets: config.sonnets,
             seq: startup.last_seq,
-            known: startup.known_names.into_iter().map(Into::into).collect(),
+            known: startup.known.into_iter().map(Into::into).collect(),
             registered: startup
                 .registered
                 .into_iter()
-                .map(|(name, from)| (name.into(), from))
+                .map(|(key, r)| (key.into(), r))
                 .collect(),
-            has_offline: startup
-                .offline_recipients
+            mail: startup
+                .offline
                 .into_iter()
-                .map(Into::into)
+                .map(|(key, n)| (key.into(), n))
                 .collect(),
             identify_deadlines: VecDeque::new(),
-            identify_secs: config.identify_secs,
+            guard: auth::Guard::default(),
+            limits: config.limits,
+            searches: 0,
+            host: config.host,
+        };
+        for name in startup.channels {
+            hub.add_channel(&name);
         }
+        hub
     }
+
+    // ---- Queries --------------------------------------------------------------------------
 
     /// How many connections the hub knows, named or not.
     pub fn connections(&self) -> usize {
@@ -186,12 +429,28 @@ impl Hub {
 
     /// The name of a connection, once it has logged in.
     pub fn name_of(&self, conn: ConnId) -> Option<&str> {
-        self.clients.get(&conn)?.name.as_deref()
+        self.clients.get(&conn)?.name()
     }
 
-    /// True while a connection waits for storage: the event loop should not read it.
+    /// The person behind a connection, once it has logged in.
+    pub fn person(&self, conn: ConnId) -> Option<&Person> {
+        self.clients.get(&conn)?.person.as_ref()
+    }
+
+    /// True once a connection may act under its name (logged in, and identified if its name
+    /// is registered).
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.clients
+            .get(&conn)
+            .is_some_and(|c| c.person.is_some() && c.auth == Auth::Open)
+    }
+
+    /// True while a connection waits: the event loop must neither read it nor hand the hub
+    /// the rest of its input.
     pub fn is_waiting(&self, conn: ConnId) -> bool {
-        self.clients.get(&conn).is_some_and(|c| c.waiting)
+        self.clients
+            .get(&conn)
+            .is_some_and(|c| c.wait != Wait::Nothing)
     }
 
     /// True while some registered name has yet to identify (the loop should tick the hub).
@@ -199,29 +458,284 @@ impl Hub {
         !self.identify_deadlines.is_empty()
     }
 
-    /// A new connection, without a name yet.
-    pub fn connect(&mut self, conn: ConnId) {
-        self.clients.insert(conn, Client::default());
+    /// The channels in creation order.
+    pub fn channel_names(&self) -> impl Iterator<Item = &str> {
+        self.channels.iter().map(|c| &*c.name)
     }
 
-    /// A connection is gone (EOF, reset, or removed by the server).
-    pub fn disconnect(&mut self, conn: ConnId, sink: &mut impl Sink) {
-        let Some(client) = self.clients.remove(&conn) else {
-            return;
-        };
-        let Some(name) = client.name else {
-            return;
-        };
-        log::info!("conn {conn}: {name} disconnected");
-        if let Some(ch) = client.channel {
-            self.remove_member(ch, conn);
-            self.record_leave(sink, &name, ch);
-            self.broadcast(sink, ch, None, &text::has_left(&name));
+    /// How many channels exist.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// The channel with this name (compared case-insensitively).
+    pub fn channel_id(&self, name: &str) -> Option<ChanId> {
+        self.channel_ids.get(&names::channel_key(name)).copied()
+    }
+
+    /// A channel's name as it was created.
+    pub fn channel_name(&self, ch: ChanId) -> &str {
+        self.channels.get(ch).map_or("", |c| &c.name)
+    }
+
+    /// The channels a connection is in, in joining order.
+    pub fn channels_of(&self, conn: ConnId) -> impl Iterator<Item = ChanId> + '_ {
+        self.clients
+            .get(&conn)
+            .into_iter()
+            .flat_map(|c| c.chans.iter().map(|&(ch, _)| ch))
+    }
+
+    /// True when the connection is in the channel.
+    pub fn is_member(&self, conn: ConnId, ch: ChanId) -> bool {
+        self.clients
+            .get(&conn)
+            .is_some_and(|c| c.chans.iter().any(|&(x, _)| x == ch))
+    }
+
+    /// The members of a channel, in joining order.
+    pub fn members(&self, ch: ChanId) -> &[ConnId] {
+        self.channels.get(ch).map_or(&[], |c| &c.members)
+    }
+
+    /// The people in a channel, in joining order.
+    pub fn member_people(&self, ch: ChanId) -> impl Iterator<Item = &Person> {
+        self.members(ch)
+            .iter()
+            .filter_map(|m| self.clients.get(m)?.person.as_ref())
+    }
+
+    /// Every user that may act under its name, with its connection, in no order.
+    pub fn users(&self) -> impl Iterator<Item = (ConnId, &Person)> {
+        self.clients.iter().filter_map(|(&id, c)| {
+            (c.auth == Auth::Open)
+                .then_some(c.person.as_ref())
+                .flatten()
+                .map(|p| (id, p))
+        })
+    }
+
+    /// The connection that owns a name (compared as names compare), if it is connected.
+    pub fn find_user(&self, name: &str) -> Option<ConnId> {
+        self.owners.get(&name_key(name)).copied()
+    }
+
+    /// The protocol of a connection.
+    pub fn proto_of(&self, conn: ConnId) -> Option<Proto> {
+        Some(self.clients.get(&conn)?.proto)
+    }
+
+    /// A connected user's away message (IRC `AWAY`).
+    pub fn away_of(&self, conn: ConnId) -> Option<&str> {
+        self.clients.get(&conn)?.away.as_deref()
+    }
+
+    /// Sets or clears a connection's away message.
+    pub fn set_away(&mut self, conn: ConnId, msg: Option<&str>) {
+        if let Some(c) = self.clients.get_mut(&conn) {
+            c.away = msg.map(Into::into);
         }
-        self.names.remove(&name);
     }
 
-    /// Closes registered-name connections that did not identify in time.
+    /// `dd.mm.yy,HH:MM` of now, in the server's local time.
+    pub fn now_stamp(&self) -> String {
+        self.clock.stamp(self.clock.now())
+    }
+
+    /// The sonnets, when the server has them.
+    pub fn sonnets(&self) -> Option<&Sonnets> {
+        self.sonnets.as_ref()
+    }
+
+    /// The hub's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    // ---- Connections and names ------------------------------------------------------------
+
+    /// A new connection, without a name yet.
+    pub fn connect(&mut self, conn: ConnId, proto: Proto, addr: Option<IpAddr>) {
+        self.clients.insert(conn, Client::new(proto, addr));
+    }
+
+    /// A connection is gone (EOF, reset, `/quit`, or removed by the server); `msg` is an IRC
+    /// quit message.
+    pub fn disconnect(&mut self, conn: ConnId, msg: Option<&str>, sink: &mut impl Sink) {
+        let Some(client) = self.clients.get(&conn) else {
+            return;
+        };
+        if let (Some(name), Some(key)) = (client.name(), client.key.clone()) {
+            log::info!("{}: {name} disconnected", conn_label(conn));
+            let open = client.auth == Auth::Open;
+            if open {
+                self.quit_channels(conn, msg, sink);
+            }
+            if self.owners.get(&key) == Some(&conn) {
+                self.owners.remove(&key);
+            }
+            self.forget_pending(&key, conn);
+        }
+        self.clients.remove(&conn);
+    }
+
+    /// Logs a connection in under `name` (`user`: the IRC user name, if any).
+    pub fn login(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        user: Option<&str>,
+        sink: &mut impl Sink,
+    ) -> Result<Login, NameError> {
+        if !names::valid_name(name) {
+            return Err(NameError::Invalid);
+        }
+        let key = name_key(name);
+        let registered = match self.registered.get(&key) {
+            Some(r) if *r.name != *name => return Err(NameError::TooClose),
+            Some(_) => true,
+            None => false,
+        };
+        if self.owners.contains_key(&key) || (!registered && self.pending.contains_key(&key)) {
+            return Err(NameError::InUse);
+        }
+        if !self.clients.contains_key(&conn) {
+            return Err(NameError::Invalid);
+        }
+        log::debug!("{}: logged in as {name}", conn_label(conn));
+        if self.known.insert(key.clone()) {
+            sink.store(Request::Event(Event::User {
+                name: name.to_string(),
+                key: key.to_string(),
+                time: self.clock.now(),
+            }));
+        }
+        let person = Person {
+            name: name.into(),
+            user: user.unwrap_or(name).into(),
+            host: self.host.clone(),
+        };
+        let seq = self.seq;
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return Err(NameError::Invalid);
+        };
+        client.login_seq = seq;
+        client.person = Some(person);
+        client.key = Some(key.clone());
+        if registered {
+            self.require_identify(conn, sink);
+            Ok(Login::MustIdentify)
+        } else {
+            self.owners.insert(key.clone(), conn);
+            self.start_mail(conn, sink);
+            Ok(Login::Open)
+        }
+    }
+
+    /// Makes a connection holding a registered name identify first: the prompt, the
+    /// deadline, and no channels until then.
+    fn require_identify(&mut self, conn: ConnId, sink: &mut impl Sink) {
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        let (Some(key), Some(name)) = (client.key.clone(), client.name().map(str::to_string))
+        else {
+            return;
+        };
+        client.auth = Auth::MustIdentify { tries: 0 };
+        self.pending.entry(key).or_default().push(conn);
+        let secs = i64::try_from(self.limits.identify_secs).unwrap_or(i64::MAX);
+        let deadline = self.clock.now().saturating_add(secs);
+        self.identify_deadlines.push_back((deadline, conn));
+        let prompt = text::registered_name_prompt(&name, self.limits.identify_secs);
+        self.reply_kind(sink, conn, ReplyKind::IdentifyPrompt, &[&prompt]);
+    }
+
+    fn forget_pending(&mut self, key: &str, conn: ConnId) {
+        if let Some(list) = self.pending.get_mut(key) {
+            list.retain(|&c| c != conn);
+            if list.is_empty() {
+                self.pending.remove(key);
+            }
+        }
+    }
+
+    /// Changes a logged-in connection's name (IRC `NICK`); everyone sharing a channel sees it.
+    pub fn rename(
+        &mut self,
+        conn: ConnId,
+        new: &str,
+        sink: &mut impl Sink,
+    ) -> Result<(), NameError> {
+        if !names::valid_name(new) {
+            return Err(NameError::Invalid);
+        }
+        let key = name_key(new);
+        let Some(client) = self.clients.get(&conn) else {
+            return Err(NameError::Invalid);
+        };
+        let (Some(old), Some(old_key)) = (client.person.clone(), client.key.clone()) else {
+            return Err(NameError::Invalid);
+        };
+        if client.auth != Auth::Open {
+            return Err(NameError::InUse);
+        }
+        if *old.name == *new {
+            return Ok(());
+        }
+        let same_person = key == old_key;
+        if !same_person {
+            if self.registered.contains_key(&key) {
+                return Err(NameError::TooClose);
+            }
+            if self.owners.contains_key(&key) || self.pending.contains_key(&key) {
+                return Err(NameError::InUse);
+            }
+        } else if self.registered.get(&key).is_some_and(|r| *r.name != *new) {
+            return Err(NameError::TooClose);
+        }
+        log::info!("{}: {} is now known as {new}", conn_label(conn), old.name);
+        if self.known.insert(key.clone()) {
+            sink.store(Request::Event(Event::User {
+                name: new.to_string(),
+                key: key.to_string(),
+                time: self.clock.now(),
+            }));
+        }
+        let audience = self.audience(conn);
+        sink.emit_many(&audience, Some(conn), &Out::Renamed { old: &old, new });
+        self.owners.remove(&old_key);
+        self.owners.insert(key.clone(), conn);
+        if let Some(client) = self.clients.get_mut(&conn) {
+            if let Some(p) = client.person.as_mut() {
+                p.name = new.into();
+            }
+            client.key = Some(key);
+            // A new name starts a new history: it inherits nothing of the old one's.
+            client.login_seq = self.seq;
+        }
+        Ok(())
+    }
+
+    /// Everyone who shares a channel with `conn`, once each.
+    fn audience(&self, conn: ConnId) -> Vec<ConnId> {
+        let Some(client) = self.clients.get(&conn) else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for &(ch, _) in &client.chans {
+            for &m in self.members(ch) {
+                if m != conn && seen.insert(m) {
+                    out.push(m);
+                }
+            }
+        }
+        out
+    }
+
+    /// Closes registered-name connections that did not identify in time, and forgets old
+    /// lockouts.
     pub fn tick(&mut self, sink: &mut impl Sink) {
         let now = self.clock.now();
         while let Some(&(deadline, conn)) = self.identify_deadlines.front() {
@@ -229,130 +743,60 @@ impl Hub {
                 break;
             }
             self.identify_deadlines.pop_front();
-            let pending = self
-                .clients
-                .get(&conn)
-                .is_some_and(|c| matches!(c.auth, Auth::MustIdentify { .. }));
-            if pending {
-                log::info!("conn {conn}: did not identify in time; closing");
-                sink.close(conn);
-            }
-        }
-    }
-
-    /// A complete frame from a connection.
-    pub fn frame(&mut self, conn: ConnId, raw: &Frame, sink: &mut impl Sink) {
-        let Some(client) = self.clients.get_mut(&conn) else {
-            log::warn!("conn {conn}: frame for an unknown connection");
-            return;
-        };
-        if client.waiting {
-            if client.held.len() < MAX_HELD {
-                client.held.push_back(*raw);
-            } else {
-                log::error!("conn {conn}: too many frames held while waiting; one dropped");
-            }
-            return;
-        }
-        self.process(conn, raw, sink);
-    }
-
-    /// Handles the frames held while the connection waited, until it waits again.
-    fn resume(&mut self, conn: ConnId, sink: &mut impl Sink) {
-        loop {
-            let Some(client) = self.clients.get_mut(&conn) else {
-                return;
+            let Some(client) = self.clients.get(&conn) else {
+                continue;
             };
-            if client.waiting {
-                return;
+            if matches!(client.auth, Auth::MustIdentify { .. }) {
+                let name = client.name().unwrap_or_default().to_string();
+                log::info!(
+                    "{}: {name} did not identify in time; closing",
+                    conn_label(conn)
+                );
+                sink.close(conn, Some(&text::identify_timeout(&name)));
             }
-            let Some(raw) = client.held.pop_front() else {
-                // Most clients wait only at login: give the frames' memory back.
-                client.held = VecDeque::new();
-                return;
-            };
-            self.process(conn, &raw, sink);
+        }
+        self.guard.expire(now);
+    }
+
+    // ---- Replies ----------------------------------------------------------------------------
+
+    /// Sends lines to one connection.
+    pub fn reply_kind(&self, sink: &mut impl Sink, conn: ConnId, kind: ReplyKind, lines: &[&str]) {
+        sink.emit(conn, &Out::Reply { kind, lines });
+    }
+
+    /// Sends a plain reply of lines to one connection.
+    pub fn reply(&self, sink: &mut impl Sink, conn: ConnId, lines: &[&str]) {
+        self.reply_kind(sink, conn, ReplyKind::Plain, lines);
+    }
+
+    // ---- Waiting ------------------------------------------------------------------------------
+
+    fn set_wait(&mut self, conn: ConnId, wait: Wait) {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.wait = wait;
         }
     }
 
-    fn process(&mut self, conn: ConnId, raw: &Frame, sink: &mut impl Sink) {
-        let decoded = frame::decode(raw);
-        if decoded.is_empty() {
-            return;
+    /// The waiting is over: the loop may hand over the connection's held input.
+    fn done_waiting(&mut self, conn: ConnId, sink: &mut impl Sink) {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            if client.wait != Wait::Nothing {
+                client.wait = Wait::Nothing;
+                sink.resume(conn);
+            }
         }
+    }
+
+    /// The loop wrote everything queued for `conn` when it asked: a paced reply goes on.
+    pub fn flushed(&mut self, conn: ConnId, sink: &mut impl Sink) {
         let Some(client) = self.clients.get(&conn) else {
             return;
         };
-        if client.name.is_none() {
-            self.login(conn, &decoded, sink);
-            return;
-        }
-        let must_identify = matches!(client.auth, Auth::MustIdentify { .. });
-        let cleaned = frame::clean(&decoded);
-        let line = cleaned.trim_end();
-        if line.is_empty() {
-            return;
-        }
-        let command = Command::parse(line);
-        if must_identify {
-            match command {
-                Command::Identify(password) => self.identify(conn, password, sink),
-                _ => self.reply(sink, conn, text::IDENTIFY_FIRST),
-            }
-            return;
-        }
-        match command {
-            Command::Chat(msg) => self.chat(conn, msg, sink),
-            Command::Join(arg) => self.join(conn, arg, sink),
-            Command::Create(arg) => self.create(conn, arg, sink),
-            Command::List => self.list(conn, sink),
-            Command::Members => self.members(conn, sink),
-            Command::Leave => self.leave(conn, sink),
-            Command::Time => self.time(conn, sink),
-            Command::Who => self.who(conn, sink),
-            Command::Help => self.help(conn, sink),
-            Command::Sonnet(arg) => self.sonnet(conn, arg, sink),
-            Command::Msg(arg) => self.msg(conn, arg, sink),
-            Command::Search(term) => self.search(conn, term, sink),
-            Command::Register(password) => self.register(conn, password, sink),
-            Command::Identify(password) => self.identify(conn, password, sink),
-            Command::Unknown(word) => self.reply(sink, conn, &text::invalid_control_message(word)),
-        }
-    }
-
-    fn login(&mut self, conn: ConnId, name: &str, sink: &mut impl Sink) {
-        if !valid_name(name) {
-            self.reply(sink, conn, &text::invalid_name(&frame::clean(name)));
-            return;
-        }
-        if self.names.contains_key(name) {
-            self.reply(sink, conn, &text::name_in_use(name));
-            return;
-        }
-        let name: Box<str> = name.into();
-        log::info!("conn {conn}: logged in as {name}");
-        self.names.insert(name.clone(), conn);
-        if self.known.insert(name.clone()) {
-            sink.store(Request::Event(Event::User {
-                name: name.to_string(),
-                time: self.clock.now(),
-            }));
-        }
-        let registered = self.registered.contains_key(&name);
-        let Some(client) = self.clients.get_mut(&conn) else {
-            return;
-        };
-        client.login_seq = self.seq;
-        client.name = Some(name.clone());
-        if registered {
-            client.auth = Auth::MustIdentify { tries: 0 };
-            let secs = i64::try_from(self.identify_secs).unwrap_or(i64::MAX);
-            let deadline = self.clock.now().saturating_add(secs);
-            self.identify_deadlines.push_back((deadline, conn));
-            let prompt = text::registered_name_prompt(&name, self.identify_secs);
-            self.reply(sink, conn, &prompt);
-        } else {
-            self.fetch_offline(conn, &name, sink);
+        match client.wait {
+            Wait::Mail => self.mail_flushed(conn, sink),
+            Wait::List { next } => self.list_from(conn, next, sink),
+            _ => {}
         }
     }
 
@@ -360,62 +804,6 @@ impl Hub {
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
-    }
-
-    /// Sends a request whose reply this connection waits for.
-    fn ask(&mut self, conn: ConnId, request: Request, sink: &mut impl Sink) {
-        if let Some(client) = self.clients.get_mut(&conn) {
-            client.waiting = true;
-        }
-        sink.store(request);
-    }
-
-    /// The waiting is over: handle what was held.
-    fn done_waiting(&mut self, conn: ConnId, sink: &mut impl Sink) {
-        if let Some(client) = self.clients.get_mut(&conn) {
-            client.waiting = false;
-        }
-        self.resume(conn, sink);
-    }
-
-    /// Sends lines packed into as few frames as hold them.
-    fn reply_lines<'a>(
-        &self,
-        sink: &mut impl Sink,
-        conn: ConnId,
-        lines: impl IntoIterator<Item = &'a str>,
-    ) {
-        for f in frame::pack_lines(lines) {
-            self.send_text(sink, conn, &f);
-        }
-    }
-
-    /// Sends a one-line text (cut into several frames if it is longer than one).
-    fn reply(&self, sink: &mut impl Sink, conn: ConnId, line: &str) {
-        self.reply_lines(sink, conn, [line]);
-    }
-
-    fn send_text(&self, sink: &mut impl Sink, conn: ConnId, piece: &str) {
-        match frame::pad(piece) {
-            Ok(f) => sink.send(conn, &f),
-            Err(e) => log::error!("conn {conn}: dropped an over-long reply: {e}"),
-        }
-    }
-
-    /// Sends `prefix` + `body`, cut into frames that each begin with the prefix (when the prefix
-    /// leaves room for text; otherwise the whole line is packed like any long line).
-    fn send_prefixed(&self, sink: &mut impl Sink, to: ConnId, prefix: &str, body: &str) {
-        if !frame::prefixed_frames(prefix.as_bytes(), body, |f| sink.send(to, f)) {
-            self.reply(sink, to, &format!("{prefix}{body}"));
-        }
-    }
-
-    /// Sends a one-line text to every member of `ch` but `except`, encoded once.
-    fn broadcast(&self, sink: &mut impl Sink, ch: usize, except: Option<ConnId>, line: &str) {
-        for piece in frame::pack_lines([line]) {
-            let Ok(f) = frame::pad(&piece) else { continue };
-            sink.send_many(&self.channels[ch].members, except, &f);
-        }
     }
 }
 

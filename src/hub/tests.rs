@@ -1,34 +1,60 @@
-//! The hub's rules, tested without sockets.
+//! The hub's rules, tested without sockets: through the frame protocol's command handling,
+//! with every event rendered as the course's frames.
+use std::collections::{HashMap, VecDeque};
+
 use super::*;
 use crate::clock::ManualClock;
-use crate::frame::FRAME_LEN;
+use crate::frame::{self, Frame, FRAME_LEN};
+use crate::proto;
 use crate::sonnets::Sonnets;
-use crate::storage::{Reply, Request, Startup};
+use crate::storage::{HashJob, Reply, Request, Startup};
 
 /// 2026-03-04 05:06:07 UTC: the fixed time of every hub test.
 pub(crate) const NOW: i64 = 1_772_600_767;
 
-/// A sink that records everything, for tests.
+/// A sink that records everything, for tests; events are rendered as frames.
 #[derive(Default)]
 pub(crate) struct Recorder {
     pub sent: Vec<(ConnId, String)>,
     pub closed: Vec<ConnId>,
+    pub reasons: Vec<(ConnId, String)>,
     pub stored: Vec<Request>,
+    pub hashed: Vec<HashJob>,
+    /// The hashers' queue is full: refuse every job.
+    pub hash_full: bool,
     pub flush_reports: Vec<ConnId>,
+    pub resumed: Vec<ConnId>,
 }
 
 impl Sink for Recorder {
-    fn send(&mut self, to: ConnId, frame: &Frame) {
-        self.sent.push((to, frame::decode(frame).into_owned()));
+    fn emit(&mut self, to: ConnId, out: &Out<'_>) {
+        let mut buf = Vec::new();
+        proto::frame::render(out, &mut buf);
+        for f in buf.chunks(FRAME_LEN) {
+            self.sent.push((to, frame::decode(f).into_owned()));
+        }
     }
-    fn close(&mut self, conn: ConnId) {
+    fn close(&mut self, conn: ConnId, reason: Option<&str>) {
         self.closed.push(conn);
+        if let Some(reason) = reason {
+            self.reasons.push((conn, reason.to_string()));
+        }
     }
     fn store(&mut self, request: Request) {
         self.stored.push(request);
     }
+    fn hash(&mut self, job: HashJob) -> bool {
+        if self.hash_full {
+            return false;
+        }
+        self.hashed.push(job);
+        true
+    }
     fn report_flush(&mut self, conn: ConnId) {
         self.flush_reports.push(conn);
+    }
+    fn resume(&mut self, conn: ConnId) {
+        self.resumed.push(conn);
     }
 }
 
@@ -38,10 +64,13 @@ impl Recorder {
     }
 }
 
+/// The hub as the event loop drives it: frames of a waiting connection are held (as the loop
+/// holds its input) and handed over once the hub resumes it.
 pub(crate) struct Fixture {
     pub hub: Hub,
     pub out: Recorder,
     pub clock: ManualClock,
+    held: HashMap<ConnId, VecDeque<Frame>>,
 }
 
 impl Fixture {
@@ -51,36 +80,80 @@ impl Fixture {
 
     /// A hub remembering `startup`, as if storage had held it.
     pub fn with(sonnets: Option<Sonnets>, startup: Startup) -> Self {
+        Self::with_limits(sonnets, startup, Limits::default())
+    }
+
+    pub fn with_limits(sonnets: Option<Sonnets>, startup: Startup, limits: Limits) -> Self {
         let clock = ManualClock::new(NOW);
         Fixture {
             hub: Hub::new(HubConfig {
                 clock: Box::new(clock.clone()),
                 sonnets,
                 startup,
-                identify_secs: IDENTIFY_SECS,
+                limits,
+                host: "chat".into(),
             }),
             out: Recorder::default(),
             clock,
+            held: HashMap::new(),
         }
+    }
+
+    /// A new frame connection.
+    pub fn connect(&mut self, conn: ConnId) {
+        self.hub.connect(conn, Proto::Frame, None);
+    }
+
+    /// A frame connection from `addr`.
+    pub fn connect_from(&mut self, conn: ConnId, addr: &str) {
+        self.hub
+            .connect(conn, Proto::Frame, Some(addr.parse().unwrap()));
+    }
+
+    /// Hands over held frames of connections that no longer wait, as the loop does.
+    fn drain_held(&mut self) {
+        loop {
+            let ready = self
+                .held
+                .iter()
+                .find(|(c, q)| !q.is_empty() && !self.hub.is_waiting(**c))
+                .map(|(c, _)| *c);
+            let Some(conn) = ready else { return };
+            let raw = self.held.get_mut(&conn).and_then(VecDeque::pop_front);
+            if let Some(raw) = raw {
+                proto::frame::handle(&mut self.hub, conn, &raw, &mut self.out);
+            }
+        }
+    }
+
+    /// A raw frame from a connection, handled now or held while it waits.
+    pub fn raw(&mut self, conn: ConnId, raw: &Frame) -> Vec<(ConnId, String)> {
+        let queue = self.held.entry(conn).or_default();
+        if self.hub.is_waiting(conn) || !queue.is_empty() {
+            queue.push_back(*raw);
+        } else {
+            proto::frame::handle(&mut self.hub, conn, raw, &mut self.out);
+        }
+        self.drain_held();
+        self.out.take()
     }
 
     pub fn send(&mut self, conn: ConnId, line: &str) -> Vec<(ConnId, String)> {
         let f = frame::pad(line).unwrap();
-        self.hub.frame(conn, &f, &mut self.out);
-        self.out.take()
+        self.raw(conn, &f)
     }
 
     /// Logs in an unregistered name that has no offline messages: no storage round trip.
     pub fn login(&mut self, conn: ConnId, name: &str) {
-        self.hub.connect(conn);
+        self.connect(conn);
         assert_eq!(self.send(conn, name), vec![]);
         assert!(!self.hub.is_waiting(conn));
     }
 
-    /// The offline fetch the hub just asked for.
+    /// The offline fetch the hub just asked for: the connection and the key.
     pub fn fetched(&mut self) -> (ConnId, String) {
         match self.out.stored.pop() {
-            Some(Request::FetchOffline { conn, name }) => (conn, name),
+            Some(Request::FetchOffline { conn, key, .. }) => (conn, key),
             other => panic!("expected an offline fetch, got {other:?}"),
         }
     }
@@ -88,6 +161,14 @@ impl Fixture {
     /// Hands the hub a storage reply; returns the frames it sent.
     pub fn answer(&mut self, reply: Reply) -> Vec<(ConnId, String)> {
         self.hub.storage_reply(reply, &mut self.out);
+        self.drain_held();
+        self.out.take()
+    }
+
+    /// The loop wrote what was queued for `conn`; returns the frames sent then.
+    pub fn flushed(&mut self, conn: ConnId) -> Vec<(ConnId, String)> {
+        self.hub.flushed(conn, &mut self.out);
+        self.drain_held();
         self.out.take()
     }
 
@@ -95,6 +176,16 @@ impl Fixture {
     pub fn stored(&mut self) -> Vec<Request> {
         std::mem::take(&mut self.out.stored)
     }
+
+    /// The password jobs sent to the hashers since the last call.
+    pub fn hashed(&mut self) -> Vec<HashJob> {
+        std::mem::take(&mut self.out.hashed)
+    }
+}
+
+/// The key of a name.
+pub(crate) fn key(name: &str) -> String {
+    crate::names::name_key(name).to_string()
 }
 
 fn one(conn: ConnId, s: &str) -> Vec<(ConnId, String)> {
@@ -104,7 +195,7 @@ fn one(conn: ConnId, s: &str) -> Vec<(ConnId, String)> {
 #[test]
 fn login_is_silent_and_names_are_checked() {
     let mut f = Fixture::new();
-    f.hub.connect(1);
+    f.connect(1);
     assert_eq!(f.send(1, "   "), vec![]);
     assert_eq!(
         f.send(1, "two words"),
@@ -124,7 +215,7 @@ fn login_is_silent_and_names_are_checked() {
     );
     assert_eq!(f.send(1, &"é".repeat(32)), vec![]);
     assert_eq!(f.hub.name_of(1), Some("é".repeat(32).as_str()));
-    f.hub.connect(2);
+    f.connect(2);
     assert_eq!(
         f.send(2, &"é".repeat(32)),
         one(2, &text::name_in_use(&"é".repeat(32)))
@@ -162,7 +253,7 @@ fn create_join_chat_leave_flow() {
         f.send(1, "/join other"),
         vec![(3, "Alice has left".into()), (2, "Alice has joined".into())]
     );
-    f.hub.disconnect(1, &mut f.out);
+    f.hub.disconnect(1, None, &mut f.out);
     assert_eq!(f.out.take(), one(2, "Alice has left"));
     // The name is free again.
     f.login(4, "Alice");
@@ -307,8 +398,7 @@ fn over_long_relays_keep_the_prefix_on_every_piece() {
     f.send(2, "/join a");
     let mut raw = [0xffu8; FRAME_LEN]; // 200 invalid bytes: 600 bytes of U+FFFD
     raw[0] = b'x';
-    f.hub.frame(2, &raw, &mut f.out);
-    let out = f.out.take();
+    let out = f.raw(2, &raw);
     let prefix = format!("[{name}] ");
     assert!(out.len() > 1);
     let mut body = String::new();
@@ -337,8 +427,8 @@ fn frames_from_unnamed_connections_are_never_broadcast() {
     let mut f = Fixture::new();
     f.login(1, "Alice");
     f.send(1, "/create a");
-    f.hub.connect(2);
-    f.hub.disconnect(2, &mut f.out);
+    f.connect(2);
+    f.hub.disconnect(2, None, &mut f.out);
     assert_eq!(f.out.take(), vec![]);
 }
 
@@ -355,7 +445,7 @@ fn who_lists_users_sorted_then_non_empty_groups() {
     f.login(1, "zed");
     f.login(2, "Amy");
     f.login(3, "bob");
-    f.hub.connect(4); // no name yet: not listed
+    f.connect(4); // no name yet: not listed
     f.send(1, "/create room");
     f.send(2, "/create empty");
     f.send(2, "/create lounge");
@@ -524,38 +614,67 @@ fn sonnet_without_a_sonnets_file() {
 
 // ---- Section 6: private and offline messages, history, registered names ----------------------
 
-use crate::storage::{Event, OfflineMessage, Registration, RequestKind, SearchHit};
+use crate::storage::{Event, OfflineMessage, RegisteredName, Registration, RequestKind, SearchHit};
 
+/// Storage remembers these registered names (with where their history starts).
 fn registered(names: &[(&str, u64)]) -> Startup {
     Startup {
         last_seq: 100,
-        known_names: names.iter().map(|(n, _)| n.to_string()).collect(),
-        registered: names.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
-        offline_recipients: Default::default(),
+        known: names.iter().map(|(n, _)| key(n)).collect(),
+        registered: names
+            .iter()
+            .map(|(n, s)| {
+                let entry = RegisteredName {
+                    name: n.to_string(),
+                    history_from: *s,
+                    hash: format!("hash-of-{n}"),
+                };
+                (key(n), entry)
+            })
+            .collect(),
+        ..Startup::default()
     }
 }
 
-/// Storage holds offline messages for these names.
-fn with_mail(names: &[&str]) -> Startup {
+/// Storage holds `n` offline messages for each of these names.
+fn with_mail(names: &[(&str, usize)]) -> Startup {
     Startup {
-        offline_recipients: names.iter().map(|n| n.to_string()).collect(),
+        known: names.iter().map(|(n, _)| key(n)).collect(),
+        offline: names.iter().map(|(n, c)| (key(n), *c)).collect(),
         ..Startup::default()
+    }
+}
+
+fn mail(id: i64, time: i64, sender: &str, text: &str) -> OfflineMessage {
+    OfflineMessage {
+        id,
+        time,
+        sender: sender.into(),
+        text: text.into(),
+    }
+}
+
+/// The password check the hub just asked the hashers for: its connection and password.
+fn verify_job(f: &mut Fixture) -> (ConnId, String) {
+    match &f.hashed()[..] {
+        [HashJob::Verify { conn, password, .. }] => (*conn, password.clone()),
+        other => panic!("expected one password check, got {other:?}"),
     }
 }
 
 /// Logs in a registered name and identifies it (no offline messages).
 fn login_identified(f: &mut Fixture, conn: ConnId, name: &str) {
-    f.hub.connect(conn);
+    f.connect(conn);
     assert_eq!(
         f.send(conn, name),
         one(conn, &text::registered_name_prompt(name, 60))
     );
     assert_eq!(f.send(conn, "/identify right password"), vec![]);
-    f.stored();
+    assert_eq!(verify_job(f), (conn, "right password".into()));
     assert_eq!(
         f.answer(Reply::Identified {
             conn,
-            name: name.into(),
+            key: key(name),
             ok: true
         }),
         one(conn, &text::identified(name))
@@ -582,6 +701,8 @@ fn msg_to_a_connected_user_and_to_oneself() {
         f.send(1, "/msg Alice note to self"),
         one(1, "[Alice -> Alice] note to self")
     );
+    // Names compare as names do: BOB is Bob, and the delivery shows Bob's own spelling.
+    assert_eq!(f.send(1, "/msg BOB hi"), one(2, "[Alice -> Bob] hi"));
 }
 
 #[test]
@@ -617,8 +738,7 @@ fn long_private_messages_keep_the_prefix() {
     // 191 invalid bytes decode to 573 bytes of U+FFFD: the delivery needs several frames.
     let mut raw = [0xffu8; FRAME_LEN];
     raw[..9].copy_from_slice(b"/msg Bob ");
-    f.hub.frame(1, &raw, &mut f.out);
-    let out = f.out.take();
+    let out = f.raw(1, &raw);
     assert!(out.len() > 1);
     let mut rebuilt = String::new();
     for (to, t) in &out {
@@ -636,7 +756,7 @@ fn long_private_messages_keep_the_prefix() {
 fn msg_to_a_known_offline_user_is_confirmed_after_the_store() {
     let mut f = Fixture::with(None, registered(&[]));
     f.login(1, "Bob");
-    f.hub.disconnect(1, &mut f.out);
+    f.hub.disconnect(1, None, &mut f.out);
     f.login(2, "Alice");
     f.stored();
     assert_eq!(f.send(2, "/msg Bob see you"), vec![]);
@@ -646,7 +766,7 @@ fn msg_to_a_known_offline_user_is_confirmed_after_the_store() {
     );
     assert!(matches!(
         &stored[1],
-        Request::StoreOffline { conn: 2, sender, recipient, text, .. }
+        Request::StoreOffline { notify: Some(2), sender, recipient, text, .. }
             if sender == "Alice" && recipient == "Bob" && text == "see you"
     ));
     // Alice waits for the commit: her next commands are held, then run in order.
@@ -669,55 +789,41 @@ fn msg_to_a_known_offline_user_is_confirmed_after_the_store() {
 
 #[test]
 fn offline_messages_arrive_first_and_are_deleted_once_written() {
-    let mut f = Fixture::with(None, with_mail(&["Bob"]));
-    f.hub.connect(1);
+    let mut f = Fixture::with(None, with_mail(&[("Bob", 2)]));
+    f.connect(1);
     assert_eq!(f.send(1, "Bob"), vec![]);
-    assert_eq!(f.fetched(), (1, "Bob".into()));
+    assert_eq!(f.fetched(), (1, key("Bob")));
     // Frames sent before the messages arrive wait for them.
     f.send(1, "/create room");
     f.send(1, "/list");
-    let messages = vec![
-        OfflineMessage {
-            id: 7,
-            time: NOW - 3600,
-            sender: "Alice".into(),
-            text: "first".into(),
-        },
-        OfflineMessage {
-            id: 9,
-            time: NOW,
-            sender: "Kay".into(),
-            text: "second".into(),
-        },
-    ];
     let out = f.answer(Reply::Offline {
         conn: 1,
-        name: "Bob".into(),
-        messages,
+        key: key("Bob"),
+        total: 2,
+        messages: vec![
+            mail(7, NOW - 3600, "Alice", "first"),
+            mail(9, NOW, "Kay", "second"),
+        ],
     });
     assert_eq!(
         out,
-        vec![
-            (
-                1,
-                "You have 2 offline messages:\n(04.03.26,04:06) [Alice -> Bob] first\n(04.03.26,05:06) [Kay -> Bob] second"
-                    .into()
-            ),
-            (1, "room".into()),
-        ]
+        one(
+            1,
+            "You have 2 offline messages:\n(04.03.26,04:06) [Alice -> Bob] first\n(04.03.26,05:06) [Kay -> Bob] second"
+        )
     );
     assert_eq!(f.out.flush_reports, vec![1]);
-    // Not deleted until the loop says the frames were written.
+    // Not deleted until the loop says the frames were written; the held frames wait too.
     assert!(!f
         .stored()
         .iter()
         .any(|r| matches!(r, Request::DeleteOffline { .. })));
-    f.hub.flushed(1, &mut f.out);
+    assert_eq!(f.flushed(1), one(1, "room"));
     assert!(f
         .stored()
         .contains(&Request::DeleteOffline { ids: vec![7, 9] }));
     // Nothing waits for Bob any more: the next login is immediate.
-    f.hub.disconnect(1, &mut f.out);
+    f.hub.disconnect(1, None, &mut f.out);
     f.stored();
     f.login(2, "Bob");
     assert!(f
@@ -727,22 +833,136 @@ fn offline_messages_arrive_first_and_are_deleted_once_written() {
 }
 
 #[test]
-fn one_offline_message_is_singular() {
-    let mut f = Fixture::with(None, with_mail(&["Bob"]));
-    f.hub.connect(1);
+fn a_large_mailbox_is_paced_by_the_reader_a_batch_at_a_time() {
+    let n = MAIL_BATCH * 2 + 3;
+    let mut f = Fixture::with(None, with_mail(&[("Bob", n)]));
+    f.connect(1);
+    f.send(1, "Bob");
+    let mut next_id = 1;
+    let mut lines = Vec::new();
+    let mut first = true;
+    loop {
+        let request = f.stored().pop();
+        let Some(Request::FetchOffline {
+            conn: 1,
+            after,
+            limit,
+            ..
+        }) = request
+        else {
+            panic!("expected a fetch, got {request:?}");
+        };
+        assert_eq!(after, next_id - 1);
+        assert_eq!(limit, MAIL_BATCH);
+        let batch: Vec<OfflineMessage> = (next_id..(next_id + limit as i64).min(n as i64 + 1))
+            .map(|id| mail(id, NOW, "Al", &format!("m{id}")))
+            .collect();
+        next_id += batch.len() as i64;
+        let out = f.answer(Reply::Offline {
+            conn: 1,
+            key: key("Bob"),
+            total: n + 1 - (next_id - batch.len() as i64) as usize,
+            messages: batch,
+        });
+        lines.extend(out.iter().flat_map(|(_, t)| t.lines().map(String::from)));
+        if first {
+            assert_eq!(lines[0], format!("You have {n} offline messages:"));
+            first = false;
+        }
+        // Nothing more until the socket took this batch.
+        assert!(f.stored().is_empty());
+        assert!(f.hub.is_waiting(1));
+        f.flushed(1);
+        let deleted = f.out.stored.remove(0);
+        assert!(
+            matches!(deleted, Request::DeleteOffline { .. }),
+            "{deleted:?}"
+        );
+        if next_id as usize > n {
+            break;
+        }
+    }
+    assert_eq!(lines.len(), n + 1);
+    assert!(!f.hub.is_waiting(1));
+    assert!(f.stored().is_empty());
+}
+
+#[test]
+fn a_message_sent_during_a_delivery_arrives_after_it() {
+    let mut f = Fixture::with(None, with_mail(&[("Bob", 1)]));
+    f.login(2, "Alice");
+    f.connect(1);
     f.send(1, "Bob");
     f.fetched();
-    let messages = vec![OfflineMessage {
-        id: 1,
-        time: NOW,
-        sender: "Al".into(),
-        text: "hi".into(),
-    }];
+    f.stored();
+    // Bob is still being delivered his stored messages: a new one joins them.
+    assert_eq!(f.send(2, "/msg Bob late"), vec![]);
+    assert!(matches!(
+        &f.stored()[..],
+        [
+            Request::Event(Event::Private { .. }),
+            Request::StoreOffline { notify: None, .. }
+        ]
+    ));
+    f.answer(Reply::Offline {
+        conn: 1,
+        key: key("Bob"),
+        total: 2,
+        messages: vec![mail(1, NOW, "Kay", "early")],
+    });
+    f.flushed(1);
+    // The hub counts the new one: it fetches again and delivers it last.
+    let fetch = f.stored().pop();
+    assert!(
+        matches!(fetch, Some(Request::FetchOffline { after: 1, .. })),
+        "{fetch:?}"
+    );
+    let out = f.answer(Reply::Offline {
+        conn: 1,
+        key: key("Bob"),
+        total: 1,
+        messages: vec![mail(2, NOW, "Alice", "late")],
+    });
+    assert_eq!(out, one(1, "(04.03.26,05:06) [Alice -> Bob] late"));
+}
+
+#[test]
+fn mailboxes_are_bounded() {
+    let limits = Limits {
+        max_offline: 2,
+        ..Limits::default()
+    };
+    let mut f = Fixture::with_limits(None, with_mail(&[("Bob", 1)]), limits);
+    f.login(2, "Alice");
+    f.stored();
+    f.send(2, "/msg Bob two");
+    f.answer(Reply::OfflineStored {
+        conn: 2,
+        recipient: "Bob".into(),
+    });
+    f.stored();
+    assert_eq!(
+        f.send(2, "/msg Bob three"),
+        one(
+            2,
+            "Bob has too many offline messages; yours was not stored."
+        )
+    );
+    assert!(f.stored().is_empty(), "nothing stored past the bound");
+}
+
+#[test]
+fn one_offline_message_is_singular() {
+    let mut f = Fixture::with(None, with_mail(&[("Bob", 1)]));
+    f.connect(1);
+    f.send(1, "Bob");
+    f.fetched();
     assert_eq!(
         f.answer(Reply::Offline {
             conn: 1,
-            name: "Bob".into(),
-            messages
+            key: key("Bob"),
+            total: 1,
+            messages: vec![mail(1, NOW, "Al", "hi")]
         }),
         one(
             1,
@@ -753,31 +973,26 @@ fn one_offline_message_is_singular() {
 
 #[test]
 fn offline_messages_lost_with_the_connection_are_not_deleted() {
-    let mut f = Fixture::with(None, with_mail(&["Bob"]));
-    f.hub.connect(1);
+    let mut f = Fixture::with(None, with_mail(&[("Bob", 1)]));
+    f.connect(1);
     f.send(1, "Bob");
     f.fetched();
-    let messages = vec![OfflineMessage {
-        id: 3,
-        time: NOW,
-        sender: "Al".into(),
-        text: "hi".into(),
-    }];
     f.answer(Reply::Offline {
         conn: 1,
-        name: "Bob".into(),
-        messages,
+        key: key("Bob"),
+        total: 1,
+        messages: vec![mail(3, NOW, "Al", "hi")],
     });
-    f.hub.disconnect(1, &mut f.out);
-    f.hub.flushed(1, &mut f.out);
+    f.hub.disconnect(1, None, &mut f.out);
+    f.flushed(1);
     assert!(!f
         .stored()
         .iter()
         .any(|r| matches!(r, Request::DeleteOffline { .. })));
     // The next login fetches them again.
-    f.hub.connect(2);
+    f.connect(2);
     f.send(2, "Bob");
-    assert_eq!(f.fetched(), (2, "Bob".into()));
+    assert_eq!(f.fetched(), (2, key("Bob")));
 }
 
 #[test]
@@ -789,6 +1004,7 @@ fn history_records_channel_messages_joins_and_leaves_in_order() {
     f.send(1, "alone but kept");
     f.send(1, "/leave");
     let stored = f.stored();
+    assert!(matches!(&stored[0], Request::Event(Event::Channel { name, .. }) if name == "room"));
     let seqs: Vec<u64> = stored
         .iter()
         .filter_map(|r| match r {
@@ -797,26 +1013,26 @@ fn history_records_channel_messages_joins_and_leaves_in_order() {
         })
         .collect();
     assert_eq!(seqs, vec![101, 102, 103]);
-    assert!(matches!(&stored[0], Request::Event(Event::Join { channel, .. }) if channel == "room"));
+    assert!(matches!(&stored[1], Request::Event(Event::Join { channel, .. }) if channel == "room"));
     assert!(
-        matches!(&stored[1], Request::Event(Event::Chat { text, channel, sender, .. })
+        matches!(&stored[2], Request::Event(Event::Chat { text, channel, sender, .. })
         if text == "alone but kept" && channel == "room" && sender == "Alice")
     );
-    assert!(matches!(&stored[2], Request::Event(Event::Leave { .. })));
+    assert!(matches!(&stored[3], Request::Event(Event::Leave { .. })));
 }
 
 #[test]
 fn a_new_name_is_remembered_once() {
     let mut f = Fixture::new();
-    f.hub.connect(1);
+    f.connect(1);
     f.send(1, "Newbie");
     assert!(
         matches!(&f.out.stored[0], Request::Event(Event::User { name, .. }) if name == "Newbie")
     );
-    f.hub.disconnect(1, &mut f.out);
+    f.hub.disconnect(1, None, &mut f.out);
     f.stored();
-    f.hub.connect(2);
-    f.send(2, "Newbie");
+    f.connect(2);
+    f.send(2, "NEWBIE");
     assert_eq!(f.stored(), vec![], "a known name is not stored again");
 }
 
@@ -837,8 +1053,8 @@ fn search_asks_storage_within_the_visibility_window() {
         f.stored(),
         vec![Request::Search {
             conn: 1,
-            user: "Alice".into(),
-            since_seq: Some(100),
+            user_key: key("Alice"),
+            since_seq: 100,
             term: "Hello World".into()
         }]
     );
@@ -848,11 +1064,36 @@ fn search_asks_storage_within_the_visibility_window() {
         f.stored(),
         vec![Request::Search {
             conn: 2,
-            user: "Reg".into(),
-            since_seq: Some(40),
+            user_key: key("Reg"),
+            since_seq: 40,
             term: "x".into()
         }]
     );
+}
+
+#[test]
+fn searches_in_flight_are_bounded() {
+    let limits = Limits {
+        max_searches: 2,
+        ..Limits::default()
+    };
+    let mut f = Fixture::with_limits(None, Startup::default(), limits);
+    for c in 1..=3 {
+        f.login(c, &format!("u{c}"));
+    }
+    f.send(1, "/search a");
+    f.send(2, "/search b");
+    assert_eq!(f.send(3, "/search c"), one(3, text::BUSY));
+    assert!(!f.hub.is_waiting(3), "a refused search holds nothing up");
+    f.answer(Reply::Search {
+        conn: 1,
+        term: "a".into(),
+        total: 0,
+        results: vec![],
+    });
+    f.stored();
+    f.send(3, "/search c");
+    assert_eq!(f.stored().len(), 1, "a slot is free again");
 }
 
 #[test]
@@ -915,6 +1156,18 @@ fn search_results_are_formatted() {
     );
 }
 
+/// The answer the writer sends once a registration's hash is committed.
+fn registered_reply(conn: ConnId, name: &str, from: u64) -> Reply {
+    Reply::Registered {
+        conn,
+        name: name.into(),
+        key: key(name),
+        history_from: from,
+        hash: format!("hash-of-{name}"),
+        result: Registration::Registered,
+    }
+}
+
 #[test]
 fn register_is_confirmed_after_the_commit() {
     let mut f = Fixture::with(None, registered(&[]));
@@ -929,20 +1182,17 @@ fn register_is_confirmed_after_the_commit() {
     }
     assert_eq!(f.send(1, "/register  good password "), vec![]);
     assert_eq!(
-        f.stored(),
-        vec![Request::Register {
+        f.hashed(),
+        vec![HashJob::Hash {
             conn: 1,
             name: "Alice".into(),
+            key: key("Alice"),
             password: "good password".into(),
             history_from: 100
         }]
     );
     assert_eq!(
-        f.answer(Reply::Registered {
-            conn: 1,
-            name: "Alice".into(),
-            result: Registration::Registered
-        }),
+        f.answer(registered_reply(1, "Alice", 100)),
         one(1, "Name Alice is now registered.")
     );
     assert_eq!(
@@ -956,11 +1206,58 @@ fn register_is_confirmed_after_the_commit() {
 }
 
 #[test]
+fn a_full_hash_queue_refuses_at_once() {
+    let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
+    f.login(1, "Alice");
+    f.out.hash_full = true;
+    assert_eq!(f.send(1, "/register good password"), one(1, text::BUSY));
+    assert!(!f.hub.is_waiting(1));
+    f.connect(2);
+    f.send(2, "Reg");
+    assert_eq!(f.send(2, "/identify good password"), one(2, text::BUSY));
+    assert!(!f.hub.is_waiting(2));
+}
+
+#[test]
+fn a_registration_committed_after_its_connection_closed_is_enforced() {
+    let mut f = Fixture::with(None, registered(&[]));
+    f.login(1, "Alice");
+    f.send(1, "/register good password");
+    f.hashed();
+    f.hub.disconnect(1, None, &mut f.out);
+    // Meanwhile someone else took the name, unregistered as it still was.
+    f.login(2, "Alice");
+    f.send(2, "/create room");
+    f.login(3, "Kay");
+    f.send(3, "/join room");
+    f.out.take();
+    // The commit arrives: the registration holds from now on.
+    let out = f.answer(registered_reply(1, "Alice", 100));
+    assert!(out.contains(&(3, "Alice has left".to_string())), "{out:?}");
+    assert!(
+        out.contains(&(2, text::registered_name_prompt("Alice", 60))),
+        "{out:?}"
+    );
+    assert_eq!(f.send(2, "hello"), one(2, text::IDENTIFY_FIRST));
+    // A new login with the name must identify; /register says so too.
+    f.connect(4);
+    assert_eq!(
+        f.send(4, "Alice"),
+        one(4, &text::registered_name_prompt("Alice", 60))
+    );
+    f.login(5, "Bob");
+    assert_eq!(
+        f.send(5, "/identify whatever1"),
+        one(5, &text::not_registered("Bob"))
+    );
+}
+
+#[test]
 fn a_registered_name_must_identify_first() {
     let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
     f.login(1, "Alice");
     f.send(1, "/create room");
-    f.hub.connect(2);
+    f.connect(2);
     assert_eq!(
         f.send(2, "Reg"),
         one(
@@ -1002,18 +1299,15 @@ fn a_registered_name_must_identify_first() {
 #[test]
 fn three_wrong_passwords_close_the_connection() {
     let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
-    f.hub.connect(2);
+    f.connect(2);
     f.send(2, "Reg");
     for attempt in 1..=3 {
         assert_eq!(f.send(2, "/identify wrong password"), vec![]);
-        assert!(matches!(
-            &f.stored()[..],
-            [Request::Identify { conn: 2, .. }]
-        ));
+        assert_eq!(verify_job(&mut f), (2, "wrong password".into()));
         assert_eq!(
             f.answer(Reply::Identified {
                 conn: 2,
-                name: "Reg".into(),
+                key: key("Reg"),
                 ok: false
             }),
             one(2, "Wrong password for Reg.")
@@ -1024,39 +1318,176 @@ fn three_wrong_passwords_close_the_connection() {
 }
 
 #[test]
+fn wrong_passwords_lock_the_name_out_across_connections() {
+    let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
+    let mut conn = 10;
+    let wrong = |f: &mut Fixture, conn: ConnId| {
+        f.send(conn, "/identify wrong password");
+        verify_job(f);
+        f.answer(Reply::Identified {
+            conn,
+            key: key("Reg"),
+            ok: false,
+        });
+    };
+    // Three wrong in a row, from two connections.
+    f.connect(conn);
+    f.send(conn, "Reg");
+    wrong(&mut f, conn);
+    wrong(&mut f, conn);
+    conn += 1;
+    f.connect(conn);
+    f.send(conn, "Reg");
+    wrong(&mut f, conn);
+    // Locked: the password is not even checked.
+    assert_eq!(
+        f.send(conn, "/identify right password"),
+        one(conn, &text::locked_out("Reg", LOCK_FIRST_SECS))
+    );
+    assert!(f.hashed().is_empty());
+    f.clock.advance(LOCK_FIRST_SECS as i64);
+    // Another wrong one doubles the lock.
+    wrong(&mut f, conn);
+    assert_eq!(
+        f.send(conn, "/identify right password"),
+        one(conn, &text::locked_out("Reg", 2 * LOCK_FIRST_SECS))
+    );
+    // Other names are not affected.
+    f.login(30, "Alice");
+    assert!(f.hashed().is_empty());
+}
+
+#[test]
+fn an_address_sending_many_wrong_passwords_is_slowed() {
+    let names: Vec<(String, u64)> = (0..30).map(|i| (format!("user{i}"), 0)).collect();
+    let refs: Vec<(&str, u64)> = names.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    let mut f = Fixture::with(None, registered(&refs));
+    for (i, (name, _)) in names.iter().enumerate().take(21) {
+        let conn = 100 + i;
+        f.connect_from(conn, "10.1.2.3");
+        f.send(conn, name);
+        f.send(conn, "/identify wrong password");
+        verify_job(&mut f);
+        f.answer(Reply::Identified {
+            conn,
+            key: key(name),
+            ok: false,
+        });
+    }
+    f.connect_from(200, "10.1.2.3");
+    f.send(200, "user25");
+    assert_eq!(
+        f.send(200, "/identify right password"),
+        one(200, &text::locked_out("user25", 60))
+    );
+    // Another address of the same class is not locked out.
+    f.connect_from(201, "10.9.9.9");
+    f.send(201, "user26");
+    assert_eq!(f.send(201, "/identify right password"), vec![]);
+    assert_eq!(verify_job(&mut f).0, 201);
+}
+
+#[test]
+fn an_unidentified_holder_does_not_own_a_registered_name() {
+    let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
+    // A squatter logs in and never identifies.
+    f.connect(1);
+    f.send(1, "Reg");
+    // The owner may log in with the same name meanwhile, and identify.
+    f.connect(2);
+    assert_eq!(
+        f.send(2, "Reg"),
+        one(2, &text::registered_name_prompt("Reg", 60))
+    );
+    f.send(2, "/identify right password");
+    verify_job(&mut f);
+    assert_eq!(
+        f.answer(Reply::Identified {
+            conn: 2,
+            key: key("Reg"),
+            ok: true
+        }),
+        one(2, &text::identified("Reg"))
+    );
+    assert_eq!(f.out.closed, vec![1]);
+    assert_eq!(
+        f.out.reasons,
+        vec![(
+            1,
+            "Name Reg was identified by another connection.".to_string()
+        )]
+    );
+    // Now the name is in use.
+    f.connect(3);
+    assert_eq!(f.send(3, "Reg"), one(3, &text::name_in_use("Reg")));
+}
+
+#[test]
+fn look_alike_names_are_one_name() {
+    let mut f = Fixture::with(None, registered(&[("alice", 0)]));
+    for (conn, name) in [(1, "Alice"), (2, "ALICE"), (3, "\u{0430}lice")] {
+        f.connect(conn);
+        assert_eq!(f.send(conn, name), one(conn, &text::name_too_close(name)));
+    }
+    f.connect(4);
+    let zwsp = "ali\u{200B}ce";
+    assert_eq!(
+        f.send(4, zwsp),
+        one(4, &text::invalid_name(&frame::clean(zwsp)))
+    );
+    f.login(5, "Bob");
+    f.connect(6);
+    assert_eq!(f.send(6, "BOB"), one(6, &text::name_in_use("BOB")));
+    f.connect(7);
+    assert_eq!(
+        f.send(7, "b\u{043E}b"),
+        one(7, &text::name_in_use("b\u{043E}b"))
+    );
+}
+
+#[test]
+fn bidi_controls_never_reach_other_clients() {
+    let mut f = Fixture::new();
+    f.login(1, "Alice");
+    f.login(2, "Kay");
+    f.send(1, "/create a");
+    f.send(2, "/join a");
+    f.out.take();
+    assert_eq!(
+        f.send(2, "abc\u{202E}fed\u{2066}x\u{2028}y"),
+        one(1, "[Kay] abcfedxy")
+    );
+}
+
+#[test]
 fn identified_users_get_their_offline_messages_right_after() {
     let mut f = Fixture::with(
         None,
         Startup {
-            offline_recipients: ["Reg".to_string()].into_iter().collect(),
+            offline: [(key("Reg"), 1)].into_iter().collect(),
             ..registered(&[("Reg", 0)])
         },
     );
-    f.hub.connect(2);
+    f.connect(2);
     f.send(2, "Reg");
     f.send(2, "/identify right password");
     f.send(2, "/list");
-    f.stored();
+    verify_job(&mut f);
     assert_eq!(
         f.answer(Reply::Identified {
             conn: 2,
-            name: "Reg".into(),
+            key: key("Reg"),
             ok: true
         }),
         one(2, "You are now identified as Reg.")
     );
-    assert_eq!(f.fetched(), (2, "Reg".into()));
-    let messages = vec![OfflineMessage {
-        id: 1,
-        time: NOW,
-        sender: "Al".into(),
-        text: "hi".into(),
-    }];
+    assert_eq!(f.fetched(), (2, key("Reg")));
     assert_eq!(
         f.answer(Reply::Offline {
             conn: 2,
-            name: "Reg".into(),
-            messages
+            key: key("Reg"),
+            total: 1,
+            messages: vec![mail(1, NOW, "Al", "hi")]
         }),
         one(
             2,
@@ -1068,7 +1499,7 @@ fn identified_users_get_their_offline_messages_right_after() {
 #[test]
 fn an_unidentified_connection_is_closed_after_60_seconds() {
     let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
-    f.hub.connect(2);
+    f.connect(2);
     f.send(2, "Reg");
     f.clock.advance(59);
     f.hub.tick(&mut f.out);
@@ -1076,6 +1507,10 @@ fn an_unidentified_connection_is_closed_after_60_seconds() {
     f.clock.advance(1);
     f.hub.tick(&mut f.out);
     assert_eq!(f.out.closed, vec![2]);
+    assert_eq!(
+        f.out.reasons,
+        vec![(2, "Reg did not identify in time.".to_string())]
+    );
     // One that identified in time stays.
     let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
     login_identified(&mut f, 3, "Reg");
@@ -1088,14 +1523,16 @@ fn an_unidentified_connection_is_closed_after_60_seconds() {
 fn storage_failures_are_reported_and_release_the_connection() {
     let mut f = Fixture::new();
     f.login(1, "Alice");
+    f.send(1, "/create room");
     f.send(1, "/search x");
-    f.send(1, "/list");
+    assert_eq!(f.send(1, "/list"), vec![]);
     assert_eq!(
         f.answer(Reply::Failed {
-            conn: 1,
-            request: RequestKind::Search
+            conn: Some(1),
+            request: RequestKind::Search,
+            key: None,
         }),
-        one(1, text::STORAGE_FAILED)
+        vec![(1, text::STORAGE_FAILED.into()), (1, "room".into())]
     );
     assert!(!f.hub.is_waiting(1));
 }
@@ -1105,7 +1542,7 @@ fn replies_for_gone_connections_are_ignored() {
     let mut f = Fixture::new();
     f.login(1, "Alice");
     f.send(1, "/search x");
-    f.hub.disconnect(1, &mut f.out);
+    f.hub.disconnect(1, None, &mut f.out);
     assert_eq!(
         f.answer(Reply::Search {
             conn: 1,
@@ -1115,4 +1552,92 @@ fn replies_for_gone_connections_are_ignored() {
         }),
         vec![]
     );
+}
+
+#[test]
+fn quit_closes_the_connection() {
+    let mut f = Fixture::new();
+    f.login(1, "Alice");
+    assert_eq!(f.send(1, "/quit"), vec![]);
+    assert_eq!(f.out.closed, vec![1]);
+}
+
+#[test]
+fn channels_are_bounded_and_listed_in_parts() {
+    let limits = Limits {
+        max_channels: 3,
+        ..Limits::default()
+    };
+    let mut f = Fixture::with_limits(None, Startup::default(), limits);
+    f.login(1, "Alice");
+    for c in ["a", "b", "c"] {
+        f.send(1, &format!("/create {c}"));
+    }
+    assert_eq!(
+        f.send(1, "/create d"),
+        one(1, "Cannot create d: the server already has 3 channels.")
+    );
+    assert_eq!(f.send(1, "/list"), one(1, "a\nb\nc"));
+    // Channels remembered by storage come back, in order.
+    let startup = Startup {
+        channels: vec!["zeta".into(), "alpha".into()],
+        ..Startup::default()
+    };
+    let mut f = Fixture::with(None, startup);
+    f.login(1, "Alice");
+    assert_eq!(f.send(1, "/list"), one(1, "zeta\nalpha"));
+    assert_eq!(f.send(1, "/join ZETA"), vec![]);
+    assert_eq!(
+        f.send(1, "/create Alpha"),
+        one(1, "Room Alpha already exists, so cannot be created.")
+    );
+}
+
+#[test]
+fn a_long_list_waits_for_the_reader_between_parts() {
+    let mut f = Fixture::new();
+    f.login(1, "Alice");
+    let names: Vec<String> = (0..1000)
+        .map(|i| format!("{i:04}-{}", "c".repeat(50)))
+        .collect();
+    for c in &names {
+        f.send(1, &format!("/create {c}"));
+    }
+    f.out.take();
+    let mut got: Vec<String> = Vec::new();
+    let mut out = f.send(1, "/list");
+    let mut parts = 1;
+    while f.hub.is_waiting(1) {
+        let bytes: usize = out.len() * FRAME_LEN;
+        assert!(bytes <= 2 * LIST_CHUNK, "a part of {bytes} bytes");
+        got.extend(out.iter().flat_map(|(_, t)| t.lines().map(String::from)));
+        out = f.flushed(1);
+        parts += 1;
+    }
+    got.extend(out.iter().flat_map(|(_, t)| t.lines().map(String::from)));
+    assert_eq!(got, names);
+    assert!(parts > 3, "{parts} parts");
+}
+
+#[test]
+fn who_and_members_are_bounded() {
+    let mut f = Fixture::new();
+    for i in 0..2000 {
+        f.login(i, &format!("{}{i:04}", "u".repeat(27)));
+        if i == 0 {
+            f.send(0, "/create big");
+        } else {
+            f.send(i, "/join big");
+        }
+    }
+    f.out.take();
+    let members: usize = f.send(0, "/members").len() * FRAME_LEN;
+    assert!(
+        members <= 2 * proto::frame::commands::MEMBERS_MAX_BYTES,
+        "{members}"
+    );
+    let who = f.send(0, "/who");
+    let text: String = who.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(text.contains("… and 1800 more"), "users are capped");
+    assert!(who.len() * FRAME_LEN < crate::server::MIN_QUEUE);
 }

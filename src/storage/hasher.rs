@@ -1,38 +1,30 @@
-//! The hasher: argon2 password hashing and checking, off the loop and off the writer.
+//! The hashers: argon2 password hashing and checking, off the loop and off the writer.
 //!
-//! A hash takes tens of milliseconds and ~19 MiB by design; on the writer thread it would hold
-//! up every commit behind it.
+//! A hash takes tens of milliseconds and ~19 MiB by design. The hashers take jobs from a
+//! bounded queue that the event loop fills without ever waiting ([`HashPool::try_submit`]):
+//! when it is full, the command gets the busy text and nothing else is held up. They run at a
+//! lower priority, so that a flood of `/register` takes spare cores, not the event loop's.
 
-use std::sync::mpsc::Receiver;
-use std::sync::{Mutex, PoisonError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 
 use super::queue::{Job, Shared};
-use super::{ConnId, Reply, RequestKind};
+use super::{HashJob, Reply, RequestKind, StorageError};
 
-/// How many hasher threads run. One leaves the other core of a small machine to the event loop
-/// and the writer; a flood of `/register` shows as backlog, which the loop bounds.
-pub(super) const HASHER_THREADS: usize = 1;
+/// Jobs that may wait in the queue per hasher thread.
+const QUEUE_PER_THREAD: usize = 16;
+/// The hashers' nice value: below the event loop, which must stay responsive.
+const NICE: libc::c_int = 10;
 
-/// Work for the hasher.
-#[derive(Debug)]
-pub(super) enum HashJob {
-    /// Hash a new registration's password, then hand it to the writer.
-    Hash {
-        conn: ConnId,
-        name: String,
-        password: String,
-        history_from: u64,
-    },
-    /// Check a password against the stored hash.
-    Verify {
-        conn: ConnId,
-        name: String,
-        password: String,
-        hash: String,
-    },
+/// How many hasher threads run: every core but one (the event loop's), at least one.
+pub(super) fn thread_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .clamp(1, 8)
 }
 
 /// Hashes a password with a fresh random salt: a PHC string (`$argon2id$v=19$...`).
@@ -43,64 +35,118 @@ pub(super) fn hash_password(password: &str) -> Result<String, argon2::password_h
 }
 
 /// Whether the password matches a stored PHC string; a corrupt hash is logged and fails.
-pub(super) fn verify_password(name: &str, password: &str, hash: &str) -> bool {
+pub(super) fn verify_password(key: &str, password: &str, hash: &str) -> bool {
     match Argon2::default().verify_password(password.as_bytes(), hash) {
         Ok(()) => true,
         Err(argon2::password_hash::Error::PasswordInvalid) => false,
         Err(e) => {
-            log::error!("storage: the stored password hash of {name:?} is unusable: {e}");
+            log::error!("storage: the stored password hash of {key:?} is unusable: {e}");
             false
         }
     }
 }
 
-/// A hasher thread: runs jobs until the writer drops its end of the channel.
-///
-/// Once storage is closing, password checks are skipped (nobody will read the reply), but
-/// registrations are still hashed and stored.
-pub(super) fn run(shared: &Shared, jobs: &Mutex<Receiver<HashJob>>) {
+/// The loop's end of the hashers' queue.
+pub(super) struct HashPool {
+    jobs: SyncSender<HashJob>,
+}
+
+impl HashPool {
+    /// Starts `threads` hashers.
+    pub(super) fn start(
+        threads: usize,
+        shared: &Arc<Shared>,
+        spawn: &mut impl FnMut(String, Box<dyn FnOnce() + Send>) -> Result<(), StorageError>,
+    ) -> Result<HashPool, StorageError> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_PER_THREAD * threads.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let (shared, rx) = (shared.clone(), rx.clone());
+            spawn(
+                format!("storage-hash-{i}"),
+                Box::new(move || run(&shared, &rx)),
+            )?;
+        }
+        Ok(HashPool { jobs: tx })
+    }
+
+    /// Queues a job; false when the queue is full (or the hashers are gone).
+    pub(super) fn try_submit(&self, job: HashJob) -> bool {
+        match self.jobs.try_send(job) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => false,
+            Err(TrySendError::Disconnected(_)) => {
+                log::error!("storage: the hashers have stopped");
+                false
+            }
+        }
+    }
+}
+
+/// Lowers the calling thread's priority (Linux sets nice values per thread).
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take no pointers; a failure only leaves the priority.
+    let rc = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, NICE)
+    };
+    if rc != 0 {
+        log::debug!(
+            "storage: cannot lower the hasher's priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// A hasher thread: runs jobs until every sender is gone. Once storage is closing, queued
+/// jobs are dropped (their connections are being closed; nothing was confirmed to them).
+fn run(shared: &Shared, jobs: &Mutex<Receiver<HashJob>>) {
+    lower_priority();
     loop {
         // Hold the lock only to take one job, so several hashers can work at once.
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else { return };
+        if shared.is_closing() {
+            continue;
+        }
         match job {
             HashJob::Hash {
                 conn,
                 name,
+                key,
                 password,
                 history_from,
-            } => match hash_password(&password) {
-                // The request stays pending until the writer has committed the hash.
-                Ok(hash) => shared.push(Job::StoreHash {
-                    conn,
-                    name,
-                    hash,
-                    history_from,
-                }),
-                Err(e) => {
-                    log::error!("storage: cannot hash the password of {name:?}: {e}");
-                    shared.finished(1);
-                    shared.reply([Reply::Failed {
+            } => {
+                shared.hashing_started();
+                match hash_password(&password) {
+                    // The writer replies once the hash is committed.
+                    Ok(hash) => shared.push(Job::StoreHash {
                         conn,
-                        request: RequestKind::Register,
-                    }]);
+                        name,
+                        key,
+                        hash,
+                        history_from,
+                    }),
+                    Err(e) => {
+                        log::error!("storage: cannot hash the password of {name:?}: {e}");
+                        shared.reply([Reply::Failed {
+                            conn: Some(conn),
+                            request: RequestKind::Register,
+                            key: None,
+                        }]);
+                    }
                 }
-            },
+                shared.hashing_done();
+            }
             HashJob::Verify {
                 conn,
-                name,
+                key,
                 password,
                 hash,
             } => {
-                if shared.is_closing() {
-                    shared.finished(1);
-                } else {
-                    let ok = verify_password(&name, &password, &hash);
-                    shared.finished(1);
-                    shared.reply([Reply::Identified { conn, name, ok }]);
-                }
+                let ok = verify_password(&key, &password, &hash);
+                shared.reply([Reply::Identified { conn, key, ok }]);
             }
         }
-        shared.hashing_done();
     }
 }

@@ -8,10 +8,11 @@
 //!   wakes the loop through the `mio::Waker` it handed to [`Storage::open`];
 //! - the **writer** thread (`writer.rs`) takes every queued request at once, applies them in one
 //!   transaction, commits, and only then sends the replies that depend on the commit;
-//! - the **hasher** thread (`hasher.rs`) computes and verifies argon2 password hashes, so neither
-//!   the loop nor the commits wait for them;
-//! - the **reader** thread (`search.rs`) runs `/search` queries on its own connection, so a
-//!   search through a long history never delays a commit.
+//! - the **hashers** (`hasher.rs`, every core but one, at a lower priority) compute and verify
+//!   argon2 password hashes from a bounded queue, so neither the loop nor the commits wait for
+//!   them, and a flood of registrations is refused with the busy text rather than queued;
+//! - the **readers** (`search.rs`) run `/search` queries on their own connections, so a search
+//!   never delays a commit, and one search never holds up another.
 //!
 //! Sequence numbers, assigned by the hub, order everything: a channel message is visible to a
 //! user when its seq lies strictly inside one of the user's membership intervals of that channel.
@@ -37,6 +38,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 pub use crate::hub::ConnId;
+use hasher::HashPool;
 use queue::Shared;
 
 pub use search::MAX_SEARCH_RESULTS;
@@ -48,6 +50,9 @@ pub const DB_FILE: &str = "chat.db";
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Something that happened in the chat, stored without a reply.
+///
+/// Names are stored as they were typed (for showing) with their key (`names::name_key`, for
+/// who may see what); channels by name, looked up by their key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A chat message sent in a channel.
@@ -56,6 +61,7 @@ pub enum Event {
         time: i64,
         channel: String,
         sender: String,
+        sender_key: String,
         text: String,
     },
     /// A private message (`/msg`), delivered or not.
@@ -63,23 +69,33 @@ pub enum Event {
         seq: u64,
         time: i64,
         sender: String,
+        sender_key: String,
         recipient: String,
+        recipient_key: String,
         text: String,
     },
-    /// A user joined (or created) a channel.
+    /// A user joined (or created) a channel. A rejoin with no message of the channel since
+    /// the user's last stay ended continues that stay (so that joins cannot make a search
+    /// cost more than what it may see).
     Join {
         seq: u64,
-        user: String,
+        user_key: String,
         channel: String,
     },
     /// A user left a channel (by `/leave`, `/join` elsewhere or disconnecting).
     Leave {
         seq: u64,
-        user: String,
+        user_key: String,
         channel: String,
     },
     /// A name logged in for the first time.
-    User { name: String, time: i64 },
+    User {
+        name: String,
+        key: String,
+        time: i64,
+    },
+    /// A channel was created; channels are never deleted and survive restarts.
+    Channel { name: String, time: i64 },
 }
 
 impl Event {
@@ -90,8 +106,14 @@ impl Event {
             | Event::Private { seq, .. }
             | Event::Join { seq, .. }
             | Event::Leave { seq, .. } => Some(*seq),
-            Event::User { .. } => None,
+            Event::User { .. } | Event::Channel { .. } => None,
         }
+    }
+
+    /// True for a change of membership, which must never be lost silently: who may see what
+    /// depends on it.
+    pub fn is_membership(&self) -> bool {
+        matches!(self, Event::Join { .. } | Event::Leave { .. })
     }
 }
 
@@ -100,39 +122,33 @@ impl Event {
 pub enum Request {
     /// A plain write; no reply.
     Event(Event),
-    /// Stores a private message for an offline user; replies [`Reply::OfflineStored`] after commit.
+    /// Stores a private message for an offline user; replies [`Reply::OfflineStored`] after
+    /// commit to `notify`, when there is someone to tell.
     StoreOffline {
-        conn: ConnId,
+        notify: Option<ConnId>,
         sender: String,
         recipient: String,
+        recipient_key: String,
         time: i64,
         text: String,
     },
-    /// Fetches a user's stored messages, oldest first; replies [`Reply::Offline`].
-    FetchOffline { conn: ConnId, name: String },
+    /// Fetches up to `limit` of a user's stored messages after id `after`, oldest first;
+    /// replies [`Reply::Offline`].
+    FetchOffline {
+        conn: ConnId,
+        key: String,
+        after: i64,
+        limit: usize,
+    },
     /// Removes offline messages once they were written to the recipient's socket; no reply.
     DeleteOffline { ids: Vec<i64> },
-    /// Registers a name with a password; replies [`Reply::Registered`] after commit.
-    Register {
-        conn: ConnId,
-        name: String,
-        password: String,
-        /// The registered name's history starts after this seq (its registering connection's
-        /// start), so that it never inherits what earlier holders of the name said or saw.
-        history_from: u64,
-    },
-    /// Checks a password; replies [`Reply::Identified`].
-    Identify {
-        conn: ConnId,
-        name: String,
-        password: String,
-    },
-    /// Searches the messages `user` may see; replies [`Reply::Search`].
+    /// Searches the messages `user_key` may see; replies [`Reply::Search`].
     Search {
         conn: ConnId,
-        user: String,
-        /// Only messages with a greater seq (for an unregistered name: since its connection began).
-        since_seq: Option<u64>,
+        user_key: String,
+        /// Only messages with a greater seq (for an unregistered name: since its connection
+        /// began; for a registered one, since it was registered).
+        since_seq: u64,
         term: String,
     },
 }
@@ -142,11 +158,8 @@ impl Request {
     pub fn conn(&self) -> Option<ConnId> {
         match self {
             Request::Event(_) | Request::DeleteOffline { .. } => None,
-            Request::StoreOffline { conn, .. }
-            | Request::FetchOffline { conn, .. }
-            | Request::Register { conn, .. }
-            | Request::Identify { conn, .. }
-            | Request::Search { conn, .. } => Some(*conn),
+            Request::StoreOffline { notify, .. } => *notify,
+            Request::FetchOffline { conn, .. } | Request::Search { conn, .. } => Some(*conn),
         }
     }
 
@@ -157,14 +170,44 @@ impl Request {
             Request::StoreOffline { .. } => RequestKind::StoreOffline,
             Request::FetchOffline { .. } => RequestKind::FetchOffline,
             Request::DeleteOffline { .. } => RequestKind::DeleteOffline,
-            Request::Register { .. } => RequestKind::Register,
-            Request::Identify { .. } => RequestKind::Identify,
             Request::Search { .. } => RequestKind::Search,
+        }
+    }
+
+    /// The name key a failure must be counted against (a mailbox), if any.
+    fn failure_key(&self) -> Option<String> {
+        match self {
+            Request::StoreOffline { recipient_key, .. } => Some(recipient_key.clone()),
+            _ => None,
         }
     }
 }
 
-/// The kinds of [`Request`].
+/// Work for the hashers: password hashing and checking (slow by design), off the event loop
+/// and off the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashJob {
+    /// Hash a new registration's password, then store it; replies [`Reply::Registered`] once
+    /// committed.
+    Hash {
+        conn: ConnId,
+        name: String,
+        key: String,
+        password: String,
+        /// The registered name's history starts after this seq (its registering connection's
+        /// start), so that it never inherits what earlier holders of the name said or saw.
+        history_from: u64,
+    },
+    /// Check a password against the stored hash; replies [`Reply::Identified`].
+    Verify {
+        conn: ConnId,
+        key: String,
+        password: String,
+        hash: String,
+    },
+}
+
+/// The kinds of requests and jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
     Event,
@@ -206,29 +249,41 @@ pub enum Registration {
     AlreadyRegistered,
 }
 
-/// What storage sends back to the event loop.
+/// A registered name, as the hub keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredName {
+    /// The name exactly as registered.
+    pub name: String,
+    /// Its history starts after this seq.
+    pub history_from: u64,
+    /// The salted argon2 hash, as a PHC string.
+    pub hash: String,
+}
+
+/// What storage and the hashers send back to the event loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// The offline message is committed.
     OfflineStored { conn: ConnId, recipient: String },
-    /// A user's offline messages, oldest first (possibly none).
+    /// Some of a user's offline messages, oldest first (none: there are no more); `total` is
+    /// how many are stored for the user in all.
     Offline {
         conn: ConnId,
-        name: String,
+        key: String,
+        total: usize,
         messages: Vec<OfflineMessage>,
     },
     /// The registration's outcome, committed.
     Registered {
         conn: ConnId,
         name: String,
+        key: String,
+        history_from: u64,
+        hash: String,
         result: Registration,
     },
-    /// Whether the password was right (`false` too for a name that is not registered).
-    Identified {
-        conn: ConnId,
-        name: String,
-        ok: bool,
-    },
+    /// Whether the password was right.
+    Identified { conn: ConnId, key: String, ok: bool },
     /// Search results: `total` matches, of which `results` holds the newest
     /// [`MAX_SEARCH_RESULTS`], oldest first.
     Search {
@@ -237,22 +292,13 @@ pub enum Reply {
         total: usize,
         results: Vec<SearchHit>,
     },
-    /// Storage could not carry out the request (the cause is in the log).
-    Failed { conn: ConnId, request: RequestKind },
-}
-
-impl Reply {
-    /// The connection the reply is for.
-    pub fn conn(&self) -> ConnId {
-        match self {
-            Reply::OfflineStored { conn, .. }
-            | Reply::Offline { conn, .. }
-            | Reply::Registered { conn, .. }
-            | Reply::Identified { conn, .. }
-            | Reply::Search { conn, .. }
-            | Reply::Failed { conn, .. } => *conn,
-        }
-    }
+    /// Storage could not carry out the request (the cause is in the log); `key` is the
+    /// mailbox of a failed offline store.
+    Failed {
+        conn: Option<ConnId>,
+        request: RequestKind,
+        key: Option<String>,
+    },
 }
 
 /// What the hub needs before the event loop starts.
@@ -260,12 +306,14 @@ impl Reply {
 pub struct Startup {
     /// The last sequence number used; the hub continues after it.
     pub last_seq: u64,
-    /// Every name that ever logged in.
-    pub known_names: HashSet<String>,
-    /// The names registered with a password, each with the seq its history starts after.
-    pub registered: HashMap<String, u64>,
-    /// The names that have offline messages waiting.
-    pub offline_recipients: HashSet<String>,
+    /// The key of every name that ever logged in.
+    pub known: HashSet<String>,
+    /// The registered names, by key.
+    pub registered: HashMap<String, RegisteredName>,
+    /// How many offline messages wait for each name key (only those with some).
+    pub offline: HashMap<String, usize>,
+    /// The channels, in creation order.
+    pub channels: Vec<String>,
 }
 
 /// What can go wrong when opening or closing storage.
@@ -276,6 +324,8 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}", crate::utils_errors::data_dir_in_use(&dir.display().to_string()))]
+    Locked { dir: PathBuf },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error(
@@ -289,6 +339,9 @@ pub enum StorageError {
     #[error("a storage thread panicked")]
     ThreadPanicked,
 }
+
+/// How many search threads run: two, so that one slow search never holds up another.
+const READER_THREADS: usize = 2;
 
 /// Opens storage; see [`Storage::open`] and [`Storage::ephemeral`].
 pub struct Storage;
@@ -307,31 +360,70 @@ impl Storage {
             path: dir.to_path_buf(),
             source,
         })?;
+        let lock = lock_dir(dir)?;
         let path = dir.join(DB_FILE);
         let write = schema::open_writer(&path)?;
-        let read = schema::open_reader(&path)?;
-        start(write, read, waker)
+        let readers = (0..READER_THREADS)
+            .map(|_| schema::open_reader(&path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (mut handle, startup) = start(write, readers, waker)?;
+        handle.lock = Some(lock);
+        Ok((handle, startup))
     }
 
     /// Storage in memory, gone when the handle shuts down: the same threads and SQL as
     /// [`Storage::open`].
     ///
-    /// A plain `:memory:` database belongs to one connection, and the reader needs its own, so
-    /// this is a uniquely named in-memory database (SQLite's `memdb` VFS) that both share.
+    /// A plain `:memory:` database belongs to one connection, and the readers need their own,
+    /// so this is a uniquely named in-memory database (SQLite's `memdb` VFS) that all share.
     pub fn ephemeral(waker: Arc<mio::Waker>) -> Result<(StorageHandle, Startup), StorageError> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let uri = format!("file:/chat-ephemeral-{}-{n}?vfs=memdb", std::process::id());
         let write = schema::open_writer(Path::new(&uri))?;
-        let read = schema::open_reader(Path::new(&uri))?;
-        start(write, read, waker)
+        let readers = (0..READER_THREADS)
+            .map(|_| schema::open_reader(Path::new(&uri)))
+            .collect::<Result<Vec<_>, _>>()?;
+        start(write, readers, waker)
     }
+}
+
+/// The lock file inside the storage directory.
+pub const LOCK_FILE: &str = "lock";
+
+/// Takes the directory's lock for as long as the returned file is open: a second server on
+/// the same directory would lose every message it relays.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StorageError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StorageError::CreateDir {
+            path: path.clone(),
+            source,
+        })?;
+    // SAFETY: flock on a descriptor this function owns; no pointers.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+            StorageError::Locked {
+                dir: dir.to_path_buf(),
+            }
+        } else {
+            StorageError::CreateDir { path, source: e }
+        });
+    }
+    Ok(file)
 }
 
 /// Prepares the database and starts the threads.
 fn start(
     mut write: Connection,
-    read: Connection,
+    readers: Vec<Connection>,
     waker: Arc<mio::Waker>,
 ) -> Result<(StorageHandle, Startup), StorageError> {
     let startup = schema::startup(&mut write)?;
@@ -339,21 +431,18 @@ fn start(
     let shared = Arc::new(Shared::new(waker, reply_tx));
     let (done_tx, done_rx) = mpsc::channel();
     let mut threads = Vec::new();
-
-    let (hash_tx, hash_rx) = mpsc::channel();
-    let hash_rx = Arc::new(std::sync::Mutex::new(hash_rx));
-    for i in 0..hasher::HASHER_THREADS {
-        let (shared, hash_rx, done) = (shared.clone(), hash_rx.clone(), done_tx.clone());
-        threads.push(spawn(&format!("storage-hash-{i}"), move || {
-            let _done = DoneGuard(done);
-            hasher::run(&shared, &hash_rx);
-        })?);
-    }
+    // The writer and the readers are waited for at shutdown; the hashers are not (a password
+    // check in progress has nobody left to answer).
+    let mut detached = |name: String, f: Box<dyn FnOnce() + Send>| -> Result<(), StorageError> {
+        spawn(&name, f).map(drop)
+    };
+    let hashers = HashPool::start(hasher::thread_count(), &shared, &mut detached)?;
 
     let (read_tx, read_rx) = mpsc::channel();
-    {
-        let (shared, done) = (shared.clone(), done_tx.clone());
-        threads.push(spawn("storage-read", move || {
+    let read_rx = Arc::new(std::sync::Mutex::new(read_rx));
+    for (i, read) in readers.into_iter().enumerate() {
+        let (shared, read_rx, done) = (shared.clone(), read_rx.clone(), done_tx.clone());
+        threads.push(spawn(&format!("storage-read-{i}"), move || {
             let _done = DoneGuard(done);
             search::run(read, &shared, &read_rx);
         })?);
@@ -361,7 +450,7 @@ fn start(
 
     {
         let (shared, done) = (shared.clone(), done_tx);
-        let writer = writer::Writer::new(write, shared, startup.last_seq, hash_tx, read_tx);
+        let writer = writer::Writer::new(write, shared, startup.last_seq, read_tx);
         threads.push(spawn("storage-write", move || {
             let _done = DoneGuard(done);
             writer.run();
@@ -370,6 +459,8 @@ fn start(
 
     let handle = StorageHandle {
         shared,
+        lock: None,
+        hashers,
         replies: reply_rx,
         threads,
         done: done_rx,
@@ -397,6 +488,10 @@ impl Drop for DoneGuard {
 /// The event loop's end of storage.
 pub struct StorageHandle {
     shared: Arc<Shared>,
+    /// The data directory's lock, held until the handle is dropped.
+    #[allow(dead_code)]
+    lock: Option<std::fs::File>,
+    hashers: HashPool,
     replies: Receiver<Reply>,
     threads: Vec<JoinHandle<()>>,
     done: Receiver<()>,
@@ -414,8 +509,14 @@ impl StorageHandle {
         self.shared.submit_all(requests);
     }
 
-    /// How many submitted requests are not finished yet; the loop stops reading clients while
-    /// this is high.
+    /// Hands a password job to the hashers; false when their bounded queue is full. Never
+    /// blocks.
+    pub fn try_hash(&self, job: HashJob) -> bool {
+        self.hashers.try_submit(job)
+    }
+
+    /// How many submitted requests the writer has not finished yet; the loop stops reading
+    /// clients while this is high (the disk is behind the chat).
     pub fn backlog(&self) -> usize {
         self.shared.pending()
     }
@@ -427,9 +528,10 @@ impl StorageHandle {
 
     /// Commits everything queued and stops the threads, waiting at most [`SHUTDOWN_TIMEOUT`].
     ///
-    /// Searches and password checks still queued are dropped (nobody is left to read their
-    /// replies); every write, including registrations being hashed, is committed. Past the
-    /// timeout the threads are left running detached and an error is returned.
+    /// Searches and password jobs still queued are dropped (nobody is left to read their
+    /// replies; nothing was confirmed for them); every write, and a registration whose hash is
+    /// being computed, is committed. Past the timeout the threads are left running detached
+    /// and an error is returned.
     pub fn shutdown(mut self) -> Result<(), StorageError> {
         self.shared.close();
         let threads = std::mem::take(&mut self.threads);

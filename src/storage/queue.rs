@@ -30,6 +30,7 @@ pub(super) enum Job {
     StoreHash {
         conn: ConnId,
         name: String,
+        key: String,
         hash: String,
         history_from: u64,
     },
@@ -59,7 +60,8 @@ pub(super) struct Shared {
     ready: Condvar,
     /// Requests submitted and not finished; see [`super::StorageHandle::backlog`].
     pending: AtomicUsize,
-    /// Jobs handed to the hasher and not finished; the writer stops only once this is 0.
+    /// Password hashes being computed for a registration; the writer stops only once this is
+    /// 0, so that a registration almost done at shutdown is still stored.
     hashing: AtomicUsize,
     /// Set once by `close`; lets the reader and hasher drop work whose reply nobody will read.
     closing: AtomicBool,
@@ -137,7 +139,7 @@ impl Shared {
             });
     }
 
-    /// Counts a job handed to the hasher.
+    /// Counts a registration's hash being computed.
     pub(super) fn hashing_started(&self) {
         self.hashing.fetch_add(1, Ordering::SeqCst);
     }

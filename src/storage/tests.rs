@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use rusqlite::Connection;
 
+use super::schema;
 use super::search::term_tokens;
 use super::*;
 
@@ -110,8 +111,8 @@ impl Fixture {
     ) -> (usize, Vec<SearchHit>) {
         self.submit(Request::Search {
             conn: 1,
-            user: user.into(),
-            since_seq,
+            user_key: key(user),
+            since_seq: since_seq.unwrap_or(0),
             term: term.into(),
         });
         match self.reply() {
@@ -139,12 +140,26 @@ impl Fixture {
     }
 }
 
+/// The key of a name.
+fn key(name: &str) -> String {
+    crate::names::name_key(name).to_string()
+}
+
+fn user(name: &str, time: i64) -> Event {
+    Event::User {
+        name: name.into(),
+        key: key(name),
+        time,
+    }
+}
+
 fn chat(seq: u64, channel: &str, sender: &str, text: &str) -> Event {
     Event::Chat {
         seq,
         time: 1_700_000_000 + i64::try_from(seq).unwrap(),
         channel: channel.into(),
         sender: sender.into(),
+        sender_key: key(sender),
         text: text.into(),
     }
 }
@@ -154,7 +169,9 @@ fn private(seq: u64, sender: &str, recipient: &str, text: &str) -> Event {
         seq,
         time: 1_700_000_000 + i64::try_from(seq).unwrap(),
         sender: sender.into(),
+        sender_key: key(sender),
         recipient: recipient.into(),
+        recipient_key: key(recipient),
         text: text.into(),
     }
 }
@@ -162,7 +179,7 @@ fn private(seq: u64, sender: &str, recipient: &str, text: &str) -> Event {
 fn join(seq: u64, user: &str, channel: &str) -> Event {
     Event::Join {
         seq,
-        user: user.into(),
+        user_key: key(user),
         channel: channel.into(),
     }
 }
@@ -170,7 +187,7 @@ fn join(seq: u64, user: &str, channel: &str) -> Event {
 fn leave(seq: u64, user: &str, channel: &str) -> Event {
     Event::Leave {
         seq,
-        user: user.into(),
+        user_key: key(user),
         channel: channel.into(),
     }
 }
@@ -199,7 +216,7 @@ fn term_tokens_split_like_unicode61() {
 fn fts_query_quotes_every_word() {
     assert_eq!(
         search::fts_query("cat OR dog*").as_deref(),
-        Some("\"cat\" AND \"OR\" AND \"dog\"")
+        Some("text : \"cat\" AND text : \"OR\" AND text : \"dog\"")
     );
     assert_eq!(search::fts_query("..."), None);
 }
@@ -381,8 +398,8 @@ fn search_sees_what_was_submitted_before_it_and_nothing_after() {
     f.event(chat(2, "x", "ann", "early bird"));
     f.submit(Request::Search {
         conn: 9,
-        user: "ann".into(),
-        since_seq: None,
+        user_key: key("ann"),
+        since_seq: 0,
         term: "bird".into(),
     });
     f.event(chat(3, "x", "ann", "late bird"));
@@ -414,8 +431,8 @@ fn submit_all_queues_in_order_and_empties_the_batch() {
         Request::Event(chat(2, "x", "ann", "first batch")),
         Request::Search {
             conn: 5,
-            user: "ann".into(),
-            since_seq: None,
+            user_key: key("ann"),
+            since_seq: 0,
             term: "batch".into(),
         },
         Request::Event(chat(3, "x", "ann", "after the search batch")),
@@ -467,27 +484,45 @@ fn events_alone_are_committed_without_an_urgent_job_to_push_them() {
 
 fn store_offline(f: &Fixture, sender: &str, recipient: &str, time: i64, text: &str) {
     f.submit(Request::StoreOffline {
-        conn: 3,
+        notify: Some(3),
         sender: sender.into(),
         recipient: recipient.into(),
+        recipient_key: key(recipient),
         time,
         text: text.into(),
     });
 }
 
-fn fetch_offline(f: &mut Fixture, name: &str) -> Vec<OfflineMessage> {
-    f.submit(Request::FetchOffline {
+fn fetch_request(name: &str, after: i64, limit: usize) -> Request {
+    Request::FetchOffline {
         conn: 4,
-        name: name.into(),
-    });
+        key: key(name),
+        after,
+        limit,
+    }
+}
+
+/// Up to `limit` messages for `name` after id `after`, and how many are stored in all.
+fn fetch_some(
+    f: &mut Fixture,
+    name: &str,
+    after: i64,
+    limit: usize,
+) -> (usize, Vec<OfflineMessage>) {
+    f.submit(fetch_request(name, after, limit));
     match f.reply() {
         Reply::Offline {
             conn: 4,
-            name: n,
+            key: k,
+            total,
             messages,
-        } if n == name => messages,
+        } if k == key(name) => (total, messages),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+fn fetch_offline(f: &mut Fixture, name: &str) -> Vec<OfflineMessage> {
+    fetch_some(f, name, 0, 10_000).1
 }
 
 #[test]
@@ -516,10 +551,7 @@ fn offline_messages_are_stored_fetched_oldest_first_and_deleted() {
     );
     // Stored right before the fetch: included.
     store_offline(&f, "ann", "bob", 12, "third");
-    f.submit(Request::FetchOffline {
-        conn: 4,
-        name: "bob".into(),
-    });
+    f.submit(fetch_request("bob", 0, 100));
     let mut replies = f.replies(2);
     assert!(matches!(replies[0], Reply::OfflineStored { .. }));
     let Reply::Offline { messages: all, .. } = replies.remove(1) else {
@@ -549,10 +581,7 @@ fn offline_messages_are_stored_fetched_oldest_first_and_deleted() {
 fn a_fetch_reply_comes_after_the_store_submitted_before_it() {
     let mut f = Fixture::ephemeral();
     store_offline(&f, "ann", "bob", 1, "hello");
-    f.submit(Request::FetchOffline {
-        conn: 4,
-        name: "bob".into(),
-    });
+    f.submit(fetch_request("bob", 0, 100));
     let replies = f.replies(2);
     assert!(matches!(replies[0], Reply::OfflineStored { .. }));
     match &replies[1] {
@@ -564,35 +593,47 @@ fn a_fetch_reply_comes_after_the_store_submitted_before_it() {
 
 // ---- Registration -----------------------------------------------------------------------------
 
-fn register(f: &mut Fixture, name: &str, password: &str) -> Registration {
-    f.submit(Request::Register {
-        conn: 5,
+fn hash_job(conn: ConnId, name: &str, password: &str, history_from: u64) -> HashJob {
+    HashJob::Hash {
+        conn,
         name: name.into(),
+        key: key(name),
         password: password.into(),
-        history_from: 0,
-    });
+        history_from,
+    }
+}
+
+/// Registers a name through the hashers and the writer; the outcome and the stored hash.
+fn register(f: &mut Fixture, name: &str, password: &str) -> (Registration, String) {
+    assert!(f.handle.try_hash(hash_job(5, name, password, 0)));
     match f.reply() {
         Reply::Registered {
             conn: 5,
             name: n,
+            key: k,
+            hash,
             result,
-        } if n == name => result,
+            ..
+        } if n == name && k == key(name) => (result, hash),
         other => panic!("unexpected {other:?}"),
     }
 }
 
-fn identify(f: &mut Fixture, name: &str, password: &str) -> bool {
-    f.submit(Request::Identify {
+/// Checks a password against a stored hash through the hashers.
+fn identify(f: &mut Fixture, name: &str, password: &str, hash: &str) -> bool {
+    let job = HashJob::Verify {
         conn: 6,
-        name: name.into(),
+        key: key(name),
         password: password.into(),
-    });
+        hash: hash.into(),
+    };
+    assert!(f.handle.try_hash(job));
     match f.reply() {
         Reply::Identified {
             conn: 6,
-            name: n,
+            key: k,
             ok,
-        } if n == name => ok,
+        } if k == key(name) => ok,
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -600,63 +641,75 @@ fn identify(f: &mut Fixture, name: &str, password: &str) -> bool {
 #[test]
 fn register_and_identify() {
     let mut f = Fixture::ephemeral();
-    f.event(Event::User {
-        name: "ann".into(),
-        time: 1,
-    });
-    assert!(!identify(&mut f, "ann", "whatever1")); // not registered
-    assert_eq!(
-        register(&mut f, "ann", "correct horse"),
-        Registration::Registered
-    );
-    assert_eq!(
-        register(&mut f, "ann", "another one"),
-        Registration::AlreadyRegistered
-    );
-    assert!(identify(&mut f, "ann", "correct horse"));
-    assert!(!identify(&mut f, "ann", "another one"));
-    assert!(!identify(&mut f, "ann", "Correct horse"));
+    f.event(user("ann", 1));
+    let (result, hash) = register(&mut f, "ann", "correct horse");
+    assert_eq!(result, Registration::Registered);
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let (again, _) = register(&mut f, "ann", "another one");
+    assert_eq!(again, Registration::AlreadyRegistered);
+    assert!(identify(&mut f, "ann", "correct horse", &hash));
+    assert!(!identify(&mut f, "ann", "another one", &hash));
+    assert!(!identify(&mut f, "ann", "Correct horse", &hash));
     // A name that never logged in can be registered too.
-    assert_eq!(
-        register(&mut f, "zed", "zzzzzzzz"),
-        Registration::Registered
-    );
-    assert!(identify(&mut f, "zed", "zzzzzzzz"));
+    let (result, zed) = register(&mut f, "zed", "zzzzzzzz");
+    assert_eq!(result, Registration::Registered);
+    assert!(identify(&mut f, "zed", "zzzzzzzz", &zed));
     f.shutdown();
 }
 
 #[test]
 fn two_registrations_of_one_name_in_flight_only_the_first_wins() {
-    // Both pass the writer's check before either hash is stored; one hasher thread keeps order.
-    assert_eq!(hasher::HASHER_THREADS, 1);
     let mut f = Fixture::ephemeral();
     for (conn, password) in [(1, "password one"), (2, "password two")] {
-        f.submit(Request::Register {
-            conn,
-            name: "ann".into(),
-            password: password.into(),
-            history_from: 0,
-        });
+        assert!(f.handle.try_hash(hash_job(conn, "ann", password, 0)));
     }
-    let mut results: Vec<(ConnId, Registration)> = f
+    let mut results: Vec<(Registration, String)> = f
         .replies(2)
         .into_iter()
         .map(|r| match r {
-            Reply::Registered { conn, result, .. } => (conn, result),
+            Reply::Registered { result, hash, .. } => (result, hash),
             other => panic!("unexpected {other:?}"),
         })
         .collect();
-    results.sort_by_key(|r| r.0);
-    assert_eq!(
-        results,
-        [
-            (1, Registration::Registered),
-            (2, Registration::AlreadyRegistered)
-        ]
-    );
-    assert!(identify(&mut f, "ann", "password one"));
-    assert!(!identify(&mut f, "ann", "password two"));
+    results.sort_by_key(|r| r.0 != Registration::Registered);
+    assert_eq!(results[0].0, Registration::Registered);
+    assert_eq!(results[1].0, Registration::AlreadyRegistered);
+    // Either password may have won; the stored hash is the winner's.
+    let winner = results[0].1.clone();
+    let one = identify(&mut f, "ann", "password one", &winner);
+    let two = identify(&mut f, "ann", "password two", &winner);
+    assert!(one != two, "exactly one password matches the winner's hash");
     f.shutdown();
+}
+
+#[test]
+fn the_hashers_queue_is_bounded_and_never_blocks() {
+    let f = Fixture::ephemeral();
+    let start = Instant::now();
+    let mut accepted = 0;
+    let mut refused = 0;
+    for i in 0..500 {
+        if f.handle
+            .try_hash(hash_job(i, &format!("u{i}"), "a long password", 0))
+        {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(start.elapsed() < Duration::from_secs(1), "try_hash waited");
+    assert!(
+        refused > 0 && accepted > 0,
+        "{accepted} accepted, {refused} refused"
+    );
+    // Shutdown does not wait for the queued hashes: nothing was confirmed for them.
+    let start = Instant::now();
+    f.shutdown();
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        start.elapsed()
+    );
 }
 
 // ---- The queue ------------------------------------------------------------------------------------
@@ -669,13 +722,15 @@ fn replies_wake_the_poll_and_backlog_drains() {
     }
     f.submit(Request::FetchOffline {
         conn: 42,
-        name: "ann".into(),
+        key: key("ann"),
+        after: 0,
+        limit: 10,
     });
     // Only the waker can end this poll early; nothing else is registered.
     let mut events = Events::with_capacity(4);
     f.poll.poll(&mut events, Some(REPLY_TIMEOUT)).unwrap();
     assert!(events.iter().any(|e| e.token() == WAKE), "no wake-up");
-    assert_eq!(f.replies(1)[0].conn(), 42);
+    assert!(matches!(f.replies(1)[0], Reply::Offline { conn: 42, .. }));
     assert_eq!(f.handle.backlog(), 0);
     f.shutdown();
 }
@@ -700,13 +755,15 @@ fn reopening_keeps_the_schema_version_and_all_data() {
     let dir = TempDir::new("reopen");
     let mut f = Fixture::open(&dir);
     assert_eq!(f.startup, Startup::default());
-    f.event(Event::User {
-        name: "ann".into(),
+    f.event(user("ann", 1));
+    f.event(user("bob", 2));
+    f.event(Event::Channel {
+        name: "x".into(),
         time: 1,
     });
-    f.event(Event::User {
-        name: "bob".into(),
-        time: 2,
+    f.event(Event::Channel {
+        name: "Another room".into(),
+        time: 1,
     });
     f.event(join(1, "ann", "x"));
     f.event(chat(2, "x", "ann", "kept across restarts"));
@@ -714,10 +771,8 @@ fn reopening_keeps_the_schema_version_and_all_data() {
     f.event(leave(4, "ann", "x"));
     store_offline(&f, "ann", "bob", 3, "kept offline");
     assert!(matches!(f.reply(), Reply::OfflineStored { .. }));
-    assert_eq!(
-        register(&mut f, "ann", "secret password"),
-        Registration::Registered
-    );
+    let (result, hash) = register(&mut f, "ann", "secret password");
+    assert_eq!(result, Registration::Registered);
     f.shutdown();
 
     let db = dir.db();
@@ -725,16 +780,16 @@ fn reopening_keeps_the_schema_version_and_all_data() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, schema::current_version());
-    assert_eq!(version, 2);
-    let hash: String = db
+    assert_eq!(version, 3);
+    let stored: String = db
         .query_row(
             "SELECT password_hash FROM users WHERE name = 'ann'",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
-    assert!(!hash.contains("secret password"));
+    assert_eq!(stored, hash);
+    assert!(!stored.contains("secret password"));
     let mode: String = db
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -744,24 +799,25 @@ fn reopening_keeps_the_schema_version_and_all_data() {
     let mut f = Fixture::open(&dir);
     assert_eq!(f.startup.last_seq, 4);
     assert_eq!(
-        f.startup.known_names,
-        ["ann", "bob"].into_iter().map(String::from).collect()
+        f.startup.known,
+        [key("ann"), key("bob")].into_iter().collect()
     );
-    assert_eq!(
-        f.startup.registered,
-        [("ann".to_string(), 0)].into_iter().collect()
-    );
+    assert_eq!(f.startup.registered.len(), 1);
+    let ann = &f.startup.registered[&key("ann")];
+    assert_eq!((ann.name.as_str(), ann.history_from), ("ann", 0));
+    assert_eq!(ann.hash, hash);
+    assert_eq!(f.startup.channels, strings(&["x", "Another room"]));
     assert_eq!(
         f.texts("ann", "kept"),
         strings(&["kept across restarts", "kept private"])
     );
     assert_eq!(f.texts("bob", "kept"), strings(&["kept private"]));
-    assert!(f.startup.offline_recipients.contains("bob"));
-    assert!(!f.startup.offline_recipients.contains("ann"));
+    assert_eq!(f.startup.offline.get(&key("bob")), Some(&1));
+    assert!(!f.startup.offline.contains_key(&key("ann")));
     let offline = fetch_offline(&mut f, "bob");
     assert_eq!(offline.len(), 1);
     assert_eq!(offline[0].text, "kept offline");
-    assert!(identify(&mut f, "ann", "secret password"));
+    assert!(identify(&mut f, "ann", "secret password", &hash));
     f.shutdown();
 
     // A third open: nothing migrates again, nothing changes.
@@ -780,11 +836,26 @@ fn a_newer_schema_is_refused() {
     match Storage::open(dir.path(), waker) {
         Err(StorageError::SchemaTooNew {
             found: 99,
-            supported: 2,
+            supported: 3,
         }) => {}
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("opened a database from the future"),
     }
+}
+
+#[test]
+fn a_second_storage_on_the_same_directory_is_refused() {
+    let dir = TempDir::new("locked");
+    let f = Fixture::open(&dir);
+    let e = open_error(dir.path());
+    assert!(matches!(e, StorageError::Locked { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        crate::utils_errors::data_dir_in_use(&dir.path().display().to_string())
+    );
+    f.shutdown();
+    // Free again once the first is gone.
+    Fixture::open(&dir).shutdown();
 }
 
 #[test]
@@ -806,36 +877,52 @@ fn memberships_left_open_are_closed_on_reopen() {
     assert_eq!(f.texts("ann", "crash"), strings(&["before the crash"]));
     f.shutdown();
 
-    let (user, join_seq, leave_seq): (String, i64, Option<i64>) = dir
+    let (from, to): (i64, Option<i64>) = dir
         .db()
         .query_row(
-            "SELECT user, join_seq, leave_seq FROM memberships WHERE user = 'ann'",
+            "SELECT from_seq, to_seq FROM memberships JOIN users ON users.id = user_id
+             WHERE users.key = 'ann'",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!((user.as_str(), join_seq, leave_seq), ("ann", 1, Some(5)));
+    assert_eq!((from, to), (1, Some(5)));
 }
 
 #[test]
-fn a_registration_submitted_just_before_shutdown_is_committed() {
-    let dir = TempDir::new("late-register");
-    let f = Fixture::open(&dir);
-    f.submit(Request::Register {
-        conn: 1,
-        name: "ann".into(),
-        password: "late password".into(),
-        history_from: 0,
-    });
-    f.submit(Request::Search {
-        conn: 1,
-        user: "ann".into(),
-        since_seq: None,
-        term: "x".into(),
-    });
+fn a_rejoin_with_no_message_between_continues_the_stay() {
+    let mut f = Fixture::ephemeral();
+    // 2,000 joins and leaves with nothing said in between: one stay, not a thousand.
+    let mut seq = 0;
+    for _ in 0..1000 {
+        seq += 1;
+        f.event(join(seq, "ann", "x"));
+        seq += 1;
+        f.event(leave(seq, "ann", "x"));
+    }
+    seq += 1;
+    f.event(chat(seq, "x", "bob", "said after"));
+    seq += 1;
+    f.event(join(seq, "ann", "x"));
+    seq += 1;
+    f.event(chat(seq, "x", "bob", "said inside"));
+    assert_eq!(f.texts("ann", "said"), strings(&["said inside"]));
     f.shutdown();
-    let f = Fixture::open(&dir);
-    assert!(f.startup.registered.contains_key("ann"));
+}
+
+#[test]
+fn a_large_mailbox_is_fetched_in_batches() {
+    let mut f = Fixture::ephemeral();
+    for i in 0..25 {
+        store_offline(&f, "ann", "bob", i, &format!("n{i}"));
+    }
+    f.replies(25);
+    let (total, first) = fetch_some(&mut f, "bob", 0, 10);
+    assert_eq!((total, first.len()), (25, 10));
+    let (_, second) = fetch_some(&mut f, "bob", first[9].id, 10);
+    assert_eq!(second[0].text, "n10");
+    let (_, last) = fetch_some(&mut f, "bob", second[9].id, 10);
+    assert_eq!(last.len(), 5);
     f.shutdown();
 }
 
@@ -880,7 +967,7 @@ fn many_events_all_survive_shutdown_and_reopen() {
         .unwrap();
     let open: i64 = db
         .query_row(
-            "SELECT count(*) FROM memberships WHERE leave_seq IS NULL",
+            "SELECT count(*) FROM memberships WHERE to_seq IS NULL",
             [],
             |r| r.get(0),
         )
@@ -937,22 +1024,13 @@ fn one_request_at_a_time_each_commits_and_replies() {
 
 #[test]
 fn an_unusable_stored_hash_fails_identification_without_a_panic() {
-    let dir = TempDir::new("bad-hash");
-    let mut f = Fixture::open(&dir);
-    assert_eq!(
-        register(&mut f, "ann", "good password"),
-        Registration::Registered
-    );
-    f.shutdown();
-    dir.db()
-        .execute(
-            "UPDATE users SET password_hash = 'not a PHC string' WHERE name = 'ann'",
-            [],
-        )
-        .unwrap();
-    let mut f = Fixture::open(&dir);
-    assert!(f.startup.registered.contains_key("ann"));
-    assert!(!identify(&mut f, "ann", "good password"));
+    let mut f = Fixture::ephemeral();
+    assert!(!identify(
+        &mut f,
+        "ann",
+        "good password",
+        "not a PHC string"
+    ));
     f.shutdown();
 }
 
@@ -979,48 +1057,64 @@ fn opening_a_file_or_a_corrupt_database_is_an_error() {
 }
 
 #[test]
-fn a_version_1_database_is_migrated_keeping_its_data() {
-    let dir = TempDir::new("migrate-v1");
+fn a_version_2_database_is_migrated_keeping_its_data() {
+    let dir = TempDir::new("migrate-v2");
     {
         std::fs::create_dir_all(dir.path()).unwrap();
         let db = Connection::open(dir.path().join(crate::storage::DB_FILE)).unwrap();
         db.execute_batch(schema::V1).unwrap();
-        db.pragma_update(None, "user_version", 1).unwrap();
-        db.execute(
-            "INSERT INTO users (name, password_hash, created) VALUES ('old', 'x', 0)",
-            [],
+        db.execute_batch(schema::V2).unwrap();
+        db.pragma_update(None, "user_version", 2).unwrap();
+        db.execute_batch(
+            "INSERT INTO users (name, password_hash, created, history_from)
+                 VALUES ('Old', 'phc-of-old', 0, 7), ('bob', NULL, 0, 0), ('OLD', NULL, 1, 0);
+             INSERT INTO memberships VALUES ('bob', 'room', 1, 3);
+             INSERT INTO memberships VALUES ('Old', 'room', 2, NULL);
+             INSERT INTO messages VALUES (2, 100, 'room', 'bob', NULL, 'hello room');
+             INSERT INTO messages VALUES (4, 101, NULL, 'bob', 'Old', 'hello old');
+             INSERT INTO messages_fts (rowid, text) VALUES (2, 'hello room'), (4, 'hello old');
+             INSERT INTO offline (time, sender, recipient, text) VALUES (5, 'bob', 'Old', 'waiting');
+             UPDATE state SET last_seq = 4;",
         )
         .unwrap();
     }
-    let f = Fixture::open(&dir);
-    assert_eq!(f.startup.registered.get("old"), Some(&0));
+    let mut f = Fixture::open(&dir);
+    let old = &f.startup.registered[&key("old")];
+    assert_eq!(
+        (old.name.as_str(), old.history_from, old.hash.as_str()),
+        ("Old", 7, "phc-of-old")
+    );
+    assert_eq!(f.startup.known.len(), 2, "Old and OLD are one name");
+    assert_eq!(f.startup.channels, strings(&["room"]));
+    assert_eq!(f.startup.offline.get(&key("Old")), Some(&1));
+    assert_eq!(
+        f.texts("bob", "hello"),
+        strings(&["hello room", "hello old"])
+    );
+    assert_eq!(f.texts("Old", "hello"), strings(&["hello old"]));
     f.shutdown();
     let version: i64 = dir
         .db()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[test]
 fn a_registration_keeps_where_its_history_starts() {
     let dir = TempDir::new("history-from");
     let mut f = Fixture::open(&dir);
-    f.submit(Request::Register {
-        conn: 1,
-        name: "ann".into(),
-        password: "secret password".into(),
-        history_from: 42,
-    });
+    assert!(f.handle.try_hash(hash_job(1, "ann", "secret password", 42)));
     assert!(matches!(
         f.reply(),
         Reply::Registered {
             result: Registration::Registered,
+            history_from: 42,
             ..
         }
     ));
     f.shutdown();
     let f = Fixture::open(&dir);
-    assert_eq!(f.startup.registered.get("ann"), Some(&42));
+    assert_eq!(f.startup.registered[&key("ann")].history_from, 42);
     f.shutdown();
 }
