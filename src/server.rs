@@ -80,7 +80,8 @@ pub struct ServerConfig {
     /// disconnected
     #[arg(long, default_value_t = 1 << 20)]
     pub max_queue: usize,
-    /// Most bytes read from one connection per turn of the event loop
+    /// Most bytes read from one connection per turn of the event loop (and never more than a
+    /// quarter of --max-queue, so that one sender's turn cannot fill a reader's queue)
     #[arg(long, default_value_t = 16 * 1024)]
     pub read_budget: usize,
     /// Frames per second a client may send before the server stops reading from it (0: no limit)
@@ -883,6 +884,7 @@ impl Server {
             let mut left = self
                 .cfg
                 .read_budget
+                .min(self.cfg.max_queue / 4)
                 .min(allowed.saturating_mul(FRAME_LEN))
                 .max(1);
             let mut failed = false;

@@ -24,6 +24,8 @@ pub fn frame(text: &str) -> Vec<u8> {
 pub struct ServerProc {
     child: Child,
     pub addr: SocketAddr,
+    /// What the server logged, when started with [`ServerProc::start_logged`].
+    log: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }
 
 impl ServerProc {
@@ -38,6 +40,84 @@ impl ServerProc {
         Self::spawn(cmd)
     }
 
+    /// Like [`ServerProc::start`], with the server's log (info and up) collected; see
+    /// [`ServerProc::log`].
+    pub fn start_logged(args: &[&str]) -> ServerProc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
+        cmd.args(["0", "--bind", "127.0.0.1"]).args(args);
+        if !args.contains(&"--data-dir") {
+            cmd.arg("--ephemeral");
+        }
+        Self::spawn_logged(cmd)
+    }
+
+    /// Starts a prepared server command with its stderr collected.
+    pub fn spawn_logged(mut cmd: Command) -> ServerProc {
+        cmd.env("RUST_LOG", "info").stderr(Stdio::piped());
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err = child.stderr.take().expect("server stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+        let mut server = Self::wait_listening(child);
+        server.log = Some(log);
+        server
+    }
+
+    /// What the server has logged so far (started with [`ServerProc::start_logged`]).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|l| l.lock().ok().map(|l| l.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill() with a pid we own and a valid signal number.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Waits (bounded) for the server to exit.
+    pub fn wait_exit(mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+
     /// Starts a prepared server command (stdout piped, stderr per TEST_SERVER_LOG).
     pub fn spawn(mut cmd: Command) -> ServerProc {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
@@ -46,7 +126,12 @@ impl ServerProc {
         } else {
             cmd.env("RUST_LOG", "off").stderr(Stdio::null());
         }
-        let mut child = cmd.spawn().expect("start the server binary");
+        let child = cmd.spawn().expect("start the server binary");
+        Self::wait_listening(child)
+    }
+
+    /// Waits for a started server's `Listening on` line.
+    fn wait_listening(mut child: Child) -> ServerProc {
         let stdout = child.stdout.take().expect("server stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -75,7 +160,11 @@ impl ServerProc {
             .last()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
-        ServerProc { child, addr }
+        ServerProc {
+            child,
+            addr,
+            log: None,
+        }
     }
 
     /// A raw connection to the server.
