@@ -288,22 +288,22 @@ fn parse_plain(text: &str) -> Vec<Vec<String>> {
     sonnets
 }
 
+/// The test data, shared with the end-to-end suites: `data/sonnets.txt` and the ICS layout
+/// generated from it.
+#[cfg(test)]
+#[path = "../test_harness/common/sonnet_files.rs"]
+pub(crate) mod test_files;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn shared(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data")
-            .join(name)
-    }
-
     fn ics() -> Sonnets {
-        Sonnets::load(&shared("AllSonnets.txt")).unwrap()
+        Sonnets::parse(&test_files::ics_text()).unwrap()
     }
 
     fn plain() -> Sonnets {
-        Sonnets::load(&shared("en.shakespeare.txt")).unwrap()
+        Sonnets::parse(&test_files::plain_text()).unwrap()
     }
 
     /// A plain-format text of `count` made-up sonnets.
@@ -341,23 +341,37 @@ mod tests {
         }
     }
 
+    /// The ICS layout of a text reads back as exactly the sonnets of the plain text: the title,
+    /// the headings, the indentation, the trailing spaces and sonnet 126's placeholders are
+    /// layout, not verse.
     #[test]
-    fn ics_file_text() {
+    fn the_ics_layout_reads_as_the_plain_text() {
+        let layout = test_files::ics_text();
+        assert!(layout.starts_with("All Sonnets\n\n\nI.\n\nFROM fairest creatures"));
+        assert!(layout.contains("\n That thereby beauty's rose might never die,\n"));
+        assert!(layout.contains("\n\n\nCXXVI.\n\nO thou, my lovely boy, who in thy power\n"));
+        for placeholder in test_files::PLACEHOLDERS {
+            assert!(layout.contains(&format!("\n {placeholder}\n")));
+        }
+        assert!(layout.lines().filter(|l| l.ends_with(' ')).count() > 100);
+        assert!(layout.ends_with("Love's fire heats water, water cools not love.\n\n\n"));
         let s = ics();
-        let one = s.get(1).unwrap();
-        assert_eq!(one.len(), 14);
-        assert_eq!(one[0], "From fairest creatures we desire increase,");
-        assert_eq!(one[13], "To eat the world's due, by the grave and thee.");
-        assert_eq!(s.get(99).unwrap().len(), 15);
-        // The two `(   )` placeholder lines of the quarto are dropped.
+        assert_eq!(s, plain());
         let six = s.get(126).unwrap();
         assert_eq!(six.len(), 12);
         assert_eq!(six[11], "And her quietus is to render thee.");
-        let last = s.get(154).unwrap();
-        assert_eq!(last[0], "The little Love-god lying once asleep,");
-        assert_eq!(last[13], "Love's fire heats water, water cools not love.");
         // The title line `All Sonnets` is not part of sonnet 1 or of any other.
-        assert!((1..=154).all(|n| s.get(n).unwrap().len() >= 12));
+        assert_eq!(
+            s.get(1).unwrap()[0],
+            "FROM fairest creatures we desire increase,"
+        );
+    }
+
+    #[test]
+    fn the_generated_numerals_are_the_librarys() {
+        for n in 1..=SONNET_COUNT {
+            assert_eq!(test_files::roman(n), roman(n));
+        }
     }
 
     #[test]
@@ -378,74 +392,13 @@ mod tests {
         );
     }
 
-    /// Edit distance between two strings, by characters.
-    fn levenshtein(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1];
-            for (j, &cb) in b.iter().enumerate() {
-                let best = (prev[j + 1] + 1)
-                    .min(cur[j] + 1)
-                    .min(prev[j] + usize::from(ca != cb));
-                cur.push(best);
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    }
-
-    fn letters(line: &str) -> String {
-        line.chars()
-            .filter(char::is_ascii_alphabetic)
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    }
-
-    /// The two files are two editions: they differ in spelling, punctuation and a few words
-    /// (127: "eyes" / "brows"), so the text is not identical. What must hold is that they line
-    /// up: every sonnet has the same number of lines, and each line is the same line (at most a
-    /// quarter of its letters differ; a sonnet or line off by one would differ almost wholly).
-    #[test]
-    fn the_two_editions_line_up() {
-        let (a, b) = (ics(), plain());
-        let mut identical = 0;
-        for n in 1..=SONNET_COUNT {
-            let (x, y) = (a.get(n).unwrap(), b.get(n).unwrap());
-            assert_eq!(x.len(), y.len(), "sonnet {n}");
-            for (i, (lx, ly)) in x.iter().zip(y).enumerate() {
-                let (lx, ly) = (letters(lx), letters(ly));
-                let distance = levenshtein(&lx, &ly);
-                assert!(distance * 4 <= lx.len(), "sonnet {n} line {}", i + 1);
-                identical += usize::from(distance == 0);
-            }
-        }
-        // Most lines differ only in punctuation or case.
-        assert_eq!(identical, 1920);
-        assert_eq!(
-            a.get(127).unwrap()[8],
-            "Therefore my mistress' eyes are raven black,"
-        );
-        assert_eq!(
-            b.get(127).unwrap()[8],
-            "Therefore my mistress' brows are raven black,"
-        );
-    }
-
-    #[test]
-    fn levenshtein_counts_edits() {
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(levenshtein("same", "same"), 0);
-    }
-
     #[test]
     fn lines_for_starts_with_the_numeral() {
         let s = ics();
         let two = s.lines_for(2).unwrap();
         assert_eq!(two.len(), 15);
         assert_eq!(two[0], "II.");
-        assert_eq!(two[1], "When forty winters shall besiege thy brow,");
+        assert_eq!(two[1], "When forty winters shall beseige thy brow,");
         assert_eq!(s.lines_for(154).unwrap()[0], "CLIV.");
         assert_eq!(s.lines_for(0), None);
         assert_eq!(s.lines_for(155), None);

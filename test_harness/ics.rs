@@ -2,14 +2,25 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chat::sonnets::Sonnets;
 use chat::utils_errors as text;
-use common::{Peer, ServerProc};
+use common::{sonnet_files, Peer, ServerProc};
 
-fn shared(file: &str) -> String {
-    format!("{}/../shared/data/{file}", env!("CARGO_MANIFEST_DIR"))
+/// The sonnets in the ICS layout, generated once from `data/sonnets.txt` into this suite's
+/// temporary directory.
+fn ics_path() -> String {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    let path = PATH.get_or_init(|| sonnet_files::write_ics(Path::new(env!("CARGO_TARGET_TMPDIR"))));
+    path.display().to_string()
+}
+
+/// `data/sonnets.txt`, the plain format, as `scripts/fetch_sonnets.sh` fetches it.
+fn plain_path() -> String {
+    sonnet_files::plain_path_checked().display().to_string()
 }
 
 /// Reads frames until `lines` lines have arrived.
@@ -26,9 +37,8 @@ fn recv_lines(peer: &mut Peer, lines: usize) -> Vec<String> {
 
 #[test]
 fn sonnets_from_both_formats() {
-    for file in ["AllSonnets.txt", "en.shakespeare.txt"] {
-        let path = shared(file);
-        let sonnets = Sonnets::load(std::path::Path::new(&path)).unwrap();
+    for path in [ics_path(), plain_path()] {
+        let sonnets = Sonnets::load(Path::new(&path)).unwrap();
         let server = ServerProc::start(&["--sonnets", &path]);
         let mut a = server.login("Reader");
         for (n, numeral, count) in [
@@ -146,7 +156,7 @@ fn who_with_more_than_200_users() {
 fn through_the_real_client() {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let path = shared("AllSonnets.txt");
+    let path = ics_path();
     let server = ServerProc::start(&["--sonnets", &path]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_client"))
         .args(["Reader", "127.0.0.1", &server.addr.port().to_string()])
@@ -168,7 +178,7 @@ fn through_the_real_client() {
         .map(|l| l.trim_start_matches("[Me] ").trim_start_matches("\r    \r"))
         .filter(|l| !l.trim().is_empty())
         .collect();
-    let sonnets = Sonnets::load(std::path::Path::new(&path)).unwrap();
+    let sonnets = Sonnets::load(Path::new(&path)).unwrap();
     let mut expected = vec!["CXXVI."];
     expected.extend(sonnets.get(126).unwrap().iter().map(String::as_str));
     expected.extend(["Users: ------------", "Reader: -", "Groups: -----------"]);
