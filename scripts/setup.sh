@@ -70,8 +70,12 @@ else
     command -v apt-get >/dev/null || die "no apt-get to install ${missing[*]}"
     say "installing Debian packages: ${missing[*]} (apt-get update, then apt-get install)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || die "apt-get update failed"
-    apt-get install -y -qq "${missing[@]}" || die "apt-get install ${missing[*]} failed"
+    mkdir -p target/tools
+    apt_log="target/tools/apt.log"
+    if ! { apt-get update -q && apt-get install -y -q "${missing[@]}"; } >"$apt_log" 2>&1; then
+        tail -n 30 "$apt_log" >&2
+        die "apt-get could not install ${missing[*]} (the whole log: $apt_log)"
+    fi
     for package in "${missing[@]}"; do
         installed "$package" || die "$package is still not installed after apt-get install"
     done
