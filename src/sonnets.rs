@@ -25,6 +25,75 @@ pub const SONNET_COUNT: usize = 154;
 /// (`scripts/fetch_sonnets.sh` puts the file there).
 pub const DEFAULT_SONNETS_PATH: &str = "data/sonnets.txt";
 
+/// The text of `scripts/fetch_sonnets.sh`, built in so that an installed server, far from any
+/// checkout, can fetch the sonnets too (`chat-server --fetch-sonnets`, see [`fetch`]).
+pub const FETCH_SCRIPT: &str = include_str!("../scripts/fetch_sonnets.sh");
+
+/// Why [`fetch`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// bash could not be started.
+    #[error("cannot run bash for the sonnets download: {0}")]
+    Bash(std::io::Error),
+    /// The script ran and failed; it has said why on stderr.
+    #[error("the sonnets download failed ({0})")]
+    Failed(std::process::ExitStatus),
+}
+
+/// Downloads the sonnets to `dest` (relative to the current directory, like `--sonnets`) by
+/// running [`FETCH_SCRIPT`] with bash; the script talks to our stdout and stderr, and does
+/// nothing when `dest` already holds the right file.
+pub fn fetch(dest: &Path) -> Result<(), FetchError> {
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(FETCH_SCRIPT)
+        .arg("fetch_sonnets")
+        .arg(dest)
+        .status()
+        .map_err(FetchError::Bash)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(FetchError::Failed(status))
+    }
+}
+
+/// The server's warning when it starts without sonnets: what went wrong, and the command that
+/// fetches them to `path` (the server's `--sonnets`) wherever the server is installed, with the
+/// reminder that a relative `path` is relative to the current directory (which it names when
+/// it can read it).
+pub fn missing_warning(path: &Path, err: &SonnetsError) -> String {
+    let arg = if path == Path::new(DEFAULT_SONNETS_PATH) {
+        String::new()
+    } else {
+        format!(" {}", shell_word(&path.display().to_string()))
+    };
+    let place = if path.is_absolute() {
+        String::new()
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => format!(", relative to the current directory ({})", cwd.display()),
+            Err(_) => ", relative to the current directory".to_string(),
+        }
+    };
+    format!(
+        "no sonnets: {err}; /sonnet will say none are available. \
+         `chat-server --fetch-sonnets{arg}` (`server --fetch-sonnets{arg}` in a checkout) \
+         downloads them to {}{place}, where this server looks for them",
+        path.display()
+    )
+}
+
+/// `word` as one shell word: as it is when it is plain, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// Why a sonnets file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SonnetsError {
@@ -553,6 +622,40 @@ mod tests {
         let text = plain_text(154).replacen("Line one of 1,", "Line\x0c one\x1b[31m of 1,\x07", 1);
         let s = Sonnets::parse(&text).unwrap();
         assert_eq!(s.get(1).unwrap()[0], "Line one[31m of 1,");
+    }
+
+    #[test]
+    fn the_missing_warning_names_the_fetch_command_and_the_directory() {
+        let err =
+            Sonnets::load(Path::new(DEFAULT_SONNETS_PATH).join("nope").as_path()).unwrap_err();
+        let cwd = std::env::current_dir().unwrap();
+        let warning = missing_warning(Path::new(DEFAULT_SONNETS_PATH), &err);
+        assert_eq!(
+            warning,
+            format!(
+                "no sonnets: {err}; /sonnet will say none are available. \
+                 `chat-server --fetch-sonnets` (`server --fetch-sonnets` in a checkout) \
+                 downloads them to data/sonnets.txt, relative to the current directory ({}), \
+                 where this server looks for them",
+                cwd.display()
+            )
+        );
+        let warning = missing_warning(Path::new("/srv/chat/my sonnets.txt"), &err);
+        assert!(
+            warning.contains(
+                "`chat-server --fetch-sonnets '/srv/chat/my sonnets.txt'` \
+                 (`server --fetch-sonnets '/srv/chat/my sonnets.txt'` in a checkout) \
+                 downloads them to /srv/chat/my sonnets.txt, where"
+            ),
+            "{warning}"
+        );
+        let warning = missing_warning(Path::new("poems.txt"), &err);
+        assert!(
+            warning.contains("--fetch-sonnets poems.txt` (`server --fetch-sonnets poems.txt`"),
+            "{warning}"
+        );
+        assert!(warning.contains("to poems.txt, relative to the current directory ("));
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
     }
 
     #[test]
