@@ -66,7 +66,8 @@ impl Pieces {
 
 #[derive(Subcommand)]
 enum Mode {
-    /// The course scenario: join split_messages and send the tree message ten times.
+    /// The course scenario: join split_messages, which must exist (create it from another
+    /// client first), and send the tree message ten times; fails if the channel is missing.
     Replay {
         host: String,
         port: String,
