@@ -507,6 +507,66 @@ fn stress_with_the_server_pid_reports_its_cpu_and_memory() {
     assert!(out.contains("\"server\":null"), "{out}");
 }
 
+/// The same rated run (two clients, 1,000 messages a second each) against a server whose flood
+/// limit is far below that, and against one without a limit.
+fn rated_run_against(server_flags: &[&str]) -> (String, String) {
+    let server = ServerProc::start(server_flags);
+    let port = server.addr.port().to_string();
+    run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "2",
+        "--messages",
+        "300",
+        "--rate",
+        "1000",
+        "--json",
+        "--duration-secs",
+        "15",
+    ])
+}
+
+#[test]
+fn stress_says_when_the_servers_flood_limit_held_the_senders_back() {
+    // 200 frames a second after a burst of 10: 300 messages take about 1.5 s, each waiting in
+    // its sender's socket while the server answers the probe at once.
+    let (json, err) = rated_run_against(&["--flood-rate", "200", "--flood-burst", "10"]);
+    assert_eq!(json_field(&json, "throttled"), "true", "{json}");
+    assert_eq!(json_field(&json, "passed"), "true", "{json}");
+    assert!(json.contains("\"probe_ns\":{\"samples\":"), "{json}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("  THROTTLED:  a message took "))
+        .unwrap_or_else(|| panic!("no THROTTLED line in {err}"));
+    assert!(
+        line.contains(
+            "while the server answered a spare connection in ",
+        ) && line.ends_with(
+            ": the server's flood limit (--flood-rate, --flood-burst) held the senders back, so \
+             these figures measure that limit, not the server. Load-test a server of its own, \
+             started with --ephemeral --flood-rate 0."
+        ),
+        "{line}"
+    );
+    assert!(err.ends_with("result:     PASS\n"), "{err}");
+}
+
+#[test]
+fn stress_says_when_the_senders_were_not_held_back() {
+    let (json, err) = rated_run_against(&["--flood-rate", "0"]);
+    assert_eq!(json_field(&json, "throttled"), "false", "{json}");
+    assert!(!err.contains("THROTTLED"), "{err}");
+    assert!(
+        err.lines().any(
+            |l| l.starts_with("  probe:      a spare connection's round trip p50 ")
+                && l.ends_with("samples): the senders were not held back")
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn stress_at_a_fixed_rate_reports_how_well_it_kept_the_schedule() {
     let server = ServerProc::start(&[]);

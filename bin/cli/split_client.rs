@@ -77,7 +77,9 @@ enum Mode {
         #[command(flatten)]
         pieces: Pieces,
     },
-    /// The load test: many clients in one event loop, every delivery verified.
+    /// The load test: many clients in one event loop, every delivery verified. Run it against a
+    /// server of its own (--ephemeral --flood-rate 0): it writes its messages and names into
+    /// the history, and it says when the server's flood limit held the senders back.
     Stress(Stress),
     /// The machine's floor: loopback connections to itself, one thread writing each round's
     /// frame to every member of a group but one, another reading them all; no server at all.
