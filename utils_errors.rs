@@ -116,6 +116,15 @@ pub const SPLIT_REPLAY_NAME: &str = "SplitMessagesChatClient";
 /// The channel the split client's course replay joins.
 pub const SPLIT_REPLAY_CHANNEL: &str = "split_messages";
 
+/// Printed on stderr (after `split_client: `) when the server refuses the replay because its
+/// channel does not exist; the replay then exits non-zero.
+pub fn split_replay_no_channel(host: &str, port: &str) -> String {
+    format!(
+        "the server at {host}:{port} has no channel {SPLIT_REPLAY_CHANNEL}, so the replay stopped: \
+         create it first (for example `client NAME {host} {port}`, then `/create {SPLIT_REPLAY_CHANNEL}`)"
+    )
+}
+
 /// The message the split client's course replay sends ten times.
 pub const SPLIT_REPLAY_MESSAGE: &str = "I think that I shall never see a structure more wasteful than a tree. Most links remain idle and unused while others are overloaded and abused.";
 

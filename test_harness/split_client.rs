@@ -37,7 +37,11 @@ fn collect(mut pipe: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
 
 impl Run {
     fn start(args: &[&str], stdin: Option<&str>) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_split_client"))
+        Run::start_bin(env!("CARGO_BIN_EXE_split_client"), args, stdin)
+    }
+
+    fn start_bin(bin: &str, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut child = Command::new(bin)
             .args(args)
             .env("RUST_LOG", "off")
             .stdin(if stdin.is_some() {
@@ -156,6 +160,72 @@ fn replay_sends_the_course_message_ten_times_in_pieces() {
         sent.extend(frame(REPLAY_MESSAGE));
     }
     assert_eq!(pieces.concat().into_bytes(), sent);
+}
+
+#[test]
+fn replay_fails_at_once_when_its_channel_does_not_exist() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let started = Instant::now();
+    let run = Run::start(
+        &["replay", "127.0.0.1", &port, "--interval-ms", "500"],
+        None,
+    );
+    let (status, out, err) = run.finish();
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(1), "stderr {err}");
+    // It stops at the first refusal instead of sending ten messages into nowhere (4.5 s).
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    assert!(
+        out.starts_with("No channel named split_messages exists. Try '/create split_messages'?\n"),
+        "{out}"
+    );
+    let last = err.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!(
+            "split_client: the server at 127.0.0.1:{port} has no channel split_messages, so the \
+             replay stopped: create it first (for example `client NAME 127.0.0.1 {port}`, then \
+             `/create split_messages`)"
+        )
+    );
+    let mut sent = frame(REPLAY_NAME);
+    sent.extend(frame("/join split_messages"));
+    sent.extend(frame(REPLAY_MESSAGE));
+    assert_eq!(logged_pieces(&err).concat().into_bytes(), sent);
+}
+
+#[test]
+fn the_install_names_run_the_same_programs() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    for (bin, args) in [
+        (
+            env!("CARGO_BIN_EXE_chat-client"),
+            vec!["x", "127.0.0.1", &port],
+        ),
+        (
+            env!("CARGO_BIN_EXE_chat-split-client"),
+            vec!["replay", "127.0.0.1", &port],
+        ),
+    ] {
+        let (status, out, _) = Run::start_bin(bin, &args, Some("")).finish();
+        assert_eq!(status.code(), Some(1), "{bin}");
+        assert_eq!(
+            out,
+            format!("Unable to connect to 127.0.0.1:{port}\n"),
+            "{bin}"
+        );
+    }
+    let (status, out, _) =
+        Run::start_bin(env!("CARGO_BIN_EXE_chat-split-client"), &["--help"], None).finish();
+    assert!(status.success());
+    assert!(
+        out.contains("Usage: chat-split-client [OPTIONS] <NAME> <HOST> <PORT>"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -435,6 +505,66 @@ fn stress_with_the_server_pid_reports_its_cpu_and_memory() {
     let (status, out, _) = Run::start(&args, None).finish();
     assert!(status.success());
     assert!(out.contains("\"server\":null"), "{out}");
+}
+
+/// The same rated run (two clients, 1,000 messages a second each) against a server whose flood
+/// limit is far below that, and against one without a limit.
+fn rated_run_against(server_flags: &[&str]) -> (String, String) {
+    let server = ServerProc::start(server_flags);
+    let port = server.addr.port().to_string();
+    run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "2",
+        "--messages",
+        "300",
+        "--rate",
+        "1000",
+        "--json",
+        "--duration-secs",
+        "15",
+    ])
+}
+
+#[test]
+fn stress_says_when_the_servers_flood_limit_held_the_senders_back() {
+    // 200 frames a second after a burst of 10: 300 messages take about 1.5 s, each waiting in
+    // its sender's socket while the server answers the probe at once.
+    let (json, err) = rated_run_against(&["--flood-rate", "200", "--flood-burst", "10"]);
+    assert_eq!(json_field(&json, "throttled"), "true", "{json}");
+    assert_eq!(json_field(&json, "passed"), "true", "{json}");
+    assert!(json.contains("\"probe_ns\":{\"samples\":"), "{json}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("  THROTTLED:  a message took "))
+        .unwrap_or_else(|| panic!("no THROTTLED line in {err}"));
+    assert!(
+        line.contains(
+            "while the server answered a spare connection in ",
+        ) && line.ends_with(
+            ": the server's flood limit (--flood-rate, --flood-burst) held the senders back, so \
+             these figures measure that limit, not the server. Load-test a server of its own, \
+             started with --ephemeral --flood-rate 0."
+        ),
+        "{line}"
+    );
+    assert!(err.ends_with("result:     PASS\n"), "{err}");
+}
+
+#[test]
+fn stress_says_when_the_senders_were_not_held_back() {
+    let (json, err) = rated_run_against(&["--flood-rate", "0"]);
+    assert_eq!(json_field(&json, "throttled"), "false", "{json}");
+    assert!(!err.contains("THROTTLED"), "{err}");
+    assert!(
+        err.lines().any(
+            |l| l.starts_with("  probe:      a spare connection's round trip p50 ")
+                && l.ends_with("samples): the senders were not held back")
+        ),
+        "{err}"
+    );
 }
 
 #[test]

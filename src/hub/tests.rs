@@ -541,11 +541,16 @@ fn the_unknown_command_text_still_lists_only_the_course_commands() {
         .ends_with("Valid messages are /create, /list, and /join."));
 }
 
+/// The sonnets in the course's ICS layout (`AllSonnets.txt`, generated from
+/// `data/sonnets.txt`) or in the plain format (`en.shakespeare.txt`: `data/sonnets.txt` itself).
 fn shared_sonnets(file: &str) -> Sonnets {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(file);
-    Sonnets::load(&path).unwrap()
+    use crate::sonnets::test_files;
+    let text = match file {
+        "AllSonnets.txt" => test_files::ics_text(),
+        "en.shakespeare.txt" => test_files::plain_text(),
+        other => panic!("no test sonnets named {other}"),
+    };
+    Sonnets::parse(&text).unwrap()
 }
 
 fn sonnet_fixture(sonnets: Option<Sonnets>) -> Fixture {

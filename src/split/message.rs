@@ -129,6 +129,11 @@ impl Codec {
         name
     }
 
+    /// The name of the run's responsiveness probe (see `stress::probe`).
+    pub fn probe_name(&self) -> String {
+        format!("{}probe", String::from_utf8_lossy(&self.run_tag))
+    }
+
     /// True when `name` is one of this run's no-read clients.
     pub fn is_no_read_name(&self, name: &[u8]) -> bool {
         name.len() == NAME_LEN

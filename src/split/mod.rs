@@ -40,6 +40,9 @@ pub enum SplitError {
     /// The options do not describe a possible run.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The replay's channel does not exist on the server; the text says what to do.
+    #[error("{0}")]
+    NoReplayChannel(String),
     /// The stress clients could not log in or join their channels.
     #[error("stress setup failed: {0}")]
     Setup(String),

@@ -27,9 +27,19 @@ pub struct ReplayConfig {
     pub pieces: PieceOptions,
 }
 
+/// True for the server's refusals of the replay: `/join` of a channel that does not exist, and
+/// a chat message from a client in no channel.
+fn is_refusal(text: &str) -> bool {
+    text == text::no_such_channel(text::SPLIT_REPLAY_CHANNEL) || text == text::NOT_IN_CHANNEL
+}
+
 /// Logs in as `SplitMessagesChatClient`, joins `split_messages` and sends the course message
 /// ten times, one interval apart, each frame in random pieces (logged to `log`). Frames from the
 /// server are printed to `out`, one text per line.
+///
+/// The channel must exist: the replay does not create it (the course scenario only joins). When
+/// the server refuses the join or a message, the replay stops at once with
+/// [`SplitError::NoReplayChannel`] rather than send the rest into nowhere.
 pub fn run_replay(
     cfg: &ReplayConfig,
     out: &mut impl Write,
@@ -42,6 +52,8 @@ pub fn run_replay(
         let _ = out.flush();
         SplitError::Disconnected(msg)
     };
+    let no_channel =
+        || SplitError::NoReplayChannel(text::split_replay_no_channel(&cfg.host, &cfg.port));
     let join = format!("/join {}", text::SPLIT_REPLAY_CHANNEL);
     for t in [text::SPLIT_REPLAY_NAME, join.as_str()] {
         if session.send_text(t, log).is_err() {
@@ -58,6 +70,9 @@ pub fn run_replay(
                     Ok(Event::Frame(t)) => {
                         writeln!(out, "{t}")?;
                         out.flush()?;
+                        if is_refusal(&t) {
+                            return Err(no_channel());
+                        }
                     }
                     Ok(Event::Closed) => return Err(disconnected(out)),
                     Ok(_) => {}
@@ -78,6 +93,9 @@ pub fn run_replay(
             Ok(Event::Frame(t)) => {
                 writeln!(out, "{t}")?;
                 out.flush()?;
+                if is_refusal(&t) {
+                    return Err(no_channel());
+                }
             }
             Ok(Event::Closed) | Err(_) => return Ok(()),
             Ok(_) => {}

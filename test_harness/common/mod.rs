@@ -2,6 +2,9 @@
 //! with raw sockets. Every read has a timeout, so a missing reply fails fast.
 #![allow(dead_code)]
 
+pub mod sonnet_files;
+pub mod tools;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};

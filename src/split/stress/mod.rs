@@ -8,6 +8,7 @@
 //! then either hold the connections idle or send the messages.
 
 mod conn;
+pub mod probe;
 pub mod procfs;
 pub mod report;
 pub mod tracker;
@@ -25,6 +26,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use self::conn::{Conn, Phase};
+use self::probe::Probe;
 pub use self::report::{Latency, ServerUsage, StressReport};
 use self::tracker::{Layout, Tracker};
 use super::histogram::Histogram;
@@ -52,6 +54,8 @@ const SWEEP: Duration = Duration::from_millis(250);
 const TICK: Duration = Duration::from_millis(100);
 /// The token of the send timer (never a connection's index).
 const TIMER: Token = Token(usize::MAX);
+/// The token of the responsiveness probe (never a connection's index).
+const PROBE: Token = Token(usize::MAX - 1);
 /// The command whose error reply marks the end of a client's setup.
 const SYNC_COMMAND: &str = "/stress-sync";
 
@@ -285,6 +289,8 @@ struct Run<'a> {
     /// Wakes the loop when the next rated send is due: epoll's timeout counts whole
     /// milliseconds, which would send a millisecond's messages in one clump.
     timer: Option<SendTimer>,
+    /// The spare connection that tells a busy server from a throttling one (see [`probe`]).
+    probe: Option<Probe>,
     woken: Vec<u32>,
     /// During setup, joined clients are read in sweeps rather than on every event: each join
     /// sends a notice to every member of the channel, and reading them one at a time costs a
@@ -362,6 +368,7 @@ impl<'a> Run<'a> {
             disconnects: 0,
             rate: None,
             timer: None,
+            probe: None,
             woken: Vec::new(),
             defer_reads: false,
             deferred: Vec::new(),
@@ -489,6 +496,12 @@ impl<'a> Run<'a> {
             if event.token() == TIMER {
                 if let Some(timer) = &self.timer {
                     timer.clear();
+                }
+                continue;
+            }
+            if event.token() == PROBE {
+                if let Some(probe) = self.probe.as_mut() {
+                    probe.read(Instant::now());
                 }
                 continue;
             }
@@ -659,6 +672,12 @@ impl<'a> Run<'a> {
 
     /// Sends every message and waits for every delivery (or the limit).
     fn send_all(&mut self, events: &mut Events) -> Result<(), SplitError> {
+        let probe_name = self.codec.probe_name();
+        match Probe::connect(self.cfg.addr, &probe_name, self.poll.registry(), PROBE) {
+            Ok(probe) => self.probe = Some(probe),
+            // Without it the report only lacks the throttling verdict.
+            Err(e) => log::warn!("no responsiveness probe: {e}"),
+        }
         let start = Instant::now();
         let start_ns = self.now_ns();
         let senders = self.layout.senders;
@@ -725,6 +744,9 @@ impl<'a> Run<'a> {
                     timer.arm(wait)?;
                     wait = TICK;
                 }
+            }
+            if let Some(probe) = self.probe.as_mut() {
+                wait = wait.min(probe.tick(Instant::now()));
             }
             self.poll_once(events, wait)?;
             self.progress(|r| {
@@ -805,6 +827,8 @@ impl<'a> Run<'a> {
         } else {
             self.tracker.expected()
         };
+        let latency = Latency::of(&self.tracker.latency);
+        let probe = self.probe.as_ref().map(|p| Latency::of(&p.rtt));
         StressReport {
             clients: self.cfg.clients,
             senders: self.layout.senders,
@@ -822,7 +846,9 @@ impl<'a> Run<'a> {
             } else {
                 0.0
             },
-            latency: Latency::of(&self.tracker.latency),
+            latency,
+            probe,
+            throttled: probe.is_some_and(|p| probe::held_back(&latency, &p)),
             send_lag: self.rate.as_ref().map(|r| Latency::of(&r.lag)),
             lost: expected.saturating_sub(c.delivered),
             duplicates: c.duplicates,
@@ -840,6 +866,9 @@ impl<'a> Run<'a> {
     fn close_all(&mut self) {
         for conn in &mut self.conns {
             conn.close(self.poll.registry());
+        }
+        if let Some(probe) = self.probe.take() {
+            probe.close(self.poll.registry());
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::split::histogram::Histogram;
+use crate::split::stress::probe;
 
 /// Latency percentiles, in ns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,6 +100,12 @@ pub struct StressReport {
     pub deliveries_per_sec: f64,
     /// Send-to-receive latency.
     pub latency: Latency,
+    /// The round trips of the responsiveness probe, a spare connection that asks the server a
+    /// command while the senders send (`None` when idle, or when it could not connect).
+    pub probe: Option<Latency>,
+    /// The server held the senders back while it was free: its flood limit, most likely
+    /// (see [`probe::held_back`]). Not a failure, but the figures measure the limit.
+    pub throttled: bool,
     /// With `--rate`: how late each send was against its schedule (the load tool's own
     /// precision; `None` without a rate).
     pub send_lag: Option<Latency>,
@@ -150,6 +157,7 @@ impl StressReport {
                 "\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},",
                 "\"disconnects\":{},\"no_read_dropped\":{},\"other_frames\":{},",
                 "\"timed_out\":{},\"stalled\":{},\"send_lag_ns\":{},\"server\":{},",
+                "\"probe_ns\":{},\"throttled\":{},",
                 "\"passed\":{}}}"
             ),
             self.clients,
@@ -176,6 +184,8 @@ impl StressReport {
             self.stalled,
             self.send_lag_json(),
             self.server_json(),
+            self.probe_json(),
+            self.throttled,
             self.passed(),
         )
     }
@@ -184,6 +194,16 @@ impl StressReport {
         match &self.send_lag {
             None => "null".into(),
             Some(l) => format!("{{\"p50\":{},\"p99\":{},\"max\":{}}}", l.p50, l.p99, l.max),
+        }
+    }
+
+    fn probe_json(&self) -> String {
+        match &self.probe {
+            None => "null".into(),
+            Some(l) => format!(
+                "{{\"samples\":{},\"p50\":{},\"p99\":{},\"max\":{}}}",
+                l.samples, l.p50, l.p99, l.max
+            ),
         }
     }
 
@@ -246,6 +266,37 @@ impl fmt::Display for StressReport {
                 human_ns(l.max),
                 human_ns(l.mean)
             )?;
+            if self.throttled {
+                let probe = self.probe.unwrap_or_default();
+                writeln!(
+                    f,
+                    "  THROTTLED:  a message took {} (median) to arrive while the server answered \
+                     a spare connection in {}: the server's flood limit (--flood-rate, \
+                     --flood-burst) held the senders back, so these figures measure that limit, \
+                     not the server. Load-test a server of its own, started with --ephemeral \
+                     --flood-rate 0.",
+                    human_ns(self.latency.p50),
+                    human_ns(probe.p50)
+                )?;
+            } else if let Some(p) = &self.probe {
+                if p.samples >= probe::MIN_SAMPLES {
+                    writeln!(
+                        f,
+                        "  probe:      a spare connection's round trip p50 {}, max {} ({} \
+                         samples): the senders were not held back",
+                        human_ns(p.p50),
+                        human_ns(p.max),
+                        p.samples
+                    )?;
+                } else {
+                    writeln!(
+                        f,
+                        "  probe:      {} round trip(s) of a spare connection: too few to tell \
+                         whether the server held the senders back",
+                        p.samples
+                    )?;
+                }
+            }
             if let Some(lag) = &self.send_lag {
                 writeln!(
                     f,
@@ -365,6 +416,8 @@ mod tests {
             "no_read_dropped",
             "stalled",
             "\"server\":null",
+            "\"probe_ns\":null",
+            "\"throttled\":false",
         ] {
             assert!(json.contains(key), "{key}");
         }
@@ -391,6 +444,59 @@ mod tests {
         assert!(report
             .to_string()
             .contains("server:     0.500 s CPU (250 ns per delivery); RSS 6000 KiB -> 7000 KiB"));
+    }
+
+    #[test]
+    fn the_probe_and_the_throttling_verdict_are_reported() {
+        let probe = Latency {
+            samples: 20,
+            p50: 25_000,
+            p99: 90_000,
+            max: 100_000,
+            ..Default::default()
+        };
+        let throttled = StressReport {
+            deliveries_expected: 10,
+            deliveries_received: 10,
+            latency: Latency {
+                samples: 10,
+                p50: 15_660_000,
+                ..Default::default()
+            },
+            probe: Some(probe),
+            throttled: true,
+            ..Default::default()
+        };
+        assert!(throttled.passed(), "throttling is not a failure");
+        let json = throttled.to_json();
+        assert!(json.contains(
+            "\"probe_ns\":{\"samples\":20,\"p50\":25000,\"p99\":90000,\"max\":100000},\
+             \"throttled\":true,"
+        ));
+        let text = throttled.to_string();
+        assert!(text.contains(
+            "\n  THROTTLED:  a message took 15.66 ms (median) to arrive while the server answered \
+             a spare connection in 25.0 µs: the server's flood limit"
+        ));
+        let free = StressReport {
+            throttled: false,
+            ..throttled.clone()
+        };
+        assert!(free.to_string().contains(
+            "\n  probe:      a spare connection's round trip p50 25.0 µs, max 100.0 µs (20 \
+             samples): the senders were not held back\n"
+        ));
+        let short = StressReport {
+            probe: Some(Latency {
+                samples: 2,
+                ..probe
+            }),
+            ..free
+        };
+        assert!(short.to_string().contains(
+            "\n  probe:      2 round trip(s) of a spare connection: too few to tell whether the \
+             server held the senders back\n"
+        ));
     }
 
     #[test]
