@@ -1148,11 +1148,7 @@ fn load_sonnets(path: &Path) -> Option<Sonnets> {
             Some(s)
         }
         Err(e) => {
-            log::warn!(
-                "no sonnets from {}: {e}; /sonnet will say none are available \
-                 (scripts/fetch_sonnets.sh fetches them)",
-                absolute(path).display()
-            );
+            log::warn!("{}", sonnets::missing_warning(path, &e));
             None
         }
     }

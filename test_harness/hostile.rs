@@ -76,9 +76,17 @@ fn a_piped_client_registers_every_time() {
             .write_all(b"/register secretpassword\n")
             .unwrap();
         let mut out = String::new();
-        client.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        client
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         let _ = client.wait();
-        assert!(out.contains(&text::now_registered(&name)), "run {i}: {out:?}");
+        assert!(
+            out.contains(&text::now_registered(&name)),
+            "run {i}: {out:?}"
+        );
         let mut check = server.connect();
         check.send(&name);
         check.expect(&text::registered_name_prompt(&name, 60));
@@ -173,7 +181,11 @@ fn sigterm_with_password_hashes_pending_exits_zero_at_once() {
     server.signal(libc::SIGTERM);
     let status = server.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(alice.expect_closed(), [text::SHUTTING_DOWN]);
     let last = peers.pop().unwrap();
     drop(last);
@@ -256,10 +268,15 @@ fn an_offline_flood_cannot_lock_a_user_out() {
         lines.extend(victim.recv().lines().map(String::from));
     }
     assert_eq!(lines[0], "You have 1000 offline messages:");
-    assert!(lines[1..].iter().all(|l| l.contains("[flooder") && l.contains("-> victim] spam")));
+    assert!(lines[1..]
+        .iter()
+        .all(|l| l.contains("[flooder") && l.contains("-> victim] spam")));
     round_trip(&mut victim);
     let grown = server.rss_kib().saturating_sub(rss_before);
-    assert!(grown < 32 * 1024, "the delivery grew the server by {grown} KiB");
+    assert!(
+        grown < 32 * 1024,
+        "the delivery grew the server by {grown} KiB"
+    );
     // Delivered means deleted: the next login is quiet.
     drop(victim);
     thread::sleep(Duration::from_millis(200));
@@ -286,7 +303,10 @@ fn raise_nofile() -> u64 {
 fn a_registration_flood_never_stalls_chat() {
     let limit = raise_nofile();
     let flooders = 4500.min(limit.saturating_sub(200) as usize / 2);
-    assert!(flooders >= 4300, "open-file limit {limit} too low for the test");
+    assert!(
+        flooders >= 4300,
+        "open-file limit {limit} too low for the test"
+    );
     let server = ServerProc::start(&["--max-clients", "20000"]);
     let mut alice = server.login("Alice");
     alice.send("/create room");
@@ -309,7 +329,10 @@ fn a_registration_flood_never_stalls_chat() {
         assert_eq!(alice.recv(), format!("[Kay] ping {i}"));
         worst = worst.max(sent.elapsed());
     }
-    assert!(worst < Duration::from_secs(1), "a bystander waited {worst:?}");
+    assert!(
+        worst < Duration::from_secs(1),
+        "a bystander waited {worst:?}"
+    );
     // Every flooder got an answer: registered, or the busy text.
     let mut busy = 0;
     for (i, p) in flood.iter_mut().enumerate() {
@@ -401,7 +424,10 @@ fn password_guessing_is_slowed_across_reconnects() {
         if t == text::wrong_password("vault") {
             checked += 1;
         } else {
-            assert!(t.starts_with("Too many wrong passwords for vault."), "{t:?}");
+            assert!(
+                t.starts_with("Too many wrong passwords for vault."),
+                "{t:?}"
+            );
             refused += 1;
         }
         p.send("/quit");
@@ -432,7 +458,10 @@ fn joins_cannot_make_searches_slow() {
     let mut seen = 0;
     while seen < 20_000 {
         let t = talker.recv();
-        assert!(t == "Mallory has joined" || t == "Mallory has left", "{t:?}");
+        assert!(
+            t == "Mallory has joined" || t == "Mallory has left",
+            "{t:?}"
+        );
         seen += 1;
     }
     mallory.send("/join a");
@@ -443,10 +472,7 @@ fn joins_cannot_make_searches_slow() {
     let started = Instant::now();
     mallory.send("/search needle");
     bystander.send("/search needle");
-    assert_eq!(
-        unstamp(&mallory.recv()),
-        "(T) [a] Talker: needle again"
-    );
+    assert_eq!(unstamp(&mallory.recv()), "(T) [a] Talker: needle again");
     bystander.expect("'needle' not found");
     let took = started.elapsed();
     assert!(took < Duration::from_secs(1), "searches took {took:?}");
@@ -520,7 +546,14 @@ impl SmallDisk {
         let dir = TempDir::new(tag);
         std::fs::create_dir_all(&dir.0).unwrap();
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", dir.arg()])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                dir.arg(),
+            ])
             .status()
             .expect("run mount");
         assert!(

@@ -68,8 +68,8 @@ pub fn main() -> ExitCode {
     let server = match Server::bind(cli.config) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("{e}");
-            eprintln!("server: {e}");
+            // Once, on stderr, whatever RUST_LOG says.
+            eprintln!("{name}: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -104,7 +104,10 @@ impl ServerProc {
             if let Some(status) = self.child.try_wait().expect("wait for the server") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the server did not exit within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
