@@ -16,6 +16,12 @@ pub fn name_in_use(name: &str) -> String {
     format!("Name {name} is already in use. Send another name.")
 }
 
+/// Reply to a name the same as a registered one (after case folding and the confusable
+/// skeleton) but not spelled exactly like it.
+pub fn name_too_close(name: &str) -> String {
+    format!("Name {name} is too close to a registered name. Send another name.")
+}
+
 /// Broadcast to a channel when a member leaves it or disconnects.
 pub fn has_left(name: &str) -> String {
     format!("{name} has left")
@@ -83,6 +89,19 @@ pub fn server_disconnected(host: &str, port: &str) -> String {
 pub fn unable_to_connect(host: &str, port: &str) -> String {
     format!("Unable to connect to {host}:{port}")
 }
+
+/// Sent by the client right after NAME to learn whether the server took it (the server says
+/// nothing when it does): as a name it is invalid (it holds a space), so a server still waiting
+/// for a name answers the invalid-name text; as a command `/time` ignores its argument.
+pub const LOGIN_PROBE: &str = "/time now";
+
+/// Printed by the client on a terminal once the server has taken its name.
+pub fn client_connected(host: &str, port: &str, name: &str) -> String {
+    format!("Connected to {host}:{port} as {name}. Type /help for commands.")
+}
+
+/// The client's prompt on a terminal when the server refused its name.
+pub const CLIENT_NAME_PROMPT: &str = "Name: ";
 
 /// The split client's log line for each piece it sends (to stderr).
 pub fn sending_piece(len: usize, piece: &str) -> String {
