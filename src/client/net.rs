@@ -52,7 +52,7 @@ pub enum ConnectError {
     #[error("{0} has no address")]
     NoAddress(String),
     /// No address accepted the connection (the last failure is given).
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("{source} (at {addr})")]
     Connect {
         addr: SocketAddr,
         #[source]

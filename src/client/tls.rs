@@ -63,8 +63,21 @@ fn presented_names(names: &[String]) -> String {
     if names.is_empty() {
         String::new()
     } else {
+        let names: Vec<&str> = names.iter().map(|n| bare_name(n)).collect();
         format!(" (it is for {})", names.join(", "))
     }
+}
+
+/// A presented name without webpki's debug wrapping: `DnsName("a.example")` is `a.example`,
+/// `IpAddress(192.0.2.1)` is `192.0.2.1`.
+fn bare_name(name: &str) -> &str {
+    name.strip_prefix("DnsName(\"")
+        .and_then(|n| n.strip_suffix("\")"))
+        .or_else(|| {
+            name.strip_prefix("IpAddress(")
+                .and_then(|n| n.strip_suffix(')'))
+        })
+        .unwrap_or(name)
 }
 
 /// The configuration for a client that trusts the certificates in `ca` (PEM), or else the
@@ -218,11 +231,15 @@ mod tests {
     fn messages_say_what_to_do() {
         let wrong = TlsError::WrongName {
             host: "localhost".into(),
-            presented: vec!["other.example".into()],
+            presented: vec![
+                "DnsName(\"other.example\")".into(),
+                "IpAddress(192.0.2.1)".into(),
+            ],
         };
         assert_eq!(
             wrong.to_string(),
-            "the server's certificate is not valid for localhost (it is for other.example)"
+            "the server's certificate is not valid for localhost \
+             (it is for other.example, 192.0.2.1)"
         );
         assert!(TlsError::UnknownIssuer.to_string().contains("--ca FILE"));
     }
