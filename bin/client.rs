@@ -28,6 +28,11 @@ Login:
   in pipe mode the refusal is printed and the client exits 3; on a terminal it asks for
   another name.
 
+TLS:
+  --tls speaks the same protocol inside TLS 1.2 or 1.3 and checks that the server's
+  certificate leads to a trusted root and names HOST (a name or an IP address). The roots are
+  the system's (SSL_CERT_FILE / SSL_CERT_DIR are honoured), or only those in --ca FILE (PEM).
+
 Exit status:
   0  end of input, /quit or Ctrl-D (or stdout closed)
   1  the server closed the connection, or the client could not connect (`Unable to connect
