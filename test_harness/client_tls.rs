@@ -299,6 +299,27 @@ fn a_plain_port_is_not_taken_for_tls() {
 }
 
 #[test]
+fn a_server_that_hangs_up_during_the_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        // A half close, so that the client reads the end of stream (not a reset).
+        if let Some(Ok(stream)) = listener.incoming().next() {
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            thread::sleep(Duration::from_secs(5));
+        }
+    });
+    let stderr = refused(&["--tls"], port);
+    assert_eq!(
+        stderr,
+        format!(
+            "client: cannot connect to localhost:{port}: the TLS handshake failed: the server \
+             closed the connection\n"
+        )
+    );
+}
+
+#[test]
 fn a_bad_ca_file_is_refused_before_connecting() {
     let dir = common::TempDir::new("client-tls-badca");
     std::fs::create_dir_all(&dir.0).unwrap();

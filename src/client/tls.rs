@@ -144,8 +144,15 @@ pub fn handshake(
     let name = server_name(host)?;
     let mut conn = ClientConnection::new(config, name).map_err(TlsError::Setup)?;
     while conn.is_handshaking() {
-        if let Err(error) = conn.complete_io(stream) {
-            return Err(explain(error, host, port));
+        match conn.complete_io(stream) {
+            // No progress while still handshaking: the server went away.
+            Ok((0, 0)) => {
+                return Err(TlsError::Handshake(
+                    "the server closed the connection".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(error) => return Err(explain(error, host, port)),
         }
     }
     Ok(conn)
@@ -182,7 +189,7 @@ fn explain(error: io::Error, host: &str, port: &str) -> TlsError {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                 TlsError::Handshake("the server did not answer in time".into())
             }
-            io::ErrorKind::UnexpectedEof => {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
                 TlsError::Handshake("the server closed the connection".into())
             }
             _ => TlsError::Handshake(error.to_string()),
