@@ -274,7 +274,7 @@ impl LinePlanner {
                 }
                 Err(error) => {
                     let (valid, after) = rest.split_at(error.valid_up_to());
-                    // SAFETY-free: `valid_up_to` bytes are valid UTF-8 by definition.
+                    // The first `valid_up_to` bytes are valid UTF-8: this cannot fail.
                     if let Ok(text) = std::str::from_utf8(valid) {
                         self.push(text, out);
                     }
