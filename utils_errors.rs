@@ -105,6 +105,19 @@ pub fn unable_to_connect(host: &str, port: &str) -> String {
     format!("Unable to connect to {host}:{port}")
 }
 
+/// Sent by the client right after NAME to learn whether the server took it (the server says
+/// nothing when it does): as a name it is invalid (it holds a space), so a server still waiting
+/// for a name answers the invalid-name text; as a command `/time` ignores its argument.
+pub const LOGIN_PROBE: &str = "/time now";
+
+/// Printed by the client on a terminal once the server has taken its name.
+pub fn client_connected(host: &str, port: &str, name: &str) -> String {
+    format!("Connected to {host}:{port} as {name}. Type /help for commands.")
+}
+
+/// The client's prompt on a terminal when the server refused its name.
+pub const CLIENT_NAME_PROMPT: &str = "Name: ";
+
 /// The split client's log line for each piece it sends (to stderr).
 pub fn sending_piece(len: usize, piece: &str) -> String {
     format!("Sending {len} characters: {piece}")

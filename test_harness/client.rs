@@ -1,220 +1,24 @@
-//! End-to-end tests of the `client` binary: its exact stdout and the exact frames it sends,
-//! against a fake server written here (std sockets, every read with a timeout), and a
-//! course-grader-style session of two clients on the real server.
+//! End-to-end tests of the `client` binary in pipe mode: its exact stdout and the exact frames
+//! it sends, against a fake server written here (std sockets, every read with a timeout), and
+//! course-grader-style sessions on the real server.
 
 mod common;
+#[path = "client_support.rs"]
+mod support;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long any expected event may take before the test fails.
-const TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A frame as the client must send it: the text right-padded with spaces to 200 bytes.
-fn padded(text: &str) -> Vec<u8> {
-    assert!(text.len() <= 200, "test frame too long");
-    format!("{text:<200}").into_bytes()
-}
-
-/// A listening fake server on an ephemeral port.
-fn fake_server() -> (TcpListener, u16) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    (listener, port)
-}
-
-/// Accepts the client's connection, failing after [`TIMEOUT`].
-fn accept(listener: &TcpListener) -> TcpStream {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).unwrap();
-                stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-                return stream;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("the client did not connect: {e}"),
-        }
-    }
-}
-
-/// Reads one whole frame from the client and checks it is exactly `text` padded.
-fn expect_frame(stream: &mut TcpStream, text: &str) {
-    let mut frame = [0u8; 200];
-    stream
-        .read_exact(&mut frame)
-        .expect("a frame from the client");
-    assert_eq!(
-        String::from_utf8_lossy(&frame),
-        String::from_utf8_lossy(&padded(text))
-    );
-}
-
-/// Checks that the client closed its side (a read returns 0) with nothing more sent.
-fn expect_eof(stream: &mut TcpStream) {
-    let mut buf = [0u8; 200];
-    match stream.read(&mut buf) {
-        Ok(0) => {}
-        Ok(n) => panic!(
-            "unexpected bytes instead of EOF: {:?}",
-            String::from_utf8_lossy(&buf[..n])
-        ),
-        Err(e) => panic!("no EOF from the client: {e}"),
-    }
-}
-
-/// A running `client` process with piped stdin and stdout.
-struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Receiver<Vec<u8>>,
-    seen: Vec<u8>,
-    stdout_closed: bool,
-    /// Where the grader-style reads ([`Client::expect_step`]) start.
-    mark: usize,
-}
-
-impl Client {
-    fn spawn(name: &str, port: u16, password: Option<&str>) -> Client {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_client"));
-        command
-            .args([name, "127.0.0.1", &port.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .env_remove("CHAT_PASSWORD");
-        if let Some(password) = password {
-            command.env("CHAT_PASSWORD", password);
-        }
-        let mut child = command.spawn().unwrap();
-        let stdin = child.stdin.take();
-        let mut out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Client {
-            child,
-            stdin,
-            stdout: rx,
-            seen: Vec::new(),
-            stdout_closed: false,
-            mark: 0,
-        }
-    }
-
-    fn type_text(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(text.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    /// Waits (bounded) until stdout holds at least `expected`'s length, then compares exactly.
-    /// `expected` is everything the client has written since it started.
-    fn expect_stdout(&mut self, expected: &str) {
-        let deadline = Instant::now() + TIMEOUT;
-        while self.seen.len() < expected.len() && !self.stdout_closed {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(chunk) => self.seen.extend_from_slice(&chunk),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => self.stdout_closed = true,
-            }
-        }
-        assert_eq!(String::from_utf8_lossy(&self.seen), expected);
-    }
-
-    /// Reads stdout the way the course grader does: what arrived since the last step, through
-    /// the pipe with a 1 s timeout, compared after dropping the prompts and wipes and trimming.
-    fn expect_step(&mut self, expected: &str) {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        loop {
-            let new = grader_view(&self.seen[self.mark..]);
-            let left = deadline.saturating_duration_since(Instant::now());
-            if new == expected || left.is_zero() || self.stdout_closed {
-                assert_eq!(new, expected);
-                break;
-            }
-            match self.stdout.recv_timeout(left) {
-                Ok(chunk) => self.seen.extend_from_slice(&chunk),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => self.stdout_closed = true,
-            }
-        }
-        self.mark = self.seen.len();
-    }
-
-    /// Checks that nothing more arrives on stdout for `quiet`.
-    fn expect_no_more_stdout(&mut self, quiet: Duration) {
-        if let Ok(chunk) = self.stdout.recv_timeout(quiet) {
-            panic!("unexpected output: {:?}", String::from_utf8_lossy(&chunk));
-        }
-    }
-
-    /// Waits (bounded) for the process to exit and collects all its stdout.
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the client did not exit");
-            thread::sleep(Duration::from_millis(10));
-        };
-        // Collect the rest of stdout: the pipe must close now that the process is gone.
-        let deadline = Instant::now() + TIMEOUT;
-        while !self.stdout_closed {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(chunk) => self.seen.extend_from_slice(&chunk),
-                Err(RecvTimeoutError::Disconnected) => self.stdout_closed = true,
-                Err(RecvTimeoutError::Timeout) => panic!("stdout still open after exit"),
-            }
-        }
-        status
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        // A failed test must not leave the process behind.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `output.replace('[Me]', '').strip()`, after removing the `\r    \r` wipes.
-fn grader_view(output: &[u8]) -> String {
-    String::from_utf8_lossy(output)
-        .replace("\r    \r", "")
-        .replace("[Me]", "")
-        .trim()
-        .to_string()
-}
+use support::*;
 
 #[test]
 fn prompt_first_then_each_frame_wipes_the_prompt() {
     let (listener, port) = fake_server();
     let mut client = Client::spawn("Alice", port, None);
     let mut conn = accept(&listener);
-    expect_frame(&mut conn, "Alice");
+    expect_login(&mut conn, "Alice");
     let mut out = String::from("[Me] ");
     client.expect_stdout(&out);
 
@@ -255,7 +59,7 @@ fn end_of_input_delivers_every_typed_line() {
     client.type_text("/create x\nhi\n");
     client.close_stdin();
     let mut conn = accept(&listener);
-    expect_frame(&mut conn, "Scott");
+    expect_login(&mut conn, "Scott");
     expect_frame(&mut conn, "/create x");
     expect_frame(&mut conn, "hi");
     expect_eof(&mut conn);
@@ -272,7 +76,7 @@ fn crlf_is_removed_and_empty_lines_are_not_sent() {
     client.type_text("/create x\r\n\n   \nhi\r\nlast line without newline");
     client.close_stdin();
     let mut conn = accept(&listener);
-    expect_frame(&mut conn, "Scott");
+    expect_login(&mut conn, "Scott");
     expect_frame(&mut conn, "/create x");
     expect_frame(&mut conn, "hi");
     expect_frame(&mut conn, "last line without newline");
@@ -289,7 +93,7 @@ fn replies_after_end_of_input_are_shown() {
     client.type_text("/join nowhere\n");
     client.close_stdin();
     let mut conn = accept(&listener);
-    expect_frame(&mut conn, "Scott");
+    expect_login(&mut conn, "Scott");
     expect_frame(&mut conn, "/join nowhere");
     expect_eof(&mut conn);
     conn.write_all(&padded(
@@ -333,25 +137,39 @@ fn long_lines_are_split_or_refused() {
     let (listener, port) = fake_server();
     let mut client = Client::spawn("Scott", port, None);
     let mut conn = accept(&listener);
-    expect_frame(&mut conn, "Scott");
+    expect_login(&mut conn, "Scott");
 
-    // A chat line: the cut moves so that no piece starts with '/'.
+    // A chat line of one long word: cut inside it, leaving room for `[Scott] ` (8 bytes), and
+    // so that no piece starts with '/'.
     let chat = format!("{}/{}", "x".repeat(200), "y".repeat(100));
     client.type_text(&format!("{chat}\n"));
-    expect_frame(&mut conn, &"x".repeat(199));
-    expect_frame(&mut conn, &format!("x/{}", "y".repeat(100)));
+    expect_frame(&mut conn, &"x".repeat(192));
+    expect_frame(&mut conn, &format!("{}/{}", "x".repeat(8), "y".repeat(100)));
 
-    // A private message: several /msg commands, each with part of the text.
+    // A chat line of words: cut at the last word boundary that fits; the space begins the
+    // next piece.
+    let words = format!("{} {} {}", "a".repeat(100), "b".repeat(91), "c".repeat(10));
+    client.type_text(&format!("{words}\n"));
+    expect_frame(
+        &mut conn,
+        &format!("{} {}", "a".repeat(100), "b".repeat(91)),
+    );
+    expect_frame(&mut conn, &format!(" {}", "c".repeat(10)));
+
+    // A private message: several /msg commands, each with part of the text, leaving room for
+    // `[Scott -> Bob] ` (15 bytes).
     client.type_text(&format!("/msg Bob {}\n", "z".repeat(400)));
-    let full = format!("/msg Bob {}", "z".repeat(191));
+    let full = format!("/msg Bob {}", "z".repeat(185));
     expect_frame(&mut conn, &full);
     expect_frame(&mut conn, &full);
-    expect_frame(&mut conn, &format!("/msg Bob {}", "z".repeat(18)));
+    expect_frame(&mut conn, &format!("/msg Bob {}", "z".repeat(30)));
 
     // Any other command: not sent, the client says why.
     client.type_text(&format!("/join {}\nafter\n", "c".repeat(300)));
     expect_frame(&mut conn, "after");
-    client.expect_stdout("[Me] [Me] [Me] \r    \rCommand too long: at most 200 bytes.\n[Me] [Me] ");
+    client.expect_stdout(
+        "[Me] [Me] [Me] [Me] \r    \rCommand too long: at most 200 bytes.\n[Me] [Me] ",
+    );
     client.close_stdin();
     expect_eof(&mut conn);
     drop(conn);
@@ -363,7 +181,7 @@ fn control_characters_are_not_written() {
     let (listener, port) = fake_server();
     let mut client = Client::spawn("Scott", port, None);
     let mut conn = accept(&listener);
-    expect_frame(&mut conn, "Scott");
+    expect_login(&mut conn, "Scott");
     let mut frame = vec![b' '; 200];
     let raw: &[u8] = b"a\x1b[31mb\x07c\nd\xc2\x85e\x7f\x00f\xffg";
     frame[..raw.len()].copy_from_slice(raw);
@@ -379,12 +197,23 @@ fn control_characters_are_not_written() {
 fn registered_name_is_identified_from_the_environment() {
     let (listener, port) = fake_server();
     let mut client = Client::spawn("Scott", port, Some("hunter22x"));
+    client.type_text("hi\n");
     let mut conn = accept(&listener);
     expect_frame(&mut conn, "Scott");
+    expect_frame(&mut conn, "/time now");
+    // As the server answers: the prompt for NAME, then the probe is refused until /identify.
     let prompt = "Scott is a registered name. Send /identify PASSWORD within 60 seconds.";
-    conn.write_all(&padded(prompt)).unwrap();
+    let mut answer = padded(prompt);
+    answer.extend_from_slice(&padded("Send /identify PASSWORD first."));
+    conn.write_all(&answer).unwrap();
     expect_frame(&mut conn, "/identify hunter22x");
-    client.expect_stdout(&format!("[Me] \r    \r{prompt}\n[Me] "));
+    // Typed lines wait for the login, then come after the /identify.
+    expect_frame(&mut conn, "hi");
+    conn.write_all(&padded("You are now identified as Scott."))
+        .unwrap();
+    client.expect_stdout(&format!(
+        "[Me] \r    \r{prompt}\n[Me] [Me] \r    \rYou are now identified as Scott.\n[Me] "
+    ));
     client.close_stdin();
     expect_eof(&mut conn);
     drop(conn);
@@ -500,4 +329,266 @@ fn piped_input_reaches_the_real_server_before_exit() {
     member.expect("Scott has left");
     assert_eq!(client.wait().code(), Some(0));
     client.expect_stdout("[Me] [Me] [Me] ");
+}
+
+#[test]
+fn a_bad_port_or_address_says_why_on_stderr() {
+    let (listener, port) = fake_server();
+    drop(listener);
+    let closed = port.to_string();
+    for (host, port, cause) in [
+        ("127.0.0.1", "abc", "\"abc\" is not a port"),
+        ("127.0.0.1", "70000", "\"70000\" is not a port"),
+        ("127.0.0.1", "0", "\"0\" is not a port"),
+        ("127.0.0.1", closed.as_str(), "Connection refused"),
+        (
+            "no-such-host.invalid",
+            "5555",
+            "cannot resolve no-such-host.invalid",
+        ),
+    ] {
+        let mut client = Client::spawn_args(&["Scott", host, port], None);
+        assert_eq!(client.wait().code(), Some(1), "{host}:{port}");
+        client.expect_stdout(&format!("Unable to connect to {host}:{port}\n"));
+        let stderr = client.stderr();
+        assert!(
+            stderr.starts_with(&format!("client: cannot connect to {host}:{port}: "))
+                && stderr.contains(cause)
+                && stderr.ends_with('\n')
+                && stderr.lines().count() == 1,
+            "{stderr:?}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_name_is_printed_and_no_typed_line_is_sent() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Scott", port, None);
+    // A line typed before the answer: it must not be taken for a name.
+    client.type_text("hello\n");
+    let mut conn = accept(&listener);
+    expect_frame(&mut conn, "Scott");
+    expect_frame(&mut conn, "/time now");
+    let mut answer = padded("Name Scott is already in use. Send another name.");
+    answer.extend_from_slice(&padded(
+        "Invalid name /time now: a name is 1 to 32 characters without spaces.",
+    ));
+    conn.write_all(&answer).unwrap();
+    assert_eq!(client.wait().code(), Some(3));
+    client.expect_stdout("[Me] \r    \rName Scott is already in use. Send another name.\n");
+    expect_eof(&mut conn);
+}
+
+#[test]
+fn names_refused_by_the_real_server_exit_3() {
+    let server = common::ServerProc::start(&[]);
+    let port = server.addr.port();
+    let mut kay = server.login("Kay");
+    kay.send("/create room");
+    kay.sync("room");
+
+    let mut client = Client::spawn("Kay", port, None);
+    client.type_text("/join room\nhello\n");
+    assert_eq!(client.wait().code(), Some(3));
+    client.expect_stdout("[Me] \r    \rName Kay is already in use. Send another name.\n");
+
+    let mut client = Client::spawn("bad name", port, None);
+    client.type_text("/join room\n");
+    assert_eq!(client.wait().code(), Some(3));
+    client.expect_stdout(
+        "[Me] \r    \rInvalid name bad name: a name is 1 to 32 characters without spaces.\n",
+    );
+    // Nobody joined Kay's channel, under any name.
+    kay.expect_silence(Duration::from_millis(300));
+}
+
+#[test]
+fn quit_is_sent_and_the_client_exits_quietly_when_the_server_closes() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Scott", port, None);
+    let mut conn = accept(&listener);
+    expect_login(&mut conn, "Scott");
+    // stdin stays open: /quit alone ends the client; what follows it is not sent.
+    client.type_text("hi\n/quit\nafter\n");
+    expect_frame(&mut conn, "hi");
+    expect_frame(&mut conn, "/quit");
+    conn.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match conn.read(&mut byte) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("expected nothing after /quit, got {other:?}"),
+    }
+    drop(conn);
+    assert_eq!(client.wait().code(), Some(0));
+    client.expect_stdout("[Me] [Me] [Me] ");
+}
+
+/// `/quit` on the real server: the server closes the connection right after it (the channel
+/// gets `Scott has left`), and the client exits 0 without the disconnect text.
+#[test]
+fn quit_on_the_real_server() {
+    let server = common::ServerProc::start(&[]);
+    let mut member = server.login("member");
+    member.send("/create room");
+    member.sync("room");
+    let mut client = Client::spawn("Scott", server.addr.port(), None);
+    client.type_text("/join room\n");
+    member.expect("Scott has joined");
+    let typed = Instant::now();
+    client.type_text("/quit\n");
+    member.expect("Scott has left");
+    assert_eq!(client.wait().code(), Some(0));
+    // The server closed the connection: the client did not wait out its own grace time.
+    assert!(typed.elapsed() < Duration::from_millis(1500));
+    client.expect_stdout("[Me] [Me] [Me] ");
+}
+
+/// The words of the regression: 60 words of 7 bytes, 479 bytes in all.
+fn sixty_words() -> String {
+    (0..60)
+        .map(|i| format!("word{i:03}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A 479-byte line of words arrives as 3 whole-word messages: the client cut it leaving room
+/// for `[alice] `, so the server never cut it again into one-word fragments.
+#[test]
+fn a_long_line_of_words_arrives_as_three_messages() {
+    let server = common::ServerProc::start(&[]);
+    let port = server.addr.port();
+    let mut bob = Client::spawn("bob", port, None);
+    bob.type_text("/create room\n");
+    let mut probe = server.login("probe");
+    probe.send("/create probe-room");
+    let mut listed = false;
+    for _ in 0..100 {
+        probe.send("/list");
+        if probe.recv().lines().any(|l| l == "room") {
+            listed = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(listed, "the server never listed bob's channel");
+    let mut alice = Client::spawn("alice", port, None);
+    alice.type_text("/join room\n");
+    bob.expect_stdout("[Me] [Me] \r    \ralice has joined\n[Me] ");
+
+    let line = sixty_words();
+    assert_eq!(line.len(), 479);
+    alice.type_text(&format!("{line}\n"));
+    let words = |range: std::ops::Range<usize>| {
+        range
+            .map(|i| format!("word{i:03}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let first = format!("[alice] {}", words(0..24));
+    let second = format!("[alice]  {}", words(24..48));
+    let third = format!("[alice]  {}", words(48..60));
+    assert_eq!(first.len(), 199);
+    assert_eq!(second.len(), 200);
+    bob.expect_stdout(&format!(
+        "[Me] [Me] \r    \ralice has joined\n[Me] \r    \r{first}\n[Me] \r    \r{second}\n[Me] \r    \r{third}\n[Me] "
+    ));
+    bob.expect_no_more_stdout(Duration::from_millis(300));
+    alice.close_stdin();
+    assert_eq!(alice.wait().code(), Some(0));
+    bob.close_stdin();
+    assert_eq!(bob.wait().code(), Some(0));
+}
+
+/// Feeds `head`, then `unit` repeated to at least `total` bytes, then a newline and `hi`, to the
+/// client's stdin on a thread; returns how many bytes of `unit` it writes.
+fn feed_stdin(client: &mut Client, unit: &'static str, head: &'static str, total: usize) -> usize {
+    let mut stdin = client.stdin.take().unwrap();
+    let chunk = unit.repeat(64 * 1024 / unit.len());
+    let chunks = total.div_ceil(chunk.len());
+    let written = chunks * chunk.len();
+    thread::spawn(move || {
+        let _ = stdin.write_all(head.as_bytes());
+        for _ in 0..chunks {
+            if stdin.write_all(chunk.as_bytes()).is_err() {
+                return;
+            }
+        }
+        let _ = stdin.write_all(b"\nhi\n");
+    });
+    written
+}
+
+/// A ~50 MB line through a pipe streams out as chat messages as it is read: every piece fits
+/// beside `[Kay] `, is cut at a word boundary, and together they are the line; the client's
+/// peak memory stays far below the line's size.
+#[test]
+fn a_50_mb_line_streams_out_with_bounded_memory() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Kay", port, None);
+    let mut conn = accept(&listener);
+    expect_login(&mut conn, "Kay");
+    const UNIT: &str = "lorem ipsum dolor sit amet ";
+    let total = feed_stdin(&mut client, UNIT, "", 50 * 1024 * 1024);
+    let unit = UNIT.as_bytes();
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut frame = [0u8; 200];
+    let mut pos = 0usize;
+    let mut pieces = 0;
+    loop {
+        conn.read_exact(&mut frame)
+            .expect("a frame from the client");
+        let text = common::strip(&frame);
+        if text == "hi" {
+            break;
+        }
+        let bytes = text.as_bytes();
+        assert!(bytes.len() <= 200 - "[Kay] ".len(), "{text:?}");
+        // Only the last piece may be short: every cut is at the last word boundary that fits.
+        assert!(
+            bytes.len() >= 180 || pos + bytes.len() == total - 1,
+            "a short piece: {text:?}"
+        );
+        for (i, &b) in bytes.iter().enumerate() {
+            assert_eq!(b, unit[(pos + i) % unit.len()], "piece {pieces} at {i}");
+        }
+        // Each piece ends a word: the next one begins with the space after it.
+        assert_eq!(unit[(pos + bytes.len()) % unit.len()], b' ');
+        pos += bytes.len();
+        pieces += 1;
+    }
+    // Everything was sent, but the line's trailing space.
+    assert_eq!(pos, total - 1);
+    expect_eof(&mut conn);
+    // The client waits for the server to close: its peak memory so far is all it used.
+    let peak_kb = client.peak_rss_kb();
+    drop(conn);
+    assert_eq!(client.wait().code(), Some(0));
+    assert!(
+        peak_kb < 32 * 1024,
+        "peak RSS {peak_kb} kB for a 50 MB line"
+    );
+    eprintln!("peak RSS for a 50 MB line: {peak_kb} kB in {pieces} pieces");
+}
+
+/// A ~20 MB command: refused after its first 200 bytes, the rest discarded as it comes.
+#[test]
+fn a_huge_command_is_refused_with_bounded_memory() {
+    let (listener, port) = fake_server();
+    let mut client = Client::spawn("Kay", port, None);
+    let mut conn = accept(&listener);
+    expect_login(&mut conn, "Kay");
+    feed_stdin(&mut client, "cccccccc", "/join ", 20 * 1024 * 1024);
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    expect_frame(&mut conn, "hi");
+    client.close_stdin();
+    expect_eof(&mut conn);
+    let peak_kb = client.peak_rss_kb();
+    drop(conn);
+    assert_eq!(client.wait().code(), Some(0));
+    client.expect_stdout("[Me] \r    \rCommand too long: at most 200 bytes.\n[Me] [Me] ");
+    assert!(peak_kb < 32 * 1024, "peak RSS {peak_kb} kB");
 }
