@@ -181,6 +181,7 @@
     searchForm: $('search-form'), searchTerm: $('search-term'),
     sonnetForm: $('sonnet-form'), sonnetNumber: $('sonnet-number'),
     registerForm: $('register-form'), registerPassword: $('register-password'),
+    registerUsername: $('register-username'),
     results: $('results'),
   };
 
@@ -587,6 +588,8 @@
       state.phase = 'closed';
       state.everOnline = false;
       state.password = null;
+      state.channel = null;
+      state.members = [];
       setStatus('idle', 'Disconnected: you left the chat.');
       showLogin('');
       return;
@@ -634,6 +637,7 @@
     state.probe = false;
     setStatus('online', 'Connected');
     ui.meName.textContent = state.name;
+    ui.registerUsername.value = state.name;
     ui.loginPassword.value = '';
     ui.loginError.textContent = '';
     showView(true);

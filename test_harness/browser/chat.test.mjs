@@ -106,6 +106,7 @@ async function startServer({ port, webPort, dataDir, sonnets }) {
   children.add(proc);
   const out = new Lines(proc.stdout);
   const err = new Lines(proc.stderr);
+  currentServer = { err };
   let exited = null;
   proc.on('exit', (code, signal) => { exited = { code, signal }; children.delete(proc); });
   const addr = (re) => {
@@ -346,6 +347,8 @@ const byteLen = (s) => Buffer.byteLength(s, 'utf8');
 
 // ---- The test --------------------------------------------------------------------------------
 
+/** The server running now, for the diagnosis of a failure. */
+let currentServer = null;
 let SERVER_BIN;
 let CLIENT_BIN;
 let SHOTS;
@@ -466,7 +469,9 @@ async function main() {
     if (i > 0) check(p.startsWith(' '), `piece ${i} is not cut at a word boundary: ${JSON.stringify(p.slice(0, 20))}`);
   });
   await waitChat(bob, 'bob', 'alice', pieces[pieces.length - 1]);
-  ok(`a ${byteLen(long)}-byte line goes out as ${pieces.length} pieces cut at word boundaries`);
+  await say(alice, `/join ${'c'.repeat(300)}`);
+  await waitNotice(alice, 'alice', 'Command too long: at most 200 bytes.');
+  ok(`a ${byteLen(long)}-byte line goes out as ${pieces.length} pieces cut at word boundaries; a long /join is refused`);
 
   // Errors, leave, create, join.
   await say(bob, '/join nowhere');
@@ -615,10 +620,16 @@ async function main() {
   await until('the second terminal client to exit', () => carol2.exit);
   await stopServer(server);
   ok(`screenshots in ${SHOTS}`);
+  return work;
 }
 
-/** On a failure: each page's status and last messages, and a screenshot of it. */
+/** On a failure: the server's last log lines, each page's status and last messages, and a
+ * screenshot of each page. */
 async function diagnose() {
+  if (currentServer) {
+    const tail = currentServer.err.text.split('\n').slice(-15).join('\n');
+    console.error(`server stderr (last lines):\n${tail}`);
+  }
   for (const [who, page] of pages) {
     try {
       const s = await statusOf(page);
@@ -646,8 +657,10 @@ const watchdog = setTimeout(async () => {
 }, TOTAL_MS);
 
 try {
-  await main();
+  const work = await main();
   await cleanup();
+  // Keep the screenshots when they were saved inside the work directory.
+  if (process.env.CHAT_SCREENSHOTS) fs.rmSync(work, { recursive: true, force: true });
   clearTimeout(watchdog);
   console.log(`${passed} passed, 0 failed`);
   process.exit(0);
