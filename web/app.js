@@ -1,4 +1,4 @@
-// The web client of the chat server (docs/PROTOCOL.md, "TLS, WebSocket and the web client").
+// The web client of the chat server: the page that `server --web-port` serves at `/`.
 //
 // One WebSocket to /ws on the page's own origin; each message in either direction is the text
 // of one 200-byte frame. The protocol never confirms anything, so the page learns what
@@ -9,50 +9,13 @@
 // Text from the server is only ever put on the page with textContent, never as markup.
 'use strict';
 
-(function () {
-  // ---- Protocol texts (they mirror utils_errors.rs; keep them in step) --------------------------
-
+/**
+ * Cutting typed lines as the terminal client does (pure: test_harness/browser runs it in Node
+ * too). A chat line leaves room for the `[NAME] ` the server adds; a `/msg NAME TEXT` for the
+ * `[SENDER -> NAME] `; so the server never has to cut a typed line again.
+ */
+const chatLines = (function () {
   const FRAME_LEN = 200;
-  /** The login probe: not a valid name (it has a space), so it is answered either way. */
-  const PROBE = '/time now';
-  const T = {
-    invalidName: (n) => `Invalid name ${n}: a name is 1 to 32 characters without spaces.`,
-    nameInUse: (n) => `Name ${n} is already in use. Send another name.`,
-    tooClose: (n) => `Name ${n} is too close to a registered name. Send another name.`,
-    registeredStart: (n) => `${n} is a registered name. Send /identify PASSWORD within `,
-    identifyFirst: 'Send /identify PASSWORD first.',
-    identified: (n) => `You are now identified as ${n}.`,
-    wrongPassword: (n) => `Wrong password for ${n}.`,
-    tooManyWrong: (n) => `Too many wrong passwords for ${n}. Try again in `,
-    passwordLength: 'A password is 8 to 64 characters.',
-    nowRegistered: (n) => `Name ${n} is now registered.`,
-    notInChannel: 'Not currently in any channel. Must join a channel before sending messages.',
-    membersOf: 'Members of ',
-    whoUsers: 'Users: ------------',
-    whoGroups: 'Groups: -----------',
-    shutdown: 'The server is shutting down.',
-    commandTooLong: 'Command too long: at most 200 bytes.',
-  };
-  const TIME_RE = /^Time is: \d\d\.\d\d\.\d\d,\d\d:\d\d$/;
-  const STAMP_RE = /^\((\d\d\.\d\d\.\d\d,\d\d:\d\d)\) /;
-  const OFFLINE_HEADER_RE = /^You have (\d+) offline messages?:$/;
-  const OFFLINE_LINE_RE = /^\((\d\d\.\d\d\.\d\d,\d\d:\d\d)\) \[(\S+) -> (\S+)\] ([\s\S]*)$/;
-  const PRIVATE_RE = /^\[(\S+) -> (\S+)\] ([\s\S]*)$/;
-  const CHAT_RE = /^\[(\S+)\] ([\s\S]*)$/;
-  const EVENT_RE = /^(\S+) has (joined|left)$/;
-  /** A line piece this long may have been cut by the server: the next frame may continue it. */
-  const CUT_LEN = 190;
-  const MAX_LOG = 500;
-  /** The requests after which the page is not sure which channel it is in until answered. */
-  const CHANNEL_CHANGES = ['join', 'create', 'leave'];
-  const MAX_RESULTS = 20;
-  const CONNECT_TIMEOUT_MS = 10000;
-  const RETRY_FIRST_MS = 500;
-  const RETRY_MAX_MS = 15000;
-  /** How often a reconnect tries again when the server still sees the old connection. */
-  const IN_USE_RETRIES = 5;
-
-  // ---- Cutting typed lines (as the terminal client does) ---------------------------------------
 
   const encoder = new TextEncoder();
   const byteLen = (s) => encoder.encode(s).length;
@@ -162,6 +125,54 @@
     if (byteLen(text) <= FRAME_LEN) return { frames: [text] };
     return { tooLong: true };
   }
+
+  return { FRAME_LEN, byteLen, stripPadding, cutPoint, splitText, splitChat, splitMsg, planLine };
+})();
+
+(function () {
+  if (typeof document === 'undefined') return; // loaded for its chatLines only
+  const { FRAME_LEN, byteLen, stripPadding, planLine } = chatLines;
+
+  // ---- Protocol texts (they mirror utils_errors.rs; keep them in step) --------------------------
+
+  /** The login probe: not a valid name (it has a space), so it is answered either way. */
+  const PROBE = '/time now';
+  const T = {
+    invalidName: (n) => `Invalid name ${n}: a name is 1 to 32 characters without spaces.`,
+    nameInUse: (n) => `Name ${n} is already in use. Send another name.`,
+    tooClose: (n) => `Name ${n} is too close to a registered name. Send another name.`,
+    registeredStart: (n) => `${n} is a registered name. Send /identify PASSWORD within `,
+    identifyFirst: 'Send /identify PASSWORD first.',
+    identified: (n) => `You are now identified as ${n}.`,
+    wrongPassword: (n) => `Wrong password for ${n}.`,
+    tooManyWrong: (n) => `Too many wrong passwords for ${n}. Try again in `,
+    passwordLength: 'A password is 8 to 64 characters.',
+    nowRegistered: (n) => `Name ${n} is now registered.`,
+    notInChannel: 'Not currently in any channel. Must join a channel before sending messages.',
+    membersOf: 'Members of ',
+    whoUsers: 'Users: ------------',
+    whoGroups: 'Groups: -----------',
+    shutdown: 'The server is shutting down.',
+    commandTooLong: 'Command too long: at most 200 bytes.',
+  };
+  const TIME_RE = /^Time is: \d\d\.\d\d\.\d\d,\d\d:\d\d$/;
+  const STAMP_RE = /^\((\d\d\.\d\d\.\d\d,\d\d:\d\d)\) /;
+  const OFFLINE_HEADER_RE = /^You have (\d+) offline messages?:$/;
+  const OFFLINE_LINE_RE = /^\((\d\d\.\d\d\.\d\d,\d\d:\d\d)\) \[(\S+) -> (\S+)\] ([\s\S]*)$/;
+  const PRIVATE_RE = /^\[(\S+) -> (\S+)\] ([\s\S]*)$/;
+  const CHAT_RE = /^\[(\S+)\] ([\s\S]*)$/;
+  const EVENT_RE = /^(\S+) has (joined|left)$/;
+  /** A line piece this long may have been cut by the server: the next frame may continue it. */
+  const CUT_LEN = 190;
+  const MAX_LOG = 500;
+  /** The requests after which the page is not sure which channel it is in until answered. */
+  const CHANNEL_CHANGES = ['join', 'create', 'leave'];
+  const MAX_RESULTS = 20;
+  const CONNECT_TIMEOUT_MS = 10000;
+  const RETRY_FIRST_MS = 500;
+  const RETRY_MAX_MS = 15000;
+  /** How often a reconnect tries again when the server still sees the old connection. */
+  const IN_USE_RETRIES = 5;
 
   // ---- The page ------------------------------------------------------------------------------
 
@@ -330,7 +341,7 @@
   function switchChannel(c) {
     if (c === state.channel) return;
     state.channel = c;
-    if (c === null) state.members = [];
+    state.members = []; // until the server says who is there (a /members follows every join)
     showChannel();
   }
 

@@ -606,6 +606,7 @@ async function main() {
   await until('alice\'s page to ask for the password', () => alice.isVisible('#login-password'));
   const hint = await alice.textContent('#login-password-hint');
   check(/^alice is a registered name\. Send \/identify PASSWORD within \d+ seconds\.$/.test(hint), `the password hint is ${JSON.stringify(hint)}`);
+  await axe(alice, 'the login view asking for a password (desktop)');
   await alice.fill('#login-password', 'wrong password');
   await alice.press('#login-password', 'Enter');
   await until('alice\'s page to say the password is wrong', async () => (await alice.textContent('#login-error')) === 'Wrong password for alice.');
