@@ -349,6 +349,8 @@ const byteLen = (s) => Buffer.byteLength(s, 'utf8');
 
 /** The server running now, for the diagnosis of a failure. */
 let currentServer = null;
+/** The temporary directory of this run (data, profile, default screenshots); kept on failure. */
+let workDir = null;
 let SERVER_BIN;
 let CLIENT_BIN;
 let SHOTS;
@@ -366,6 +368,7 @@ async function main() {
     fail(`playwright-core or axe-core is missing: run npm ci in test_harness/browser (scripts/setup.sh does) (${e.message})`);
   }
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'chat-web-test-'));
+  workDir = work;
   SHOTS = process.env.CHAT_SCREENSHOTS || path.join(work, 'screenshots');
   fs.mkdirSync(SHOTS, { recursive: true });
   const dataDir = path.join(work, 'data');
@@ -558,8 +561,13 @@ async function main() {
   await waitOnline(alice, 'alice to reconnect', RECONNECT_MS);
   await waitOnline(bob, 'bob to reconnect', RECONNECT_MS);
   await waitNotice(alice, 'alice', 'You are now identified as alice.');
-  await waitChannel(alice, 'alice', 'lobby');
-  await waitChannel(bob, 'bob', 'lobby');
+  for (const [page, who] of [[alice, 'alice'], [bob, 'bob']]) {
+    await until(`${who} to be in lobby again`, async () => {
+      const refused = (await messages(page, 'log')).find((m) => m.text.startsWith('No channel named lobby exists'));
+      if (refused) fail(`${who} could not rejoin lobby after the restart: "${refused.text}" (channels must survive a restart of the server)`);
+      return (await channelTitle(page)) === 'lobby';
+    });
+  }
   await until('both back in lobby on the server', async () => {
     const a = await members(alice);
     const b = await members(bob);
@@ -669,6 +677,7 @@ try {
   console.error(`FAIL: ${error instanceof TestFailure ? error.message : error.stack || error}`);
   await diagnose();
   await cleanup();
+  if (workDir) console.error(`kept for inspection: ${workDir}`);
   clearTimeout(watchdog);
   console.log(`${passed} passed, 1 failed`);
   process.exit(1);
