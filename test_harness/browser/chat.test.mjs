@@ -184,8 +184,18 @@ const dialogs = [];
 /** The open pages, by user, for the diagnosis of a failure. */
 const pages = new Map();
 
-async function newUserPage(label) {
+/** Requests to anywhere but the chat server, and answers that were errors. */
+const strayRequests = [];
+
+async function newUserPage(label, origin) {
   const page = await browserContext.newPage();
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (url.protocol !== 'data:' && url.host !== origin) strayRequests.push(`${label}: ${request.url()}`);
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400) strayRequests.push(`${label}: ${response.status()} for ${response.url()}`);
+  });
   await page.setViewportSize(DESKTOP);
   page.on('dialog', async (dialog) => {
     dialogs.push(`${label}: ${dialog.type()} ${dialog.message()}`);
@@ -391,7 +401,8 @@ async function main() {
   await carol.waitLine('Members of lobby: carol', 'carol in lobby');
 
   // Alice logs in with the keyboard only: Tab to the name, Enter to connect, Enter to send.
-  const alice = await newUserPage('alice');
+  const origin = `${HOST}:${server.webPort}`;
+  const alice = await newUserPage('alice', origin);
   await alice.goto(server.url, { timeout: WAIT_MS });
   await alice.screenshot({ path: path.join(SHOTS, 'login-desktop.png') });
   await axe(alice, 'the login view (desktop)');
@@ -416,7 +427,7 @@ async function main() {
   await carol.waitLine('alice has joined', 'alice joins lobby');
   ok('alice joins lobby from the channel list; carol sees it');
 
-  const bob = await newUserPage('bob');
+  const bob = await newUserPage('bob', origin);
   await login(bob, server.url, 'bob', 'bob');
   await say(bob, '/join lobby');
   await waitChannel(bob, 'bob', 'lobby');
@@ -625,6 +636,8 @@ async function main() {
   ok('a registered name: the page asks for the password, shows a wrong one, identifies');
 
   check(dialogs.length === 0, `a dialog fired or the page failed: ${dialogs.join('; ')}`);
+  check(strayRequests.length === 0, `the page asked for something other than the chat server's own files: ${strayRequests.join('; ')}`);
+  ok('the pages loaded nothing but the chat server\'s own files, none missing');
   carol2.proc.stdin.end();
   await until('the second terminal client to exit', () => carol2.exit);
   await stopServer(server);
