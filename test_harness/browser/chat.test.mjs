@@ -571,7 +571,6 @@ async function main() {
   server = await startServer({ port, webPort, dataDir, sonnets });
   await waitOnline(alice, 'alice to reconnect', RECONNECT_MS);
   await waitOnline(bob, 'bob to reconnect', RECONNECT_MS);
-  await waitNotice(alice, 'alice', 'You are now identified as alice.');
   for (const [page, who] of [[alice, 'alice'], [bob, 'bob']]) {
     await until(`${who} to be in lobby again`, async () => {
       const refused = (await messages(page, 'log')).find((m) => m.text.startsWith('No channel named lobby exists'));
@@ -579,6 +578,7 @@ async function main() {
       return (await channelTitle(page)) === 'lobby';
     });
   }
+  await waitNotice(alice, 'alice', 'You are now identified as alice.');
   await until('both back in lobby on the server', async () => {
     const a = await members(alice);
     const b = await members(bob);
