@@ -668,6 +668,10 @@ async function diagnose() {
 
 async function cleanup() {
   if (browserContext) await browserContext.close().catch(() => {});
+  // SIGTERM first (the server then commits its state and exits), SIGKILL what is left.
+  for (const child of children) child.kill('SIGTERM');
+  const deadline = Date.now() + 3000;
+  while (children.size > 0 && Date.now() < deadline) await sleep(50);
   for (const child of children) child.kill('SIGKILL');
 }
 
