@@ -1,13 +1,13 @@
-//! One client connection as the event loop sees it: its socket, the partial frame it is
-//! receiving, input held while the hub makes it wait, the bytes queued for it, its flood
-//! budget, and how it is being closed.
+//! One client connection as the event loop sees it: its socket, its transport (plain TCP or
+//! TLS, a layer under any protocol), the partial frame it is receiving, input held while the
+//! hub makes it wait, the bytes queued for it, its flood budget, and how it is being closed.
 //!
 //! Memory: an idle connection holds neither an output buffer nor a partial frame; both come
 //! from a [`BufPool`] when needed and go back to it when emptied. This keeps an idle client
 //! under 1 KiB of server memory, and a busy one from allocating.
 
-use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -155,10 +155,59 @@ pub enum Closing {
     Now,
 }
 
+/// What carries a connection's bytes.
+#[derive(Debug)]
+pub enum Transport {
+    /// Plain TCP.
+    Plain,
+    /// TLS over TCP: the socket's bytes are records; the codec sees the plaintext.
+    Tls(Box<rustls::ServerConnection>),
+}
+
+/// The plaintext side of a TLS connection as a writer: what the output queue writes goes into
+/// rustls (up to its buffer bound, then "would block").
+struct TlsPlain<'a>(&'a mut rustls::ServerConnection);
+
+impl Write for TlsPlain<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.0.writer().write(buf)? {
+            0 if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self.0.writer().write_vectored(bufs)? {
+            0 if bufs.iter().any(|b| !b.is_empty()) => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes what rustls has for the socket, until it has nothing or the socket is full.
+fn write_records(tls: &mut rustls::ServerConnection, stream: &mut TcpStream) -> io::Result<()> {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A client connection.
 #[derive(Debug)]
 pub struct Conn {
     pub stream: TcpStream,
+    /// Plain or TLS.
+    pub transport: Transport,
     /// Where it comes from.
     pub peer: SocketAddr,
     /// The protocol it speaks.
@@ -194,11 +243,20 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted socket.
-    pub fn new(stream: TcpStream, peer: SocketAddr, id: ConnId, burst: f64, now: Instant) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        transport: Transport,
+        proto: Proto,
+        peer: SocketAddr,
+        id: ConnId,
+        burst: f64,
+        now: Instant,
+    ) -> Self {
         Conn {
             stream,
+            transport,
             peer,
-            proto: Proto::Frame,
+            proto,
             partial: Partial::default(),
             held: Vec::new(),
             out: OutQueue::default(),
@@ -222,10 +280,21 @@ impl Conn {
         self.closing != Closing::No
     }
 
-    /// Bytes queued and not yet written.
+    /// Bytes queued and not yet written (what rustls holds is bounded by
+    /// [`crate::tls::TLS_BUFFER`] and not counted).
     #[inline]
     pub fn queued(&self) -> usize {
         self.out.queued()
+    }
+
+    /// True while something waits to be written: queued output, or TLS records (a handshake
+    /// message, an alert).
+    pub fn wants_write(&self) -> bool {
+        self.queued() > 0
+            || match &self.transport {
+                Transport::Plain => false,
+                Transport::Tls(tls) => tls.wants_write(),
+            }
     }
 
     /// Refills the flood budget and returns how many whole frames may be read now
@@ -246,22 +315,81 @@ impl Conn {
         self.tokens -= 1.0;
     }
 
-    /// One read of at most `buf.len()` bytes.
+    /// One read of at most `buf.len()` bytes of plaintext.
     pub fn read_some(&mut self, buf: &mut [u8]) -> ReadOutcome {
-        loop {
-            match self.stream.read(buf) {
-                Ok(0) => return ReadOutcome::Eof,
-                Ok(n) => return ReadOutcome::Data(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::debug!("read error: {e}");
-                    return ReadOutcome::Failed;
-                }
-            }
+        match &mut self.transport {
+            Transport::Plain => read_plain(&mut self.stream, buf),
+            Transport::Tls(tls) => read_tls(tls, &mut self.stream, buf),
         }
     }
 
+    /// Reads and drops what the peer still sends (a closing connection, after its last
+    /// words): raw bytes, not decrypted.
+    pub fn read_raw(&mut self, buf: &mut [u8]) -> ReadOutcome {
+        read_plain(&mut self.stream, buf)
+    }
+}
+
+fn read_plain(stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return ReadOutcome::Eof,
+            Ok(n) => return ReadOutcome::Data(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("read error: {e}");
+                return ReadOutcome::Failed;
+            }
+        }
+    }
+}
+
+/// Plaintext from a TLS connection: what rustls has decrypted, else records from the socket.
+fn read_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+) -> ReadOutcome {
+    loop {
+        match tls.reader().read(buf) {
+            Ok(0) => return ReadOutcome::Eof,
+            Ok(n) => return ReadOutcome::Data(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // The socket closed without close_notify: the end of the stream all the same.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return ReadOutcome::Eof,
+            Err(e) => {
+                log::debug!("TLS read error: {e}");
+                return ReadOutcome::Failed;
+            }
+        }
+        match tls.read_tls(stream) {
+            Ok(0) => {
+                // No more records: what rustls still holds is read above, then the end.
+                match tls.process_new_packets() {
+                    Ok(state) if state.plaintext_bytes_to_read() > 0 => continue,
+                    _ => return ReadOutcome::Eof,
+                }
+            }
+            Ok(_) => {
+                if let Err(e) = tls.process_new_packets() {
+                    // Garbage instead of a ClientHello, say: send the alert, close this one.
+                    log::debug!("TLS error: {e}");
+                    let _ = write_records(tls, stream);
+                    return ReadOutcome::Failed;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("read error: {e}");
+                return ReadOutcome::Failed;
+            }
+        }
+    }
+}
+
+impl Conn {
     /// The next whole frame of `data[*pos..]` (after what an earlier read left incomplete).
     #[inline]
     pub fn next_frame(
@@ -281,14 +409,32 @@ impl Conn {
     }
 
     /// Writes as much queued output as the socket takes, in as few calls as it takes; keeps
-    /// the rest (see [`OutQueue::flush`]). Returns Err when the connection failed.
+    /// the rest (see [`OutQueue::flush`]). Over TLS the plaintext goes through rustls, whose
+    /// records are written first. Returns Err when the connection failed.
     pub fn flush(&mut self, log: &TurnLog, pool: &mut BufPool) -> io::Result<()> {
-        self.out.flush(&mut self.stream, log, pool)
+        match &mut self.transport {
+            Transport::Plain => self.out.flush(&mut self.stream, log, pool),
+            Transport::Tls(tls) => {
+                write_records(tls, &mut self.stream)?;
+                self.out.flush(&mut TlsPlain(tls), log, pool)?;
+                write_records(tls, &mut self.stream)
+            }
+        }
+    }
+
+    /// Ends the sending side once everything is written: TLS's close_notify, then the TCP
+    /// half-close.
+    pub fn shut_write(&mut self) {
+        if let Transport::Tls(tls) = &mut self.transport {
+            tls.send_close_notify();
+            let _ = write_records(tls, &mut self.stream);
+        }
+        let _ = self.stream.shutdown(Shutdown::Write);
     }
 
     /// Asks for WRITABLE events only while output is pending.
     pub fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        let want = self.queued() > 0;
+        let want = self.wants_write();
         if want != self.writable_registered {
             let interest = if want {
                 Interest::READABLE | Interest::WRITABLE

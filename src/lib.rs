@@ -11,7 +11,8 @@
 //! - [`conn`]: one connection's socket, buffers, interest and flood budget.
 //! - [`outq`]: output queues that share each relayed frame within a turn of the loop.
 //! - [`os`]: the open-file limit, raised at start by the server and the stress tool.
-//! - [`server`]: the mio event loop and the limits of section 7.
+//! - [`server`]: the mio event loop, its listeners and the limits of section 7.
+//! - [`tls`]: TLS (rustls) for the server, a layer under any protocol; reloaded on SIGUSR1.
 //! - [`sonnets`]: the 154 sonnets, loaded once at start, and the `/sonnet N` argument.
 //! - [`client`]: the interactive client: typed lines to frames, frames to the terminal.
 //! - [`storage`]: history, offline messages and registered names in SQLite, on its own threads.
@@ -35,3 +36,4 @@ pub mod server;
 pub mod sonnets;
 pub mod split;
 pub mod storage;
+pub mod tls;

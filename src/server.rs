@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::conn::{BufPool, Closing, Conn, ReadOutcome};
+use crate::conn::{BufPool, Closing, Conn, ReadOutcome, Transport};
 use crate::frame::{self, FRAME_LEN};
 use crate::hub::{conn_label, ConnId, Hub, HubConfig, Limits, Out, Proto, Sink, SERIAL_SHIFT};
 use crate::outq::TurnLog;
@@ -37,9 +37,12 @@ use crate::sonnets::{self, Sonnets};
 use crate::storage::{HashJob, Request, Storage, StorageError, StorageHandle};
 use crate::utils_errors as text;
 
-const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const STORAGE: Token = Token(usize::MAX - 3);
+/// Listener `i` has token `LISTENERS - i`.
+const LISTENERS: usize = usize::MAX - 16;
+/// How many listeners there may be (tokens below `LISTENERS - MAX_LISTENERS` are connections).
+const MAX_LISTENERS: usize = 8;
 
 /// A hub `ConnId` is the slab index in the low bits and the connection's serial above them, so
 /// that no two connections ever share an id even when they share a slot.
@@ -116,6 +119,18 @@ pub struct ServerConfig {
     /// Most offline messages kept for one name; /msg past it is refused
     #[arg(long, default_value_t = crate::hub::MAX_OFFLINE)]
     pub max_offline: usize,
+    /// The TLS certificate chain (PEM) for --tls-port; re-read on SIGUSR1
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM) for --tls-cert; re-read on SIGUSR1
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Also listen for the frame protocol inside TLS on this port (needs --tls-cert, --tls-key)
+    #[arg(long, value_name = "PORT")]
+    pub tls_port: Option<u16>,
+    /// Do not listen on the plain frame port (PORT is then not used)
+    #[arg(long)]
+    pub no_plain: bool,
 }
 
 /// The default storage directory, relative to where the server runs.
@@ -140,6 +155,10 @@ impl ServerConfig {
             identify_timeout: crate::hub::IDENTIFY_SECS,
             max_channels: crate::hub::MAX_CHANNELS,
             max_offline: crate::hub::MAX_OFFLINE,
+            tls_cert: None,
+            tls_key: None,
+            tls_port: None,
+            no_plain: false,
         }
     }
 
@@ -213,8 +232,75 @@ impl ServerConfig {
         if self.max_offline == 0 {
             return Err(bad("max-offline", 0, "must be at least 1"));
         }
+        let tls = self.tls_cert.is_some() && self.tls_key.is_some();
+        if let Some(port) = self.tls_port {
+            if !tls {
+                return Err(bad(
+                    "tls-port",
+                    port,
+                    "needs --tls-cert FILE and --tls-key FILE",
+                ));
+            }
+        }
+        if self.no_plain && self.listeners().is_empty() {
+            return Err(bad(
+                "no-plain",
+                "",
+                "leaves nothing to listen on: give --tls-port too",
+            ));
+        }
         Ok(())
     }
+
+    /// What the server listens on, in the order it prints them.
+    pub fn listeners(&self) -> Vec<ListenerKind> {
+        let mut out = Vec::new();
+        if !self.no_plain {
+            out.push(ListenerKind {
+                port: self.port,
+                proto: Proto::Frame,
+                tls: false,
+            });
+        }
+        if let Some(port) = self.tls_port {
+            out.push(ListenerKind {
+                port,
+                proto: Proto::Frame,
+                tls: true,
+            });
+        }
+        out
+    }
+}
+
+/// One listening port: its protocol, and whether it speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerKind {
+    pub port: u16,
+    pub proto: Proto,
+    pub tls: bool,
+}
+
+impl ListenerKind {
+    /// How the server's stdout names it: `Listening on ADDR` for the plain frame port,
+    /// `Listening for TLS on ADDR`, and so on.
+    pub fn label(&self) -> &'static str {
+        match (self.proto, self.tls) {
+            (Proto::Frame, false) => "",
+            (Proto::Frame, true) => "TLS",
+            (Proto::Web, false) => "web",
+            (Proto::Web, true) => "web over TLS",
+            (Proto::Irc, false) => "IRC",
+            (Proto::Irc, true) => "IRC over TLS",
+        }
+    }
+}
+
+/// A listening socket.
+struct Listener {
+    socket: TcpListener,
+    kind: ListenerKind,
+    addr: SocketAddr,
 }
 
 /// A flag value that cannot work.
@@ -239,6 +325,8 @@ pub enum ServerError {
     Signals(#[source] io::Error),
     #[error("{0}")]
     Storage(#[from] StorageError),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsSetupError),
 }
 
 /// The hub's view of the connections: renders and queues events, and notes who overflowed,
@@ -418,8 +506,12 @@ macro_rules! outbox {
 pub struct Server {
     cfg: ServerConfig,
     poll: Poll,
-    listener: Option<TcpListener>,
-    local_addr: SocketAddr,
+    /// The listening sockets (emptied at shutdown).
+    listeners: Vec<Listener>,
+    /// Where each listener listens, as printed at start.
+    addrs: Vec<(ListenerKind, SocketAddr)>,
+    /// The TLS configuration new TLS connections get (replaced on SIGUSR1).
+    tls: Option<Arc<rustls::ServerConfig>>,
     signals: signal_hook_mio::v1_0::Signals,
     conns: Slab<Conn>,
     hub: Hub,
@@ -460,7 +552,6 @@ impl Server {
     /// [`Server::run`].
     pub fn bind(cfg: ServerConfig) -> Result<Server, ServerError> {
         cfg.validate()?;
-        let addr = SocketAddr::new(cfg.bind, cfg.port);
         raise_fd_limit(cfg.max_clients);
         let poll = Poll::new().map_err(ServerError::Poll)?;
         let waker = Arc::new(Waker::new(poll.registry(), STORAGE).map_err(ServerError::Poll)?);
@@ -475,17 +566,32 @@ impl Server {
             );
             Storage::open(&cfg.data_dir, waker)?
         };
-        let mut listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(ServerError::Poll)?;
+        let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(cert), Some(key)) => {
+                let config = crate::tls::load_config(cert, key)?;
+                log::info!("TLS: certificate {}", absolute(cert).display());
+                Some(config)
+            }
+            _ => None,
+        };
+        let mut listeners = Vec::new();
+        for (i, kind) in cfg.listeners().into_iter().enumerate().take(MAX_LISTENERS) {
+            let addr = SocketAddr::new(cfg.bind, kind.port);
+            let mut socket = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
+            let addr = socket
+                .local_addr()
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            poll.registry()
+                .register(&mut socket, Token(LISTENERS - i), Interest::READABLE)
+                .map_err(ServerError::Poll)?;
+            listeners.push(Listener { socket, kind, addr });
+        }
+        let addrs = listeners.iter().map(|l| (l.kind, l.addr)).collect();
         let mut signals = signal_hook_mio::v1_0::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGHUP,
+            signal_hook::consts::SIGUSR1,
         ])
         .map_err(ServerError::Signals)?;
         poll.registry()
@@ -502,8 +608,9 @@ impl Server {
             read_buf: vec![0; cfg.read_budget.clamp(FRAME_LEN, 256 * 1024)],
             cfg,
             poll,
-            listener: Some(listener),
-            local_addr,
+            listeners,
+            addrs,
+            tls,
             signals,
             conns: Slab::new(),
             hub: Hub::new(HubConfig {
@@ -531,9 +638,9 @@ impl Server {
         })
     }
 
-    /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// Where the server listens, in the order of [`ServerConfig::listeners`].
+    pub fn listening(&self) -> &[(ListenerKind, SocketAddr)] {
+        &self.addrs
     }
 
     /// Runs until SIGINT, SIGTERM or SIGHUP, then tells every client, flushes (bounded),
@@ -551,8 +658,10 @@ impl Server {
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now),
                     SIGNALS => self.on_signal(now),
+                    Token(t) if t <= LISTENERS && t > LISTENERS - MAX_LISTENERS => {
+                        self.accept(LISTENERS - t, now)
+                    }
                     STORAGE => {} // Replies are drained below, every turn.
                     Token(index) => {
                         let Some(conn) = self.conns.get_mut(index) else {
@@ -675,20 +784,24 @@ impl Server {
     }
 
     fn on_signal(&mut self, now: Instant) {
-        let got: Vec<&str> = self
-            .signals
-            .pending()
-            .map(|s| signal_hook::low_level::signal_name(s).unwrap_or("a signal"))
+        let got: Vec<i32> = self.signals.pending().collect();
+        if got.contains(&signal_hook::consts::SIGUSR1) {
+            self.reload_tls();
+        }
+        let stop: Vec<&str> = got
+            .iter()
+            .filter(|&&s| s != signal_hook::consts::SIGUSR1)
+            .map(|&s| signal_hook::low_level::signal_name(s).unwrap_or("a signal"))
             .collect();
-        if got.is_empty() || self.shutdown_at.is_some() {
+        if stop.is_empty() || self.shutdown_at.is_some() {
             return;
         }
         log::info!(
             "{}: no longer accepting; telling every client and flushing",
-            got.join(", ")
+            stop.join(", ")
         );
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+        for mut listener in std::mem::take(&mut self.listeners) {
+            let _ = self.poll.registry().deregister(&mut listener.socket);
         }
         let grace = Duration::from_secs_f64(self.cfg.shutdown_grace);
         self.shutdown_at = Some(now + grace);
@@ -700,13 +813,33 @@ impl Server {
         self.settle(now);
     }
 
-    fn accept(&mut self, now: Instant) {
+    /// SIGUSR1: reads the certificate and key again; new connections get them, open ones keep
+    /// theirs. A file that cannot be used is logged and the old ones stay.
+    fn reload_tls(&mut self) {
+        let (Some(cert), Some(key)) = (&self.cfg.tls_cert, &self.cfg.tls_key) else {
+            log::info!("SIGUSR1: no TLS configured, nothing to reload");
+            return;
+        };
+        match crate::tls::load_config(cert, key) {
+            Ok(config) => {
+                self.tls = Some(config);
+                log::info!(
+                    "SIGUSR1: TLS certificate and key reloaded from {}",
+                    cert.display()
+                );
+            }
+            Err(e) => log::error!("SIGUSR1: {e}; keeping the certificate in use"),
+        }
+    }
+
+    fn accept(&mut self, which: usize, now: Instant) {
         loop {
-            let Some(listener) = &self.listener else {
+            let Some(listener) = self.listeners.get(which) else {
                 return;
             };
-            match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer, now),
+            let kind = listener.kind;
+            match listener.socket.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer, kind, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_fd_exhaustion(&e) => {
@@ -716,7 +849,7 @@ impl Server {
                     // accept tells whether one is waiting: when none is, stop (looping on
                     // EMFILE would never end).
                     self.spare_fd = None;
-                    let next = listener.accept();
+                    let next = listener.socket.accept();
                     let waiting = match next {
                         Ok((stream, peer)) => {
                             log::error!(
@@ -741,7 +874,7 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, kind: ListenerKind, now: Instant) {
         if self.conns.len() >= self.cfg.max_clients.min(INDEX_MASK) || self.shutdown_at.is_some() {
             log::warn!(
                 "refusing {peer}: server full ({} connections)",
@@ -751,6 +884,17 @@ impl Server {
             return;
         }
         let _ = stream.set_nodelay(true);
+        let transport = match (kind.tls, &self.tls) {
+            (false, _) => Transport::Plain,
+            (true, Some(config)) => match crate::tls::accept(config) {
+                Ok(tls) => Transport::Tls(Box::new(tls)),
+                Err(e) => {
+                    log::error!("cannot start TLS for {peer}: {e}");
+                    return;
+                }
+            },
+            (true, None) => return,
+        };
         let entry = self.conns.vacant_entry();
         let index = entry.key();
         if let Err(e) = self
@@ -764,7 +908,15 @@ impl Server {
         self.next_serial += 1;
         let serial = self.next_serial;
         let id = conn_id(index, serial);
-        let mut conn = Conn::new(stream, peer, id, self.cfg.flood_burst, now);
+        let mut conn = Conn::new(
+            stream,
+            transport,
+            kind.proto,
+            peer,
+            id,
+            self.cfg.flood_burst,
+            now,
+        );
         // Data may have arrived before registration: read on this turn.
         conn.pending_read = true;
         self.hub.connect(id, conn.proto, Some(peer.ip()));
@@ -772,7 +924,8 @@ impl Server {
         self.readable.push(index);
         let deadline = now + Duration::from_secs_f64(self.cfg.name_timeout);
         self.name_deadlines.push_back((deadline, index, serial));
-        log::info!("{}: accepted from {peer}", conn_label(id));
+        let over = if kind.tls { " over TLS" } else { "" };
+        log::info!("{}: accepted from {peer}{over}", conn_label(id));
     }
 
     fn wake_throttled(&mut self, now: Instant) {
@@ -923,9 +1076,14 @@ impl Server {
                 self.close(index, Closing::Now);
                 continue;
             }
-            let Some(conn) = self.conns.get(index) else {
+            let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
+            // A TLS handshake message (or an alert) to send.
+            if conn.wants_write() && !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(index);
+            }
             if conn.is_closing() {
                 continue;
             }
@@ -958,7 +1116,7 @@ impl Server {
             return;
         };
         for _ in 0..16 {
-            match conn.read_some(buf) {
+            match conn.read_raw(buf) {
                 ReadOutcome::Data(_) => {}
                 ReadOutcome::Drained => return,
                 ReadOutcome::Eof | ReadOutcome::Failed => {
@@ -1082,7 +1240,7 @@ impl Server {
             match result {
                 Ok(()) if conn.queued() == 0 => {
                     if let Closing::Draining { until, shut: false } = conn.closing {
-                        let _ = conn.stream.shutdown(Shutdown::Write);
+                        conn.shut_write();
                         conn.closing = Closing::Draining { until, shut: true };
                         if !conn.pending_read {
                             conn.pending_read = true;

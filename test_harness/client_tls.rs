@@ -1,168 +1,33 @@
-//! End-to-end tests of `client --tls`: a TLS-terminating proxy written here (rustls, with a CA
-//! and certificates made by rcgen at run time) forwards plain bytes to the real server, so a
-//! TLS client and a plain client meet in one channel; certificates for another name or from
-//! an unknown CA are refused with a clear reason.
+//! End-to-end tests of `client --tls` against the real server's TLS port, with a CA and
+//! certificates made by rcgen at run time: a TLS client and a plain client meet in one
+//! channel; certificates for another name or from an unknown CA are refused with a clear
+//! reason.
 
 mod common;
 #[path = "client_support.rs"]
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::net::TcpListener;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rcgen::{KeyUsagePurpose, SanType};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{ServerConfig, ServerConnection};
-
+use common::certs::Ca;
+use common::{ServerProc, TempDir};
 use support::*;
 
-/// A certificate authority made for one test.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        Ca {
-            issuer: CertifiedIssuer::self_signed(params, key).unwrap(),
-        }
-    }
-
-    /// Writes the CA certificate as PEM into `dir`; returns its path.
-    fn write_pem(&self, dir: &common::TempDir) -> PathBuf {
-        std::fs::create_dir_all(&dir.0).unwrap();
-        let path = dir.0.join("ca.pem");
-        std::fs::write(&path, self.issuer.pem()).unwrap();
-        path
-    }
-
-    /// A rustls server configuration with a certificate for `names`, signed by this CA.
-    fn server_config(&self, names: &[&str]) -> Arc<ServerConfig> {
-        self.server_config_for(names, &[&rustls::version::TLS13, &rustls::version::TLS12])
-    }
-
-    /// The same, speaking only the given TLS versions.
-    fn server_config_for(
-        &self,
-        names: &[&str],
-        versions: &[&'static rustls::SupportedProtocolVersion],
-    ) -> Arc<ServerConfig> {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        for name in names {
-            let san = match name.parse() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName((*name).try_into().unwrap()),
-            };
-            params.subject_alt_names.push(san);
-        }
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(versions)
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        Arc::new(config)
-    }
-}
-
-/// A TLS-terminating proxy on 127.0.0.1: each connection's plaintext goes to `backend`.
-fn tls_proxy(config: Arc<ServerConfig>, backend: SocketAddr) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let config = Arc::clone(&config);
-            thread::spawn(move || forward(stream, config, backend));
-        }
-    });
-    port
-}
-
-/// One proxied connection: TLS on `front`, plain bytes to a new connection to `backend`.
-/// Each direction's end of stream is passed on (close_notify, then a half close).
-fn forward(mut front: TcpStream, config: Arc<ServerConfig>, backend: SocketAddr) {
-    let mut tls = ServerConnection::new(config).unwrap();
-    let mut back = TcpStream::connect(backend).unwrap();
-    front.set_nonblocking(true).unwrap();
-    // Reads from the server wait at most a millisecond: that paces the loop.
-    back.set_read_timeout(Some(Duration::from_millis(1)))
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut front_open = true;
-    let mut buf = [0u8; 16 * 1024];
-    while Instant::now() < deadline {
-        if front_open {
-            match tls.read_tls(&mut front) {
-                Ok(0) => front_open = false,
-                Ok(_) => {
-                    if tls.process_new_packets().is_err() {
-                        // A refused handshake: send the alert and stop.
-                        let _ = tls.write_tls(&mut front);
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => front_open = false,
-            }
-            loop {
-                match tls.reader().read(&mut buf) {
-                    Ok(0) => {
-                        front_open = false;
-                        let _ = back.shutdown(std::net::Shutdown::Write);
-                        break;
-                    }
-                    Ok(n) => back.write_all(&buf[..n]).unwrap(),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        front_open = false;
-                        let _ = back.shutdown(std::net::Shutdown::Write);
-                        break;
-                    }
-                }
-            }
-        }
-        let back_done = match back.read(&mut buf) {
-            Ok(0) => true,
-            Ok(n) => {
-                tls.writer().write_all(&buf[..n]).unwrap();
-                false
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
-            Err(_) => true,
-        };
-        if back_done {
-            tls.send_close_notify();
-        }
-        while tls.wants_write() {
-            match tls.write_tls(&mut front) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    thread::sleep(Duration::from_millis(1))
-                }
-                Err(_) => return,
-            }
-        }
-        if back_done {
-            return;
-        }
-    }
+/// The real server with a TLS port whose certificate, signed by `ca`, names `names`.
+fn tls_server(ca: &Ca, dir: &TempDir, names: &[&str]) -> (ServerProc, u16) {
+    let cert = ca.issue(&dir.0, "server", names);
+    let server = ServerProc::start(&[
+        "--tls-cert",
+        cert.cert.to_str().unwrap(),
+        "--tls-key",
+        cert.key.to_str().unwrap(),
+        "--tls-port",
+        "0",
+    ]);
+    let port = server.addr_of("TLS").port();
+    (server, port)
 }
 
 fn tls_client(name: &str, ca: &std::path::Path, host: &str, port: u16) -> Client {
@@ -174,11 +39,10 @@ fn tls_client(name: &str, ca: &std::path::Path, host: &str, port: u16) -> Client
 /// plain clients do.
 #[test]
 fn a_tls_client_and_a_plain_client_chat_in_one_channel() {
-    let server = common::ServerProc::start(&[]);
     let ca = Ca::new("chat test CA");
-    let dir = common::TempDir::new("client-tls");
-    let ca_pem = ca.write_pem(&dir);
-    let port = tls_proxy(ca.server_config(&["localhost"]), server.addr);
+    let dir = TempDir::new("client-tls");
+    let ca_pem = ca.write_pem(&dir.0);
+    let (server, port) = tls_server(&ca, &dir, &["localhost"]);
 
     let mut bob = Client::spawn("bob", server.addr.port(), None);
     bob.type_text("/create room\n");
@@ -217,15 +81,13 @@ fn a_tls_client_and_a_plain_client_chat_in_one_channel() {
     assert_eq!(bob.wait().code(), Some(0));
 }
 
-/// TLS 1.2 works too, and a certificate may name the address the client was given.
+/// A certificate may name the address the client was given.
 #[test]
-fn tls_1_2_and_an_ip_address_certificate() {
-    let server = common::ServerProc::start(&[]);
+fn an_ip_address_certificate() {
     let ca = Ca::new("chat test CA");
-    let dir = common::TempDir::new("client-tls12");
-    let ca_pem = ca.write_pem(&dir);
-    let config = ca.server_config_for(&["127.0.0.1"], &[&rustls::version::TLS12]);
-    let port = tls_proxy(config, server.addr);
+    let dir = TempDir::new("client-tls-ip");
+    let ca_pem = ca.write_pem(&dir.0);
+    let (_server, port) = tls_server(&ca, &dir, &["127.0.0.1"]);
     let mut alice = tls_client("alice", &ca_pem, "127.0.0.1", port);
     alice.type_text("/create x\n/list\n");
     alice.close_stdin();
@@ -233,7 +95,7 @@ fn tls_1_2_and_an_ip_address_certificate() {
     alice.expect_stdout("[Me] [Me] [Me] \r    \rx\n[Me] ");
 }
 
-/// Runs `client --tls` against a proxy that must be refused; returns its stderr.
+/// Runs `client --tls` against a server that must be refused; returns its stderr.
 fn refused(args: &[&str], port: u16) -> String {
     let port = port.to_string();
     let mut all: Vec<&str> = args.to_vec();
@@ -246,11 +108,10 @@ fn refused(args: &[&str], port: u16) -> String {
 
 #[test]
 fn a_certificate_for_another_name_is_refused() {
-    let server = common::ServerProc::start(&[]);
     let ca = Ca::new("chat test CA");
-    let dir = common::TempDir::new("client-tls-name");
-    let ca_pem = ca.write_pem(&dir);
-    let port = tls_proxy(ca.server_config(&["other.example"]), server.addr);
+    let dir = TempDir::new("client-tls-name");
+    let ca_pem = ca.write_pem(&dir.0);
+    let (_server, port) = tls_server(&ca, &dir, &["other.example"]);
     let stderr = refused(&["--tls", "--ca", ca_pem.to_str().unwrap()], port);
     assert_eq!(
         stderr,
@@ -263,12 +124,11 @@ fn a_certificate_for_another_name_is_refused() {
 
 #[test]
 fn a_certificate_from_an_unknown_ca_is_refused() {
-    let server = common::ServerProc::start(&[]);
     let trusted = Ca::new("chat test CA");
     let unknown = Ca::new("someone else's CA");
-    let dir = common::TempDir::new("client-tls-ca");
-    let ca_pem = trusted.write_pem(&dir);
-    let port = tls_proxy(unknown.server_config(&["localhost"]), server.addr);
+    let dir = TempDir::new("client-tls-ca");
+    let ca_pem = trusted.write_pem(&dir.0);
+    let (_server, port) = tls_server(&unknown, &dir, &["localhost"]);
     let expected = format!(
         "client: cannot connect to localhost:{port}: the server's certificate is not signed by \
          a trusted certificate authority (give --ca FILE for a private CA)\n"
@@ -283,10 +143,10 @@ fn a_certificate_from_an_unknown_ca_is_refused() {
 
 #[test]
 fn a_plain_port_is_not_taken_for_tls() {
-    let server = common::ServerProc::start(&[]);
+    let server = ServerProc::start(&[]);
     let ca = Ca::new("chat test CA");
-    let dir = common::TempDir::new("client-tls-plain");
-    let ca_pem = ca.write_pem(&dir);
+    let dir = TempDir::new("client-tls-plain");
+    let ca_pem = ca.write_pem(&dir.0);
     let port = server.addr.port();
     let stderr = refused(&["--tls", "--ca", ca_pem.to_str().unwrap()], port);
     assert_eq!(
@@ -321,7 +181,7 @@ fn a_server_that_hangs_up_during_the_handshake() {
 
 #[test]
 fn a_bad_ca_file_is_refused_before_connecting() {
-    let dir = common::TempDir::new("client-tls-badca");
+    let dir = TempDir::new("client-tls-badca");
     std::fs::create_dir_all(&dir.0).unwrap();
     let path = dir.0.join("ca.pem");
     std::fs::write(&path, "not a certificate\n").unwrap();

@@ -74,8 +74,14 @@ pub fn main() -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout();
-    // The first (and only) line on stdout: scripts and tests read the port from it.
-    let _ = writeln!(stdout, "Listening on {}", server.local_addr());
+    // The only lines on stdout, one per listener, plain frames first: scripts and tests read
+    // the ports from them.
+    for (kind, addr) in server.listening() {
+        let _ = match kind.label() {
+            "" => writeln!(stdout, "Listening on {addr}"),
+            label => writeln!(stdout, "Listening for {label} on {addr}"),
+        };
+    }
     let _ = stdout.flush();
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

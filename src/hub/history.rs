@@ -472,7 +472,7 @@ impl Hub {
         };
         if ok {
             client.auth = Auth::Open;
-            log::info!("{}: identified as {name}", conn_label(conn));
+            log::info!("{}: logged in as {name} (identified)", conn_label(conn));
             self.forget_pending(&key, conn);
             if let Some(others) = self.pending.remove(&key) {
                 let reason = text::identified_elsewhere(&name);

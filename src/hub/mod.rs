@@ -602,7 +602,11 @@ impl Hub {
         if !self.clients.contains_key(&conn) {
             return Err(NameError::Invalid);
         }
-        log::debug!("{}: logged in as {name}", conn_label(conn));
+        if registered {
+            log::debug!("{}: {name} is registered: must identify", conn_label(conn));
+        } else {
+            log::info!("{}: logged in as {name}", conn_label(conn));
+        }
         if self.known.insert(key.clone()) {
             sink.store(Request::Event(Event::User {
                 name: name.to_string(),

@@ -2,6 +2,7 @@
 //! with raw sockets. Every read has a timeout, so a missing reply fails fast.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod sonnet_files;
 pub mod tools;
 
@@ -29,6 +30,23 @@ pub struct ServerProc {
     pub addr: SocketAddr,
     /// What the server logged, when started with [`ServerProc::start_logged`].
     log: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+    /// Every `Listening …` line: its label (`""` for the plain frame port, `TLS`, `web`,
+    /// `IRC`…) and address.
+    pub listening: Vec<(String, SocketAddr)>,
+}
+
+/// How many `Listening` lines a server started with these arguments prints.
+fn listeners_in(args: &[&str]) -> usize {
+    let ports = ["--tls-port", "--web-port", "--irc-port", "--irc-tls-port"];
+    let extra = args
+        .iter()
+        .filter(|a| {
+            ports
+                .iter()
+                .any(|p| a == &p || a.starts_with(&format!("{p}=")))
+        })
+        .count();
+    extra + usize::from(!args.contains(&"--no-plain"))
 }
 
 impl ServerProc {
@@ -40,7 +58,7 @@ impl ServerProc {
         if !args.contains(&"--data-dir") {
             cmd.arg("--ephemeral");
         }
-        Self::spawn(cmd)
+        Self::spawn_n(cmd, listeners_in(args))
     }
 
     /// Like [`ServerProc::start`], with the server's log (info and up) collected; see
@@ -51,11 +69,12 @@ impl ServerProc {
         if !args.contains(&"--data-dir") {
             cmd.arg("--ephemeral");
         }
-        Self::spawn_logged(cmd)
+        Self::spawn_logged(cmd, listeners_in(args))
     }
 
-    /// Starts a prepared server command with its stderr collected.
-    pub fn spawn_logged(mut cmd: Command) -> ServerProc {
+    /// Starts a prepared server command with its stderr collected; it prints `lines`
+    /// `Listening` lines.
+    pub fn spawn_logged(mut cmd: Command, lines: usize) -> ServerProc {
         cmd.env("RUST_LOG", "info").stderr(Stdio::piped());
         let mut child = cmd
             .stdin(Stdio::null())
@@ -76,9 +95,18 @@ impl ServerProc {
                 }
             }
         });
-        let mut server = Self::wait_listening(child);
+        let mut server = Self::wait_listening(child, lines);
         server.log = Some(log);
         server
+    }
+
+    /// The address of the listener with this label (`""`, `TLS`, `web`, `IRC`…).
+    pub fn addr_of(&self, label: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no {label:?} listener in {:?}", self.listening))
     }
 
     /// What the server has logged so far (started with [`ServerProc::start_logged`]).
@@ -124,8 +152,14 @@ impl ServerProc {
             .expect("VmRSS in /proc status")
     }
 
-    /// Starts a prepared server command (stdout piped, stderr per TEST_SERVER_LOG).
-    pub fn spawn(mut cmd: Command) -> ServerProc {
+    /// Starts a prepared server command (stdout piped, stderr per TEST_SERVER_LOG) that
+    /// listens on its plain frame port only.
+    pub fn spawn(cmd: Command) -> ServerProc {
+        Self::spawn_n(cmd, 1)
+    }
+
+    /// Starts a prepared server command that prints `lines` `Listening` lines.
+    pub fn spawn_n(mut cmd: Command, lines: usize) -> ServerProc {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         if std::env::var_os("TEST_SERVER_LOG").is_some() {
             cmd.stderr(Stdio::inherit());
@@ -133,43 +167,57 @@ impl ServerProc {
             cmd.env("RUST_LOG", "off").stderr(Stdio::null());
         }
         let child = cmd.spawn().expect("start the server binary");
-        Self::wait_listening(child)
+        Self::wait_listening(child, lines)
     }
 
-    /// Waits for a started server's `Listening on` line.
-    fn wait_listening(mut child: Child) -> ServerProc {
+    /// Waits for a started server's `Listening` lines.
+    fn wait_listening(mut child: Child, lines: usize) -> ServerProc {
         let stdout = child.stdout.take().expect("server stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line.clone());
-            // Anything more on stdout is a defect: report it through a second message.
+            for _ in 0..lines {
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let _ = tx.send(line);
+            }
+            // Anything more on stdout is a defect: report it through another message.
             let mut rest = String::new();
             let _ = reader.read_to_string(&mut rest);
             let _ = tx.send(rest);
         });
-        let line = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(line) => line,
-            Err(_) => {
+        let mut listening = Vec::new();
+        for _ in 0..lines {
+            let line = match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the server printed no address within 10 s");
+                }
+            };
+            let (label, rest) = if let Some(rest) = line.strip_prefix("Listening on ") {
+                ("", rest)
+            } else if let Some(rest) = line.strip_prefix("Listening for ") {
+                let (label, addr) = rest
+                    .split_once(" on ")
+                    .unwrap_or_else(|| panic!("stdout line: {line:?}"));
+                (label, addr)
+            } else {
                 let _ = child.kill();
-                panic!("the server printed no address within 10 s");
-            }
-        };
-        assert!(
-            line.starts_with("Listening on "),
-            "first stdout line: {line:?}"
-        );
-        let addr: SocketAddr = line
-            .split_whitespace()
-            .last()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+                panic!("stdout line: {line:?}");
+            };
+            let addr: SocketAddr = rest
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("no address in {line:?}"));
+            listening.push((label.to_string(), addr));
+        }
+        let addr = listening[0].1;
         ServerProc {
             child,
             addr,
             log: None,
+            listening,
         }
     }
 

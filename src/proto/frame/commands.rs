@@ -68,6 +68,14 @@ fn leave_all(hub: &mut Hub, conn: ConnId, sink: &mut impl Sink) {
 /// A cleaned, non-empty line from a logged-in connection.
 pub fn command(hub: &mut Hub, conn: ConnId, line: &str, sink: &mut impl Sink) {
     let command = Command::parse(line);
+    if log::log_enabled!(log::Level::Debug) {
+        // The command word only: never a password or a message's text.
+        let what = match command {
+            Command::Chat(msg) => format!("a chat message of {} bytes", msg.len()),
+            _ => line.split(' ').next().unwrap_or_default().to_string(),
+        };
+        log::debug!("{}: {what}", crate::hub::conn_label(conn));
+    }
     if !hub.is_open(conn) {
         match command {
             Command::Identify(password) => hub.identify(conn, password, sink),
