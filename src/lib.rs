@@ -7,6 +7,7 @@
 //! - [`hub`]: every protocol rule, as a state machine with no sockets.
 //! - [`conn`]: one connection's socket, buffers, interest and flood budget.
 //! - [`outq`]: output queues that share each relayed frame within a turn of the loop.
+//! - [`proto`]: the other wire protocols' pure codecs (IRC).
 //! - [`os`]: the open-file limit, raised at start by the server and the stress tool.
 //! - [`server`]: the mio event loop and the limits of section 7.
 //! - [`sonnets`]: the 154 sonnets, loaded once at start, and the `/sonnet N` argument.
@@ -26,6 +27,7 @@ pub mod frame;
 pub mod hub;
 pub mod os;
 pub mod outq;
+pub mod proto;
 pub mod server;
 pub mod sonnets;
 pub mod split;
