@@ -10,6 +10,7 @@
 //!   hub's events as its own bytes (the course's frames first).
 //! - [`conn`]: one connection's socket, buffers, interest and flood budget.
 //! - [`outq`]: output queues that share each relayed frame within a turn of the loop.
+//! - [`proto`]: the other wire protocols' pure codecs (IRC).
 //! - [`os`]: the open-file limit, raised at start by the server and the stress tool.
 //! - [`server`]: the mio event loop, its listeners and the limits of section 7.
 //! - [`tls`]: TLS (rustls) for the server, a layer under any protocol; reloaded on SIGUSR1.

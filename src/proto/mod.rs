@@ -2,8 +2,10 @@
 //! hub's events ([`crate::hub::Out`]) as its own bytes; the hub knows none of them.
 //!
 //! - [`frame`]: the course's 200-byte frames (plain TCP or TLS).
+//! - [`irc`]: IRC lines (RFC 1459/2812 as modern clients use them).
 
 pub mod frame;
+pub mod irc;
 
 use crate::hub::{Out, Proto};
 
