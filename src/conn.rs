@@ -202,6 +202,25 @@ fn write_records(tls: &mut rustls::ServerConnection, stream: &mut TcpStream) -> 
     Ok(())
 }
 
+/// The input side of an IRC connection: bytes not yet cut into lines (at most one read and a
+/// partial line), and the session they go to.
+#[derive(Debug)]
+pub struct IrcIn {
+    pub splitter: crate::proto::irc::message::LineSplitter,
+    pub buf: Vec<u8>,
+    /// Taken out while it handles a line (it needs the hub and the connections), else there.
+    pub session: Option<Box<crate::proto::irc::Session>>,
+}
+
+/// How a connection's plaintext is cut into inputs for its protocol.
+#[derive(Debug)]
+pub enum Codec {
+    /// 200-byte frames (a partial one and held input are in the connection).
+    Frame,
+    /// IRC lines.
+    Irc(Box<IrcIn>),
+}
+
 /// A client connection.
 #[derive(Debug)]
 pub struct Conn {
@@ -212,6 +231,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// The protocol it speaks.
     pub proto: Proto,
+    /// How its input is cut.
+    pub codec: Codec,
     partial: Partial,
     /// Input read but not handed to the hub yet: the rest of a read after the hub began to
     /// make this connection wait. At most one read's worth; nothing more is read until it is
@@ -252,11 +273,20 @@ impl Conn {
         burst: f64,
         now: Instant,
     ) -> Self {
+        let codec = match proto {
+            Proto::Irc => Codec::Irc(Box::new(IrcIn {
+                splitter: Default::default(),
+                buf: Vec::new(),
+                session: Some(Box::new(crate::proto::irc::Session::new(now))),
+            })),
+            Proto::Frame | Proto::Web => Codec::Frame,
+        };
         Conn {
             stream,
             transport,
             peer,
             proto,
+            codec,
             partial: Partial::default(),
             held: Vec::new(),
             out: OutQueue::default(),
@@ -406,6 +436,17 @@ impl Conn {
         self.partial.release(pool);
         self.out.release(pool);
         self.held = Vec::new();
+        if let Codec::Irc(irc) = &mut self.codec {
+            irc.buf = Vec::new();
+        }
+    }
+
+    /// True when input read earlier is still to be handled.
+    pub fn has_held(&self) -> bool {
+        match &self.codec {
+            Codec::Frame => !self.held.is_empty(),
+            Codec::Irc(irc) => !irc.buf.is_empty(),
+        }
     }
 
     /// Writes as much queued output as the socket takes, in as few calls as it takes; keeps

@@ -1,4 +1,4 @@
-//! What the operating system allows a process: the open-file limit.
+//! What the operating system tells and allows a process: the open-file limit, the host name.
 
 /// Raises the soft limit of open files to the hard limit; returns the limit now in force.
 pub fn raise_nofile_limit() -> u64 {
@@ -22,4 +22,16 @@ pub fn raise_nofile_limit() -> u64 {
         }
     }
     lim.rlim_cur
+}
+
+/// This machine's host name (empty when it cannot be read).
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }

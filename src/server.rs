@@ -28,11 +28,14 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::conn::{BufPool, Closing, Conn, ReadOutcome, Transport};
+use crate::conn::{BufPool, Closing, Codec, Conn, ReadOutcome, Transport};
 use crate::frame::{self, FRAME_LEN};
 use crate::hub::{conn_label, ConnId, Hub, HubConfig, Limits, Out, Proto, Sink, SERIAL_SHIFT};
 use crate::outq::TurnLog;
 use crate::proto;
+use crate::proto::irc::message::Piece;
+use crate::proto::irc::session::Ctx as IrcCtx;
+use crate::proto::irc::IrcConfig;
 use crate::sonnets::{self, Sonnets};
 use crate::storage::{HashJob, Request, Storage, StorageError, StorageHandle};
 use crate::utils_errors as text;
@@ -131,6 +134,18 @@ pub struct ServerConfig {
     /// Do not listen on the plain frame port (PORT is then not used)
     #[arg(long)]
     pub no_plain: bool,
+    /// Also listen for IRC clients on this port
+    #[arg(long, value_name = "PORT")]
+    pub irc_port: Option<u16>,
+    /// Also listen for IRC clients inside TLS on this port (needs --tls-cert, --tls-key)
+    #[arg(long, value_name = "PORT")]
+    pub irc_tls_port: Option<u16>,
+    /// The server's name for IRC clients (numerics, PONG); default: this machine's host name
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// The message of the day for IRC clients (a text file, read at start)
+    #[arg(long, value_name = "FILE")]
+    pub motd: Option<PathBuf>,
 }
 
 /// The default storage directory, relative to where the server runs.
@@ -159,6 +174,10 @@ impl ServerConfig {
             tls_key: None,
             tls_port: None,
             no_plain: false,
+            irc_port: None,
+            irc_tls_port: None,
+            server_name: None,
+            motd: None,
         }
     }
 
@@ -246,7 +265,7 @@ impl ServerConfig {
             return Err(bad(
                 "no-plain",
                 "",
-                "leaves nothing to listen on: give --tls-port too",
+                "leaves nothing to listen on: give --tls-port (or an IRC port) too",
             ));
         }
         Ok(())
@@ -266,6 +285,20 @@ impl ServerConfig {
             out.push(ListenerKind {
                 port,
                 proto: Proto::Frame,
+                tls: true,
+            });
+        }
+        if let Some(port) = self.irc_port {
+            out.push(ListenerKind {
+                port,
+                proto: Proto::Irc,
+                tls: false,
+            });
+        }
+        if let Some(port) = self.irc_tls_port {
+            out.push(ListenerKind {
+                port,
+                proto: Proto::Irc,
                 tls: true,
             });
         }
@@ -345,6 +378,7 @@ struct Outbox<'a> {
     /// Requests for storage, handed over together at the end of the turn.
     to_store: &'a mut Vec<Request>,
     storage: &'a StorageHandle,
+    irc: &'a IrcConfig,
     max_queue: usize,
 }
 
@@ -417,12 +451,13 @@ impl Sink for Outbox<'_> {
             }
             let proto = conn.proto;
             let slot = proto_slot(proto);
+            let ctx = proto::RenderCtx { irc: self.irc };
             let at = *rendered[slot]
-                .get_or_insert_with(|| self.log.append(|buf| proto::render(proto, out, buf)));
+                .get_or_insert_with(|| self.log.append(|buf| proto::render(proto, out, &ctx, buf)));
             if at.is_none() {
                 // The log is full this turn (or the event renders to nothing for this protocol).
                 scratch.clear();
-                proto::render(proto, out, &mut scratch);
+                proto::render(proto, out, &ctx, &mut scratch);
                 if scratch.is_empty() {
                     continue;
                 }
@@ -440,7 +475,8 @@ impl Sink for Outbox<'_> {
         }
         if let Some(reason) = reason {
             let mut bytes = Vec::new();
-            proto::render_reason(conn.proto, reason, &mut bytes);
+            let ctx = proto::RenderCtx { irc: self.irc };
+            proto::render_reason(conn.proto, reason, &ctx, &mut bytes);
             // The reason is small and goes out even past the queue bound.
             conn.out.push_own(&bytes, self.log, self.pool);
             if !conn.dirty {
@@ -497,6 +533,7 @@ macro_rules! outbox {
             log: &mut $server.log,
             to_store: &mut $server.to_store,
             storage: &$server.storage,
+            irc: &$server.irc,
             max_queue: $server.cfg.max_queue,
         }
     };
@@ -544,6 +581,12 @@ pub struct Server {
     /// A spare descriptor, given up to accept (and refuse) a connection when none are left.
     spare_fd: Option<File>,
     read_buf: Vec<u8>,
+    /// One IRC line, copied out of its connection's buffer while its session handles it.
+    line_buf: Vec<u8>,
+    /// What IRC sessions share.
+    irc: IrcConfig,
+    /// The last time IRC sessions were told that time passed.
+    irc_ticked: Instant,
     shutdown_at: Option<Instant>,
 }
 
@@ -598,6 +641,7 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let sonnets = load_sonnets(&cfg.sonnets);
+        let irc = irc_config(&cfg);
         let limits = Limits {
             identify_secs: cfg.identify_timeout,
             max_channels: cfg.max_channels,
@@ -634,6 +678,9 @@ impl Server {
             draining: VecDeque::new(),
             name_deadlines: VecDeque::new(),
             spare_fd: File::open("/dev/null").ok(),
+            line_buf: Vec::new(),
+            irc,
+            irc_ticked: Instant::now(),
             shutdown_at: None,
         })
     }
@@ -692,6 +739,7 @@ impl Server {
             }
             self.expire(now);
             self.tick(now);
+            self.tick_irc(now);
             self.settle(now);
             self.write_all();
             self.settle(now);
@@ -947,10 +995,159 @@ impl Server {
         }
     }
 
-    /// Hands the complete frames of `data` to the connection's protocol, one at a time, until
-    /// the hub makes the connection wait; returns how many bytes were used (the caller holds
-    /// the rest).
-    fn feed(&mut self, index: usize, data: &[u8]) -> usize {
+    /// Hands `data` to the connection's protocol, an input at a time, until the hub makes the
+    /// connection wait; returns how many bytes were used (the caller holds the rest). IRC keeps
+    /// what it was given in its own buffer.
+    fn feed(&mut self, index: usize, data: &[u8], now: Instant) -> usize {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return data.len();
+        };
+        match &mut conn.codec {
+            Codec::Frame => self.feed_frames(index, data),
+            Codec::Irc(irc) => {
+                irc.buf.extend_from_slice(data);
+                self.pump_irc(index, now);
+                data.len()
+            }
+        }
+    }
+
+    /// Handles input an earlier read left; false when the connection still waits (or closes).
+    fn pump_held(&mut self, index: usize, now: Instant) -> bool {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return false;
+        };
+        match &conn.codec {
+            Codec::Frame => {
+                let held = std::mem::take(&mut conn.held);
+                let used = self.feed_frames(index, &held);
+                if used < held.len() {
+                    if let Some(conn) = self.conns.get_mut(index) {
+                        conn.held = held[used..].to_vec();
+                    }
+                    return false;
+                }
+            }
+            Codec::Irc(_) => {
+                self.pump_irc(index, now);
+            }
+        }
+        self.conns
+            .get(index)
+            .is_some_and(|c| !c.is_closing() && !c.has_held() && !self.hub.is_waiting(c.id))
+    }
+
+    /// Hands an IRC connection's complete lines to its session until the hub makes it wait.
+    fn pump_irc(&mut self, index: usize, now: Instant) {
+        let mut pos = 0;
+        loop {
+            let Some(conn) = self.conns.get_mut(index) else {
+                return;
+            };
+            let closing = conn.is_closing();
+            let hub_id = conn.id;
+            let Codec::Irc(irc) = &mut conn.codec else {
+                return;
+            };
+            if closing {
+                irc.buf.clear();
+                return;
+            }
+            if self.hub.is_waiting(hub_id) {
+                irc.buf.drain(..pos);
+                return;
+            }
+            let too_long = match irc.splitter.next(&irc.buf[pos..]) {
+                Piece::Line { line, consumed } => {
+                    self.line_buf.clear();
+                    self.line_buf.extend_from_slice(line);
+                    pos += consumed;
+                    false
+                }
+                Piece::TooLong { consumed } => {
+                    pos += consumed;
+                    true
+                }
+                Piece::Incomplete { consumed } => {
+                    pos += consumed;
+                    irc.buf.drain(..pos);
+                    return;
+                }
+            };
+            let Some(mut session) = irc.session.take() else {
+                return;
+            };
+            conn.charge();
+            let line = std::mem::take(&mut self.line_buf);
+            {
+                let mut outbox = outbox!(self);
+                let mut ctx = IrcCtx {
+                    hub: &mut self.hub,
+                    conn: hub_id,
+                    cfg: &self.irc,
+                    sink: &mut outbox,
+                    now,
+                };
+                if too_long {
+                    session.too_long(&mut ctx);
+                } else {
+                    session.line(&line, &mut ctx);
+                }
+            }
+            self.line_buf = line;
+            if let Some(conn) = self.conns.get_mut(index) {
+                if let Codec::Irc(irc) = &mut conn.codec {
+                    irc.session = Some(session);
+                }
+            }
+        }
+    }
+
+    /// Tells every IRC session that time passed (pings), once a second.
+    fn tick_irc(&mut self, now: Instant) {
+        if now < self.irc_ticked + Duration::from_secs(1) {
+            return;
+        }
+        self.irc_ticked = now;
+        let ids: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.codec, Codec::Irc(_)) && !c.is_closing())
+            .map(|(i, _)| i)
+            .collect();
+        for index in ids {
+            let Some(conn) = self.conns.get_mut(index) else {
+                continue;
+            };
+            let hub_id = conn.id;
+            let Codec::Irc(irc) = &mut conn.codec else {
+                continue;
+            };
+            let Some(mut session) = irc.session.take() else {
+                continue;
+            };
+            {
+                let mut outbox = outbox!(self);
+                let mut ctx = IrcCtx {
+                    hub: &mut self.hub,
+                    conn: hub_id,
+                    cfg: &self.irc,
+                    sink: &mut outbox,
+                    now,
+                };
+                session.tick(&mut ctx);
+            }
+            if let Some(conn) = self.conns.get_mut(index) {
+                if let Codec::Irc(irc) = &mut conn.codec {
+                    irc.session = Some(session);
+                }
+            }
+        }
+    }
+
+    /// Hands the complete frames of `data` to the frame protocol, one at a time, until the hub
+    /// makes the connection wait; returns how many bytes were used (the caller holds the rest).
+    fn feed_frames(&mut self, index: usize, data: &[u8]) -> usize {
         let mut pos = 0;
         while pos < data.len() {
             let Some(conn) = self.conns.get_mut(index) else {
@@ -1001,15 +1198,8 @@ impl Server {
                 continue;
             }
             // What an earlier read left comes first.
-            if !conn.held.is_empty() {
-                let held = std::mem::take(&mut conn.held);
-                let used = self.feed(index, &held);
-                if used < held.len() {
-                    if let Some(conn) = self.conns.get_mut(index) {
-                        conn.held = held[used..].to_vec();
-                    }
-                    continue;
-                }
+            if conn.has_held() && !self.pump_held(index, now) {
+                continue;
             }
             let Some(conn) = self.conns.get_mut(index) else {
                 continue;
@@ -1034,11 +1224,17 @@ impl Server {
                 self.throttled.push((now + wait, index));
                 continue;
             }
+            // The flood budget counts inputs: frames, or IRC lines of up to 512 bytes.
+            let unit = if matches!(conn.codec, Codec::Irc(_)) {
+                crate::proto::irc::message::MAX_LINE
+            } else {
+                FRAME_LEN
+            };
             let mut left = self
                 .cfg
                 .read_budget
                 .min(self.cfg.max_queue / 4)
-                .min(allowed.saturating_mul(FRAME_LEN))
+                .min(allowed.saturating_mul(unit))
                 .max(1);
             let mut failed = false;
             while left > 0 {
@@ -1049,7 +1245,7 @@ impl Server {
                 match conn.read_some(&mut buf[..want]) {
                     ReadOutcome::Data(n) => {
                         left -= n;
-                        let used = self.feed(index, &buf[..n]);
+                        let used = self.feed(index, &buf[..n], now);
                         if used < n {
                             // The hub made it wait: keep the rest, read nothing more.
                             if let Some(conn) = self.conns.get_mut(index) {
@@ -1290,6 +1486,48 @@ impl Server {
             }
         }
         self.throttled.retain(|&(_, id)| self.conns.contains(id));
+    }
+}
+
+/// What IRC sessions share, from the configuration: the server's name (the host name unless
+/// `--server-name`), the network, the MOTD file's lines.
+fn irc_config(cfg: &ServerConfig) -> IrcConfig {
+    let server_name = cfg.server_name.clone().unwrap_or_else(|| {
+        let name = crate::os::host_name();
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if ok {
+            name
+        } else {
+            "chat.local".to_string()
+        }
+    });
+    let motd = cfg
+        .motd
+        .as_ref()
+        .and_then(|path| match std::fs::read_to_string(path) {
+            Ok(text) => Some(
+                text.lines()
+                    .map(|l| frame::clean(l).into_owned())
+                    .collect::<Vec<_>>()
+                    .into(),
+            ),
+            Err(e) => {
+                log::warn!("no MOTD from {}: {e}", absolute(path).display());
+                None
+            }
+        });
+    IrcConfig {
+        network: "chat".into(),
+        server_name: server_name.into(),
+        motd,
+        created: {
+            use crate::clock::Clock;
+            let clock = crate::clock::SystemClock;
+            clock.stamp(clock.now()).into()
+        },
     }
 }
 

@@ -161,8 +161,11 @@ impl<F: Frontend> Session<F> {
         self.queue(text::LOGIN_PROBE);
         self.flush_socket()?;
         self.frontend.start()?;
-        // The TLS handshake may have brought application data along.
+        // The TLS handshake may have brought application data along (or the server answered
+        // already): whatever that made us queue (an /identify) goes out before the first wait.
         self.read_socket()?;
+        self.flush_socket()?;
+        self.update_interest()?;
         let mut events = Events::with_capacity(16);
         loop {
             let timeout = match self.deadline() {

@@ -396,7 +396,11 @@ impl Hub {
                 let addr = self.clients.get(&conn).and_then(|c| c.addr);
                 self.guard.record(&key, addr, ok, self.clock.now());
                 if self.waits(conn, Wait::Hash) {
-                    self.identified(conn, ok, sink);
+                    if self.name_of(conn).is_none() {
+                        self.authenticated(conn, &key, ok, sink);
+                    } else {
+                        self.identified(conn, ok, sink);
+                    }
                 }
             }
             Reply::Search {
@@ -455,6 +459,88 @@ impl Hub {
         self.quit_channels(holder, None, sink);
         self.owners.remove(key);
         self.require_identify(holder, sink);
+    }
+
+    /// A registered name is proven: this connection owns it, and every other connection
+    /// holding it unidentified is told and closed.
+    pub(super) fn take_name(&mut self, conn: ConnId, key: &str, name: &str, sink: &mut impl Sink) {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.auth = Auth::Open;
+        }
+        log::info!("{}: logged in as {name} (identified)", conn_label(conn));
+        self.forget_pending(key, conn);
+        if let Some(others) = self.pending.remove(key) {
+            let reason = text::identified_elsewhere(name);
+            for other in others {
+                log::info!(
+                    "{}: {name} was identified by {}; closing",
+                    conn_label(other),
+                    conn_label(conn)
+                );
+                sink.close(other, Some(&reason));
+            }
+        }
+        self.owners.insert(key.into(), conn);
+    }
+
+    /// Checks a password for a registered name before the connection logs in (IRC's SASL
+    /// PLAIN), with the same lockouts as `/identify`. The answer is a reply of kind
+    /// [`ReplyKind::SaslOk`] (a login with that name then needs no `/identify`) or
+    /// [`ReplyKind::SaslFailed`].
+    pub fn authenticate(
+        &mut self,
+        conn: ConnId,
+        account: &str,
+        password: &str,
+        sink: &mut impl Sink,
+    ) {
+        let now = self.clock.now();
+        let Some(client) = self.clients.get(&conn) else {
+            return;
+        };
+        if client.person.is_some() {
+            return;
+        }
+        let key = name_key(account);
+        let Some(hash) = self.registered.get(&key).map(|r| r.hash.clone()) else {
+            let reply = text::not_registered(account);
+            self.reply_kind(sink, conn, ReplyKind::SaslFailed, &[&reply]);
+            return;
+        };
+        if let Some(secs) = self.guard.locked(&key, client.addr, now) {
+            let reply = text::locked_out(account, secs);
+            self.reply_kind(sink, conn, ReplyKind::SaslFailed, &[&reply]);
+            return;
+        }
+        let job = HashJob::Verify {
+            conn,
+            key: key.to_string(),
+            password: password.to_string(),
+            hash,
+        };
+        if sink.hash(job) {
+            self.set_wait(conn, Wait::Hash);
+        } else {
+            self.reply_kind(sink, conn, ReplyKind::SaslFailed, &[text::BUSY]);
+        }
+    }
+
+    /// The answer to [`Hub::authenticate`].
+    fn authenticated(&mut self, conn: ConnId, key: &str, ok: bool, sink: &mut impl Sink) {
+        let account = self
+            .registered
+            .get(key)
+            .map_or_else(|| key.to_string(), |r| r.name.clone());
+        if ok {
+            if let Some(client) = self.clients.get_mut(&conn) {
+                client.account = Some(key.into());
+            }
+            self.reply_kind(sink, conn, ReplyKind::SaslOk, &[&account]);
+        } else {
+            let reply = text::wrong_password(&account);
+            self.reply_kind(sink, conn, ReplyKind::SaslFailed, &[&reply]);
+        }
+        self.done_waiting(conn, sink);
     }
 
     /// Handles a password check of a connection that waited for it.

@@ -109,6 +109,11 @@ pub enum ReplyKind {
     Registered,
     /// Offline messages being delivered.
     Offline,
+    /// A password checked before login (IRC's SASL) was right; `lines[0]` is the account.
+    SaslOk,
+    /// A password checked before login was wrong, or refused by a lockout (`lines[0]` says
+    /// why).
+    SaslFailed,
 }
 
 /// An event for one connection or many; borrowed from the hub for the time of one call.
@@ -143,10 +148,12 @@ pub enum Out<'a> {
     },
     /// Someone changed their name (for everyone who shares a channel with them).
     Renamed { old: &'a Person, new: &'a str },
-    /// Lines for one connection: a reply.
+    /// Lines for one connection: a reply. `to` is the recipient's name once it has one (IRC
+    /// addresses notices to it).
     Reply {
         kind: ReplyKind,
         lines: &'a [&'a str],
+        to: Option<&'a str>,
     },
     /// Protocol-specific bytes prepared by the connection's own protocol (IRC numerics).
     Raw(&'a [u8]),
@@ -265,6 +272,9 @@ struct Client {
     mail: Option<Delivery>,
     /// An IRC away message.
     away: Option<Box<str>>,
+    /// A registered name whose password this connection proved before logging in (IRC's
+    /// SASL): logging in with that name needs no `/identify`.
+    account: Option<Box<str>>,
 }
 
 impl Client {
@@ -280,6 +290,7 @@ impl Client {
             wait: Wait::Nothing,
             mail: None,
             away: None,
+            account: None,
         }
     }
 
@@ -329,8 +340,6 @@ pub struct HubConfig {
     pub startup: Startup,
     /// The limits.
     pub limits: Limits,
-    /// The host shown in every user's IRC prefix.
-    pub host: Box<str>,
 }
 
 impl Default for HubConfig {
@@ -340,7 +349,6 @@ impl Default for HubConfig {
             sonnets: None,
             startup: Startup::default(),
             limits: Limits::default(),
-            host: "chat".into(),
         }
     }
 }
@@ -370,12 +378,20 @@ pub struct Hub {
     limits: Limits,
     /// Searches handed to storage and not answered yet.
     searches: usize,
-    host: Box<str>,
 }
 
 impl Default for Hub {
     fn default() -> Self {
         Hub::new(HubConfig::default())
+    }
+}
+
+/// The host shown in the IRC prefix of a connection's user: the transport, never an address.
+fn host_for(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Frame => "frame",
+        Proto::Irc => "irc",
+        Proto::Web => "web",
     }
 }
 
@@ -412,7 +428,6 @@ impl Hub {
             guard: auth::Guard::default(),
             limits: config.limits,
             searches: 0,
-            host: config.host,
         };
         for name in startup.channels {
             hub.add_channel(&name);
@@ -614,19 +629,25 @@ impl Hub {
                 time: self.clock.now(),
             }));
         }
-        let person = Person {
-            name: name.into(),
-            user: user.unwrap_or(name).into(),
-            host: self.host.clone(),
-        };
         let seq = self.seq;
         let Some(client) = self.clients.get_mut(&conn) else {
             return Err(NameError::Invalid);
         };
+        let person = Person {
+            name: name.into(),
+            user: user.unwrap_or(name).into(),
+            host: host_for(client.proto).into(),
+        };
         client.login_seq = seq;
         client.person = Some(person);
         client.key = Some(key.clone());
-        if registered {
+        let proven = client.account.as_deref() == Some(&*key);
+        if registered && proven {
+            // Its password was checked before login (SASL): identified at once.
+            self.take_name(conn, &key, name, sink);
+            self.start_mail(conn, sink);
+            Ok(Login::Open)
+        } else if registered {
             self.require_identify(conn, sink);
             Ok(Login::MustIdentify)
         } else {
@@ -766,7 +787,8 @@ impl Hub {
 
     /// Sends lines to one connection.
     pub fn reply_kind(&self, sink: &mut impl Sink, conn: ConnId, kind: ReplyKind, lines: &[&str]) {
-        sink.emit(conn, &Out::Reply { kind, lines });
+        let to = self.name_of(conn);
+        sink.emit(conn, &Out::Reply { kind, lines, to });
     }
 
     /// Sends a plain reply of lines to one connection.

@@ -91,7 +91,6 @@ impl Fixture {
                 sonnets,
                 startup,
                 limits,
-                host: "chat".into(),
             }),
             out: Recorder::default(),
             clock,

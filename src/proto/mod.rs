@@ -9,16 +9,23 @@ pub mod irc;
 
 use crate::hub::{Out, Proto};
 
+/// What rendering needs besides the event.
+pub struct RenderCtx<'a> {
+    pub irc: &'a irc::IrcConfig,
+}
+
 /// Renders an event for a connection of protocol `proto`, appended to `buf`.
-pub fn render(proto: Proto, out: &Out<'_>, buf: &mut Vec<u8>) {
+pub fn render(proto: Proto, out: &Out<'_>, ctx: &RenderCtx<'_>, buf: &mut Vec<u8>) {
     match proto {
-        Proto::Frame | Proto::Irc | Proto::Web => frame::render(out, buf),
+        Proto::Frame | Proto::Web => frame::render(out, buf),
+        Proto::Irc => irc::render(out, ctx.irc, buf),
     }
 }
 
 /// Renders the reason a connection is being closed, its last words.
-pub fn render_reason(proto: Proto, reason: &str, buf: &mut Vec<u8>) {
+pub fn render_reason(proto: Proto, reason: &str, ctx: &RenderCtx<'_>, buf: &mut Vec<u8>) {
     match proto {
-        Proto::Frame | Proto::Irc | Proto::Web => frame::render_reason(reason, buf),
+        Proto::Frame | Proto::Web => frame::render_reason(reason, buf),
+        Proto::Irc => irc::render_reason(reason, ctx.irc, buf),
     }
 }

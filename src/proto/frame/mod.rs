@@ -177,6 +177,7 @@ mod tests {
                 Out::Reply {
                     kind: ReplyKind::Plain,
                     lines: &["a", "b"],
+                    to: Some("Kay"),
                 },
                 "a\nb",
             ),

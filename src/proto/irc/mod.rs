@@ -1,12 +1,16 @@
-//! IRC, the pure pieces: the line codec ([`message`]), the numeric replies ([`numerics`]) and
-//! SASL PLAIN ([`sasl`]).
+//! IRC: the line codec ([`message`]), the numeric replies ([`numerics`]), SASL PLAIN
+//! ([`sasl`]) and a client's session ([`session`]: its commands as hub calls, the hub's events
+//! as IRC lines).
 //!
-//! Nothing here touches a socket or the hub; the glue between the hub's events and IRC lines
-//! lives with the hub. docs/IRC.md has the research notes (what clients send and expect).
+//! Nothing here touches a socket. docs/IRC.md has the research notes (what clients send and
+//! expect).
 
 pub mod message;
 pub mod numerics;
 pub mod sasl;
+pub mod session;
+
+pub use session::{render, render_reason, IrcConfig, Session};
 
 #[cfg(test)]
 mod tests;
