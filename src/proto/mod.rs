@@ -2,8 +2,10 @@
 //! hub's events ([`crate::hub::Out`]) as its own bytes; the hub knows none of them.
 //!
 //! - [`frame`]: the course's 200-byte frames (plain TCP or TLS).
+//! - [`web`]: the web port: HTTP for the page, then the frames' texts over a WebSocket.
 
 pub mod frame;
+pub mod web;
 
 use crate::hub::{Out, Proto};
 
