@@ -171,6 +171,14 @@ pub fn data_dir_in_use(dir: &str) -> String {
 /// Reply to a command whose slow work (password hashing, search) cannot be queued now.
 pub const BUSY: &str = "The server is busy. Try again in a moment.";
 
+// ---- Section 8: the web port -----------------------------------------------------------------
+
+/// The body of the web port's error responses (`404 Not Found`), for a person who opened a
+/// wrong address: the status and its standard reason phrase.
+pub fn http_error_body(status: u16, reason: &str) -> String {
+    format!("{status} {reason}\n")
+}
+
 // ---- Section 5 and 6: ICS and channel extensions --------------------------------------------
 
 /// Reply to `/time`; `stamp` is `dd.mm.yy,HH:MM` in the server's local time.

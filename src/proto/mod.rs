@@ -3,9 +3,11 @@
 //!
 //! - [`frame`]: the course's 200-byte frames (plain TCP or TLS).
 //! - [`irc`]: IRC lines (RFC 1459/2812 as modern clients use them).
+//! - [`web`]: the web port: HTTP for the page, then the frames' texts over a WebSocket.
 
 pub mod frame;
 pub mod irc;
+pub mod web;
 
 use crate::hub::{Out, Proto};
 
@@ -17,7 +19,8 @@ pub struct RenderCtx<'a> {
 /// Renders an event for a connection of protocol `proto`, appended to `buf`.
 pub fn render(proto: Proto, out: &Out<'_>, ctx: &RenderCtx<'_>, buf: &mut Vec<u8>) {
     match proto {
-        Proto::Frame | Proto::Web => frame::render(out, buf),
+        Proto::Frame => frame::render(out, buf),
+        Proto::Web => web::render(out, buf),
         Proto::Irc => irc::render(out, ctx.irc, buf),
     }
 }
@@ -25,7 +28,8 @@ pub fn render(proto: Proto, out: &Out<'_>, ctx: &RenderCtx<'_>, buf: &mut Vec<u8
 /// Renders the reason a connection is being closed, its last words.
 pub fn render_reason(proto: Proto, reason: &str, ctx: &RenderCtx<'_>, buf: &mut Vec<u8>) {
     match proto {
-        Proto::Frame | Proto::Web => frame::render_reason(reason, buf),
+        Proto::Frame => frame::render_reason(reason, buf),
+        Proto::Web => web::render_reason(reason, buf),
         Proto::Irc => irc::render_reason(reason, ctx.irc, buf),
     }
 }
