@@ -212,6 +212,15 @@ pub struct IrcIn {
     pub session: Option<Box<crate::proto::irc::Session>>,
 }
 
+/// The input side of a connection on the web port: the HTTP/WebSocket codec (which keeps
+/// what it was fed), and whether it stopped with input left because the hub made the
+/// connection wait.
+#[derive(Debug)]
+pub struct WebIn {
+    pub codec: crate::proto::web::WebConn,
+    pub stalled: bool,
+}
+
 /// How a connection's plaintext is cut into inputs for its protocol.
 #[derive(Debug)]
 pub enum Codec {
@@ -219,6 +228,8 @@ pub enum Codec {
     Frame,
     /// IRC lines.
     Irc(Box<IrcIn>),
+    /// HTTP, then WebSocket messages each holding a frame's text.
+    Web(Box<WebIn>),
 }
 
 /// A client connection.
@@ -264,6 +275,7 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted socket.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         stream: TcpStream,
         transport: Transport,
@@ -272,6 +284,7 @@ impl Conn {
         id: ConnId,
         burst: f64,
         now: Instant,
+        origins: &std::sync::Arc<[String]>,
     ) -> Self {
         let codec = match proto {
             Proto::Irc => Codec::Irc(Box::new(IrcIn {
@@ -279,7 +292,14 @@ impl Conn {
                 buf: Vec::new(),
                 session: Some(Box::new(crate::proto::irc::Session::new(now))),
             })),
-            Proto::Frame | Proto::Web => Codec::Frame,
+            Proto::Web => {
+                let secure = matches!(transport, Transport::Tls(_));
+                Codec::Web(Box::new(WebIn {
+                    codec: crate::proto::web::WebConn::new(secure, origins.clone()),
+                    stalled: false,
+                }))
+            }
+            Proto::Frame => Codec::Frame,
         };
         Conn {
             stream,
@@ -446,7 +466,14 @@ impl Conn {
         match &self.codec {
             Codec::Frame => !self.held.is_empty(),
             Codec::Irc(irc) => !irc.buf.is_empty(),
+            Codec::Web(web) => web.stalled,
         }
+    }
+
+    /// True for a web-port connection that has not upgraded to a WebSocket (an HTTP request):
+    /// it cannot be told a reason in chat words.
+    pub fn is_plain_http(&self) -> bool {
+        matches!(&self.codec, Codec::Web(web) if !web.codec.is_upgraded())
     }
 
     /// Writes as much queued output as the socket takes, in as few calls as it takes; keeps

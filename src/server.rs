@@ -134,6 +134,14 @@ pub struct ServerConfig {
     /// Do not listen on the plain frame port (PORT is then not used)
     #[arg(long)]
     pub no_plain: bool,
+    /// Also serve the web client on this port: the page at /, the chat as a WebSocket at /ws
+    /// (HTTPS and WSS when --tls-cert and --tls-key are given)
+    #[arg(long, value_name = "PORT")]
+    pub web_port: Option<u16>,
+    /// An origin (scheme://host[:port]) besides the page's own allowed to open the WebSocket;
+    /// may be given several times
+    #[arg(long, value_name = "ORIGIN")]
+    pub web_origin: Vec<String>,
     /// Also listen for IRC clients on this port
     #[arg(long, value_name = "PORT")]
     pub irc_port: Option<u16>,
@@ -174,6 +182,8 @@ impl ServerConfig {
             tls_key: None,
             tls_port: None,
             no_plain: false,
+            web_port: None,
+            web_origin: Vec::new(),
             irc_port: None,
             irc_tls_port: None,
             server_name: None,
@@ -286,6 +296,13 @@ impl ServerConfig {
                 port,
                 proto: Proto::Frame,
                 tls: true,
+            });
+        }
+        if let Some(port) = self.web_port {
+            out.push(ListenerKind {
+                port,
+                proto: Proto::Web,
+                tls: self.tls_cert.is_some() && self.tls_key.is_some(),
             });
         }
         if let Some(port) = self.irc_port {
@@ -473,10 +490,16 @@ impl Sink for Outbox<'_> {
         if conn.is_closing() {
             return;
         }
-        if let Some(reason) = reason {
-            let mut bytes = Vec::new();
+        let mut bytes = Vec::new();
+        if conn.is_plain_http() {
+            // An HTTP request that never upgraded: no chat words for it.
+        } else if let Some(reason) = reason {
             let ctx = proto::RenderCtx { irc: self.irc };
             proto::render_reason(conn.proto, reason, &ctx, &mut bytes);
+        } else if conn.proto == Proto::Web {
+            proto::web::render_close(&mut bytes);
+        }
+        if !bytes.is_empty() {
             // The reason is small and goes out even past the queue bound.
             conn.out.push_own(&bytes, self.log, self.pool);
             if !conn.dirty {
@@ -585,6 +608,8 @@ pub struct Server {
     line_buf: Vec<u8>,
     /// What IRC sessions share.
     irc: IrcConfig,
+    /// The origins besides its own a web page may open the WebSocket from.
+    web_origins: Arc<[String]>,
     /// The last time IRC sessions were told that time passed.
     irc_ticked: Instant,
     shutdown_at: Option<Instant>,
@@ -642,6 +667,12 @@ impl Server {
             .map_err(ServerError::Poll)?;
         let sonnets = load_sonnets(&cfg.sonnets);
         let irc = irc_config(&cfg);
+        let web_origins: Arc<[String]> = cfg
+            .web_origin
+            .iter()
+            .filter_map(|o| crate::proto::web::normalize_origin(o))
+            .collect::<Vec<_>>()
+            .into();
         let limits = Limits {
             identify_secs: cfg.identify_timeout,
             max_channels: cfg.max_channels,
@@ -679,6 +710,7 @@ impl Server {
             name_deadlines: VecDeque::new(),
             spare_fd: File::open("/dev/null").ok(),
             line_buf: Vec::new(),
+            web_origins,
             irc,
             irc_ticked: Instant::now(),
             shutdown_at: None,
@@ -964,6 +996,7 @@ impl Server {
             id,
             self.cfg.flood_burst,
             now,
+            &self.web_origins,
         );
         // Data may have arrived before registration: read on this turn.
         conn.pending_read = true;
@@ -1009,6 +1042,61 @@ impl Server {
                 self.pump_irc(index, now);
                 data.len()
             }
+            Codec::Web(web) => {
+                web.codec.feed(data);
+                self.pump_web(index);
+                data.len()
+            }
+        }
+    }
+
+    /// Hands a web connection's inputs (WebSocket messages, each a frame's text) to the frame
+    /// protocol until the hub makes it wait; writes what the codec answers itself (the page,
+    /// the upgrade, pongs); closes the connection when the codec says so.
+    fn pump_web(&mut self, index: usize) {
+        let mut out = Vec::new();
+        loop {
+            let Some(conn) = self.conns.get_mut(index) else {
+                return;
+            };
+            if conn.is_closing() {
+                return;
+            }
+            let hub_id = conn.id;
+            let Codec::Web(web) = &mut conn.codec else {
+                return;
+            };
+            if self.hub.is_waiting(hub_id) {
+                web.stalled = true;
+                break;
+            }
+            web.stalled = false;
+            let step = web.codec.next(&mut out);
+            if !out.is_empty() {
+                conn.out.push_own(&out, &self.log, &mut self.pool);
+                out.clear();
+                if !conn.dirty {
+                    conn.dirty = true;
+                    self.dirty.push(index);
+                }
+            }
+            match step {
+                Ok(Some(crate::proto::web::WebInput::Message(text))) => {
+                    conn.charge();
+                    let Ok(frame) = frame::pad(&text) else {
+                        continue;
+                    };
+                    let mut outbox = outbox!(self);
+                    proto::frame::handle(&mut self.hub, hub_id, &frame, &mut outbox);
+                }
+                Ok(None) => break,
+                Err(why) => {
+                    log::debug!("{}: web: {why}", conn_label(hub_id));
+                    let mut outbox = outbox!(self);
+                    outbox.close(hub_id, None);
+                    break;
+                }
+            }
         }
     }
 
@@ -1030,6 +1118,9 @@ impl Server {
             }
             Codec::Irc(_) => {
                 self.pump_irc(index, now);
+            }
+            Codec::Web(_) => {
+                self.pump_web(index);
             }
         }
         self.conns

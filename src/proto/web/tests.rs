@@ -889,12 +889,14 @@ fn long_chats_and_replies_become_one_message_per_frame() {
     let reply = Out::Reply {
         kind: ReplyKind::Plain,
         lines: &lines,
+        to: Some("Kay"),
     };
     let full = "x".repeat(FRAME_LEN);
     let full_lines = [full.as_str()];
     let full_reply = Out::Reply {
         kind: ReplyKind::Plain,
         lines: &full_lines,
+        to: Some("Kay"),
     };
     let private = Out::Private {
         from: &kay,
