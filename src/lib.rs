@@ -16,6 +16,8 @@
 //! - [`tls`]: TLS (rustls) for the server, a layer under any protocol; reloaded on SIGUSR1.
 //! - [`sonnets`]: the 154 sonnets, loaded once at start, and the `/sonnet N` argument.
 //! - [`client`]: the interactive client: typed lines to frames, frames to the terminal.
+//! - [`cluster`]: several servers as one chat: the hub's events, names, nodes and channels
+//!   shared through Redis by a link on its own threads.
 //! - [`storage`]: history, offline messages and registered names in SQLite, on its own threads.
 //! - [`split`]: the split-message client and the stress/benchmark tool.
 //! - [`utils_errors`]: every user-visible protocol text (the file sits at the repository root).
@@ -25,6 +27,7 @@ pub mod utils_errors;
 
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod command;
 pub mod conn;
 pub mod frame;

@@ -37,11 +37,13 @@ use crate::proto::irc::message::Piece;
 use crate::proto::irc::session::Ctx as IrcCtx;
 use crate::proto::irc::IrcConfig;
 use crate::sonnets::{self, Sonnets};
+use crate::cluster::{ClusterError, ClusterHandle, ClusterOp};
 use crate::storage::{HashJob, Request, Storage, StorageError, StorageHandle};
 use crate::utils_errors as text;
 
 const SIGNALS: Token = Token(usize::MAX - 2);
 const STORAGE: Token = Token(usize::MAX - 3);
+const CLUSTER: Token = Token(usize::MAX - 4);
 /// Listener `i` has token `LISTENERS - i`.
 const LISTENERS: usize = usize::MAX - 16;
 /// How many listeners there may be (tokens below `LISTENERS - MAX_LISTENERS` are connections).
@@ -154,6 +156,10 @@ pub struct ServerConfig {
     /// The message of the day for IRC clients (a text file, read at start)
     #[arg(long, value_name = "FILE")]
     pub motd: Option<PathBuf>,
+    /// Run as one node of a cluster sharing names, channels and messages through this Redis
+    /// (redis://HOST:PORT)
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
 }
 
 /// The default storage directory, relative to where the server runs.
@@ -188,6 +194,7 @@ impl ServerConfig {
             irc_tls_port: None,
             server_name: None,
             motd: None,
+            cluster: None,
         }
     }
 
@@ -377,6 +384,8 @@ pub enum ServerError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsSetupError),
+    #[error("{0}")]
+    Cluster(#[from] ClusterError),
 }
 
 /// The hub's view of the connections: renders and queues events, and notes who overflowed,
@@ -395,6 +404,7 @@ struct Outbox<'a> {
     /// Requests for storage, handed over together at the end of the turn.
     to_store: &'a mut Vec<Request>,
     storage: &'a StorageHandle,
+    cluster: Option<&'a ClusterHandle>,
     irc: &'a IrcConfig,
     max_queue: usize,
 }
@@ -522,6 +532,10 @@ impl Sink for Outbox<'_> {
         self.storage.try_hash(job)
     }
 
+    fn cluster(&mut self, op: ClusterOp) -> bool {
+        self.cluster.is_some_and(|c| c.submit(op))
+    }
+
     fn report_flush(&mut self, id: ConnId) {
         if let Some((index, c)) = live(self.conns, id) {
             c.report_flush = true;
@@ -556,6 +570,7 @@ macro_rules! outbox {
             log: &mut $server.log,
             to_store: &mut $server.to_store,
             storage: &$server.storage,
+            cluster: $server.cluster.as_ref(),
             irc: &$server.irc,
             max_queue: $server.cfg.max_queue,
         }
@@ -576,6 +591,8 @@ pub struct Server {
     conns: Slab<Conn>,
     hub: Hub,
     storage: StorageHandle,
+    /// The cluster link, when the server is one node of a cluster.
+    cluster: Option<ClusterHandle>,
     /// Storage requests of this turn (see [`Server::submit_stored`]).
     to_store: Vec<Request>,
     next_serial: u64,
@@ -666,19 +683,36 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let sonnets = load_sonnets(&cfg.sonnets);
-        let irc = irc_config(&cfg);
-        let web_origins: Arc<[String]> = cfg
-            .web_origin
-            .iter()
-            .filter_map(|o| crate::proto::web::normalize_origin(o))
-            .collect::<Vec<_>>()
-            .into();
         let limits = Limits {
             identify_secs: cfg.identify_timeout,
             max_channels: cfg.max_channels,
             max_offline: cfg.max_offline,
             ..Limits::default()
         };
+        let irc = irc_config(&cfg);
+        let mut hub = Hub::new(HubConfig {
+            sonnets,
+            startup,
+            limits,
+            ..HubConfig::default()
+        });
+        let cluster = match &cfg.cluster {
+            Some(url) => {
+                let waker =
+                    Arc::new(Waker::new(poll.registry(), CLUSTER).map_err(ServerError::Poll)?);
+                let channels = hub.channel_names().map(str::to_string).collect();
+                let link = ClusterHandle::start(url, waker, channels)?;
+                hub.join_cluster(link.node());
+                Some(link)
+            }
+            None => None,
+        };
+        let web_origins: Arc<[String]> = cfg
+            .web_origin
+            .iter()
+            .filter_map(|o| crate::proto::web::normalize_origin(o))
+            .collect::<Vec<_>>()
+            .into();
         Ok(Server {
             read_buf: vec![0; cfg.read_budget.clamp(FRAME_LEN, 256 * 1024)],
             cfg,
@@ -688,13 +722,9 @@ impl Server {
             tls,
             signals,
             conns: Slab::new(),
-            hub: Hub::new(HubConfig {
-                sonnets,
-                startup,
-                limits,
-                ..HubConfig::default()
-            }),
+            hub,
             storage,
+            cluster,
             to_store: Vec::new(),
             ticked: Instant::now(),
             next_serial: 0,
@@ -741,7 +771,7 @@ impl Server {
                     Token(t) if t <= LISTENERS && t > LISTENERS - MAX_LISTENERS => {
                         self.accept(LISTENERS - t, now)
                     }
-                    STORAGE => {} // Replies are drained below, every turn.
+                    STORAGE | CLUSTER => {} // Replies are drained below, every turn.
                     Token(index) => {
                         let Some(conn) = self.conns.get_mut(index) else {
                             continue;
@@ -844,12 +874,18 @@ impl Server {
         }
     }
 
-    /// Hands storage's answers to the hub (which resumes the connections that waited).
+    /// Hands storage's and the cluster's answers to the hub (which resumes the connections
+    /// that waited).
     fn storage_replies(&mut self) {
         let replies: Vec<_> = self.storage.replies().collect();
         for reply in replies {
             let mut outbox = outbox!(self);
             self.hub.storage_reply(reply, &mut outbox);
+        }
+        let msgs: Vec<_> = self.cluster.iter().flat_map(|c| c.msgs()).collect();
+        for msg in msgs {
+            let mut outbox = outbox!(self);
+            self.hub.cluster_msg(msg, &mut outbox);
         }
     }
 

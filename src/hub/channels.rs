@@ -25,6 +25,9 @@ pub enum ChannelError {
     NotMember,
     #[error("not logged in")]
     NotLoggedIn,
+    /// In a cluster: the creation is being asked of the other nodes; the answer comes later.
+    #[error("being created in the cluster")]
+    Pending,
 }
 
 /// Checks a channel argument (already cleaned): not empty, not too long.
@@ -65,6 +68,12 @@ impl Hub {
         }
         if self.channels.len() >= self.limits.max_channels {
             return Err(ChannelError::TooMany);
+        }
+        if self.cluster.is_some() {
+            if !self.create_remote(conn, name, sink) {
+                self.reply(sink, conn, &[crate::utils_errors::STORAGE_FAILED]);
+            }
+            return Err(ChannelError::Pending);
         }
         let ch = self.add_channel(name);
         log::info!("{}: created channel {name}", super::conn_label(conn));
@@ -126,6 +135,7 @@ impl Hub {
             },
         );
         self.channels[ch].members.push(conn);
+        self.tell_join(sink, conn, ch, seq);
     }
 
     /// Leaves a channel; its remaining members are told (`msg`: an IRC part message).
@@ -139,7 +149,8 @@ impl Hub {
         if !self.is_member(conn, ch) {
             return Err(ChannelError::NotMember);
         }
-        self.leave_quietly(conn, ch, sink);
+        let seq = self.leave_quietly(conn, ch, sink);
+        self.tell_part(sink, conn, ch, msg, seq);
         let Some(person) = self.clients.get(&conn).and_then(|c| c.person.as_ref()) else {
             return Ok(());
         };
@@ -161,14 +172,14 @@ impl Hub {
         Ok(())
     }
 
-    /// Takes `conn` out of `ch` and records it, telling nobody.
-    fn leave_quietly(&mut self, conn: ConnId, ch: ChanId, sink: &mut impl Sink) {
+    /// Takes `conn` out of `ch` and records it, telling nobody; returns the leave's seq.
+    fn leave_quietly(&mut self, conn: ConnId, ch: ChanId, sink: &mut impl Sink) -> u64 {
         let seq = self.next_seq();
         let Some(client) = self.clients.get_mut(&conn) else {
-            return;
+            return seq;
         };
         let Some(pos) = client.chans.iter().position(|&(x, _)| x == ch) else {
-            return;
+            return seq;
         };
         client.chans.remove(pos);
         if let Some(key) = client.key.as_deref() {
@@ -182,6 +193,7 @@ impl Hub {
         if let Some(pos) = members.iter().position(|&m| m == conn) {
             members.remove(pos);
         }
+        seq
     }
 
     /// Takes a departing connection out of all its channels; everyone who shared one hears it
@@ -190,7 +202,7 @@ impl Hub {
         let audience = self.audience(conn);
         let chans: Vec<ChanId> = self.channels_of(conn).collect();
         for ch in chans {
-            self.leave_quietly(conn, ch, sink);
+            let _ = self.leave_quietly(conn, ch, sink);
         }
         if let Some(person) = self.clients.get(&conn).and_then(|c| c.person.as_ref()) {
             sink.emit_many(&audience, None, &Out::Quit { who: person, msg });
@@ -240,6 +252,7 @@ impl Hub {
             sender_key: key.to_string(),
             text: stored,
         }));
+        self.tell_chat(sink, conn, ch, msg, kind, seq);
         Ok(())
     }
 

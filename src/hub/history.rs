@@ -68,7 +68,12 @@ impl Hub {
             .get(&key)
             .copied()
             .filter(|to| self.clients.get(to).is_some_and(|c| c.auth == Auth::Open));
-        if online.is_none() && !self.known.contains(&key) {
+        let remote = if online.is_none() {
+            self.remote_person(&key).map(|p| p.name.to_string())
+        } else {
+            None
+        };
+        if online.is_none() && remote.is_none() && !self.known.contains(&key) {
             return Err(PrivateError::NoSuchUser);
         }
         // While the recipient's stored messages are being delivered, a new one joins them, so
@@ -78,10 +83,12 @@ impl Hub {
             .is_some_and(|c| c.wait == Wait::Mail);
         let recipient = online
             .and_then(|to| self.name_of(to))
-            .unwrap_or(target)
-            .to_string();
+            .map(str::to_string)
+            .or(remote.clone())
+            .unwrap_or_else(|| target.to_string());
         let count = self.mail.get(&key).copied().unwrap_or(0);
-        if (online.is_none() || delivering) && count >= self.limits.max_offline {
+        if remote.is_none() && (online.is_none() || delivering) && count >= self.limits.max_offline
+        {
             return Err(PrivateError::MailboxFull);
         }
         let stored = match kind {
@@ -99,6 +106,11 @@ impl Hub {
             recipient_key: key.to_string(),
             text: stored.clone(),
         }));
+        if remote.is_some() {
+            // Another node's user: that node delivers it.
+            self.tell_private(sink, conn, &key, body, kind, seq);
+            return Ok(Private::Delivered);
+        }
         match online {
             Some(to) if !delivering => {
                 let out = Out::Private {
@@ -137,7 +149,8 @@ impl Hub {
         let Some(key) = self.clients.get(&conn).and_then(|c| c.key.clone()) else {
             return;
         };
-        if self.mail.get(&key).copied().unwrap_or(0) == 0 {
+        // In a cluster other nodes store mail too: always ask storage.
+        if self.cluster.is_none() && self.mail.get(&key).copied().unwrap_or(0) == 0 {
             self.done_waiting(conn, sink);
             return;
         }
@@ -169,6 +182,10 @@ impl Hub {
         let (Some(key), Some(delivery)) = (client.key.clone(), client.mail.as_mut()) else {
             return;
         };
+        if self.cluster.is_some() {
+            // Storage's count is the cluster's; this node's is not.
+            self.mail.insert(key.clone(), total);
+        }
         if messages.is_empty() {
             // Storage holds nothing more (a store that failed, say): the count was too high.
             self.mail.remove(&key);
@@ -383,6 +400,20 @@ impl Hub {
                         };
                         self.registered.insert(key.as_str().into(), entry);
                         self.enforce_registration(&key, conn, sink);
+                        if let Some(node) = self.node() {
+                            let wire = crate::cluster::Wire::Registered {
+                                node,
+                                key: key.clone(),
+                                name: name.clone(),
+                                history_from,
+                                hash: self
+                                    .registered
+                                    .get(key.as_str())
+                                    .map(|r| r.hash.clone())
+                                    .unwrap_or_default(),
+                            };
+                            self.publish(sink, wire);
+                        }
                         text::now_registered(&name)
                     }
                     Registration::AlreadyRegistered => text::already_registered(&name),
@@ -445,13 +476,19 @@ impl Hub {
 
     /// A registration is enforced from its commit: whoever else holds the name now must
     /// identify (and leaves its channels until then).
-    fn enforce_registration(&mut self, key: &str, registrant: ConnId, sink: &mut impl Sink) {
+    pub(super) fn enforce_registration(
+        &mut self,
+        key: &str,
+        registrant: ConnId,
+        sink: &mut impl Sink,
+    ) {
         let Some(&holder) = self.owners.get(key) else {
             return;
         };
         if holder == registrant {
             return;
         }
+        self.logged_out(holder, key, None, sink);
         log::info!(
             "{}: its name is now registered by another: must identify",
             conn_label(holder)
@@ -462,8 +499,15 @@ impl Hub {
     }
 
     /// A registered name is proven: this connection owns it, and every other connection
-    /// holding it unidentified is told and closed.
-    pub(super) fn take_name(&mut self, conn: ConnId, key: &str, name: &str, sink: &mut impl Sink) {
+    /// holding it unidentified is told and closed. In a cluster the name is then claimed
+    /// there (true: the connection waits for that).
+    pub(super) fn take_name(
+        &mut self,
+        conn: ConnId,
+        key: &str,
+        name: &str,
+        sink: &mut impl Sink,
+    ) -> bool {
         if let Some(client) = self.clients.get_mut(&conn) {
             client.auth = Auth::Open;
         }
@@ -480,7 +524,16 @@ impl Hub {
                 sink.close(other, Some(&reason));
             }
         }
+        if self.cluster.is_some() {
+            if self.claim(conn, key, sink) {
+                return true;
+            }
+            // Redis cannot be asked: the name is this node's meanwhile.
+            log::warn!("{}: {name} identified while the cluster is away", conn_label(conn));
+        }
         self.owners.insert(key.into(), conn);
+        self.logged_in(conn, sink);
+        false
     }
 
     /// Checks a password for a registered name before the connection logs in (IRC's SASL

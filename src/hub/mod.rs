@@ -28,6 +28,7 @@ use crate::utils_errors as text;
 
 mod auth;
 mod channels;
+mod cluster;
 mod history;
 
 pub use auth::{LOCK_FIRST_SECS, LOCK_MAX_SECS};
@@ -179,6 +180,12 @@ pub trait Sink {
     fn store(&mut self, request: Request);
     /// Hands a password job to the hashers; false when their queue is full.
     fn hash(&mut self, job: HashJob) -> bool;
+    /// Hands an operation to the cluster link; false when there is no cluster or its queue is
+    /// full.
+    fn cluster(&mut self, op: crate::cluster::ClusterOp) -> bool {
+        let _ = op;
+        false
+    }
     /// Asks for [`Hub::flushed`] once everything queued for `conn` so far is written.
     fn report_flush(&mut self, conn: ConnId);
     /// The connection no longer waits: its held input may be handled and it may be read.
@@ -207,6 +214,9 @@ pub enum NameError {
     InUse,
     #[error("too close to a registered name")]
     TooClose,
+    /// In a cluster, while Redis cannot be asked.
+    #[error("the cluster cannot be asked just now")]
+    Unavailable,
 }
 
 /// How a login went.
@@ -216,6 +226,8 @@ pub enum Login {
     Open,
     /// A registered name: the connection must identify first (the prompt was sent).
     MustIdentify,
+    /// In a cluster: the name is being claimed; a refusal comes later, success is silent.
+    Pending,
 }
 
 /// Whether a connection may act under its name.
@@ -243,6 +255,10 @@ enum Wait {
     Mail,
     /// The rest of a long `/list`, paced by its reading.
     List { next: ChanId },
+    /// Its name claimed in the cluster.
+    Claim,
+    /// A channel created in the cluster.
+    Create,
 }
 
 /// Offline messages being delivered to a connection, a batch at a time.
@@ -378,6 +394,8 @@ pub struct Hub {
     limits: Limits,
     /// Searches handed to storage and not answered yet.
     searches: usize,
+    /// When the hub is one node of a cluster.
+    cluster: Option<cluster::ClusterState>,
 }
 
 impl Default for Hub {
@@ -428,6 +446,7 @@ impl Hub {
             guard: auth::Guard::default(),
             limits: config.limits,
             searches: 0,
+            cluster: None,
         };
         for name in startup.channels {
             hub.add_channel(&name);
@@ -513,11 +532,23 @@ impl Hub {
         self.channels.get(ch).map_or(&[], |c| &c.members)
     }
 
-    /// The people in a channel, in joining order.
+    /// The people in a channel: its local members in joining order, then the other nodes'.
     pub fn member_people(&self, ch: ChanId) -> impl Iterator<Item = &Person> {
         self.members(ch)
             .iter()
             .filter_map(|m| self.clients.get(m)?.person.as_ref())
+            .chain(self.remote_members(ch))
+    }
+
+    /// Every user that may act under its name, on this node and the others, with its
+    /// channels.
+    pub fn people(&self) -> Vec<(&Person, Vec<ChanId>)> {
+        let mut out: Vec<(&Person, Vec<ChanId>)> = self
+            .users()
+            .map(|(id, p)| (p, self.channels_of(id).collect()))
+            .collect();
+        out.extend(self.remote_people().map(|(p, c)| (p, c.to_vec())));
+        out
     }
 
     /// Every user that may act under its name, with its connection, in no order.
@@ -588,6 +619,7 @@ impl Hub {
             }
             if self.owners.get(&key) == Some(&conn) {
                 self.owners.remove(&key);
+                self.logged_out(conn, &key, msg, sink);
             }
             self.forget_pending(&key, conn);
         }
@@ -611,7 +643,10 @@ impl Hub {
             Some(_) => true,
             None => false,
         };
-        if self.owners.contains_key(&key) || (!registered && self.pending.contains_key(&key)) {
+        if self.owners.contains_key(&key)
+            || self.remote_owner(&key)
+            || (!registered && self.pending.contains_key(&key))
+        {
             return Err(NameError::InUse);
         }
         if !self.clients.contains_key(&conn) {
@@ -644,12 +679,23 @@ impl Hub {
         let proven = client.account.as_deref() == Some(&*key);
         if registered && proven {
             // Its password was checked before login (SASL): identified at once.
-            self.take_name(conn, &key, name, sink);
-            self.start_mail(conn, sink);
+            if !self.take_name(conn, &key, name, sink) {
+                self.start_mail(conn, sink);
+            }
             Ok(Login::Open)
         } else if registered {
             self.require_identify(conn, sink);
             Ok(Login::MustIdentify)
+        } else if self.cluster.is_some() {
+            if self.claim(conn, &key, sink) {
+                Ok(Login::Pending)
+            } else {
+                if let Some(c) = self.clients.get_mut(&conn) {
+                    c.person = None;
+                    c.key = None;
+                }
+                Err(NameError::Unavailable)
+            }
         } else {
             self.owners.insert(key.clone(), conn);
             self.start_mail(conn, sink);
@@ -713,7 +759,10 @@ impl Hub {
             if self.registered.contains_key(&key) {
                 return Err(NameError::TooClose);
             }
-            if self.owners.contains_key(&key) || self.pending.contains_key(&key) {
+            if self.owners.contains_key(&key)
+                || self.remote_owner(&key)
+                || self.pending.contains_key(&key)
+            {
                 return Err(NameError::InUse);
             }
         } else if self.registered.get(&key).is_some_and(|r| *r.name != *new) {
@@ -735,9 +784,28 @@ impl Hub {
             if let Some(p) = client.person.as_mut() {
                 p.name = new.into();
             }
-            client.key = Some(key);
+            client.key = Some(key.clone());
             // A new name starts a new history: it inherits nothing of the old one's.
             client.login_seq = self.seq;
+        }
+        if let Some(node) = self.node() {
+            sink.cluster(crate::cluster::ClusterOp::Release {
+                key: old_key.to_string(),
+            });
+            sink.cluster(crate::cluster::ClusterOp::Claim {
+                conn: conn as u64,
+                key: key.to_string(),
+            });
+            self.publish(
+                sink,
+                crate::cluster::Wire::Renamed {
+                    node,
+                    conn: conn as u64,
+                    name: new.to_string(),
+                    key: key.to_string(),
+                },
+            );
+            self.share_presence(sink, conn);
         }
         Ok(())
     }
@@ -826,9 +894,12 @@ impl Hub {
         }
     }
 
-    /// The next sequence number for a stored event.
+    /// The next sequence number for a stored event (in a cluster, from its clock).
     fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
+        match self.cluster_seq() {
+            Some(seq) => self.seq = seq,
+            None => self.seq += 1,
+        }
         self.seq
     }
 }

@@ -48,6 +48,7 @@ fn login(hub: &mut Hub, conn: ConnId, name: &str, sink: &mut impl Sink) {
         Err(NameError::Invalid) => text::invalid_name(&frame::clean(name)),
         Err(NameError::InUse) => text::name_in_use(name),
         Err(NameError::TooClose) => text::name_too_close(name),
+        Err(NameError::Unavailable) => text::STORAGE_FAILED.to_string(),
     };
     hub.reply(sink, conn, &[&refusal]);
 }
@@ -230,10 +231,11 @@ fn members(hub: &mut Hub, conn: ConnId, sink: &mut impl Sink) {
 
 /// `/who`: every user and its channel, then every non-empty channel and its members; bounded.
 fn who(hub: &mut Hub, conn: ConnId, sink: &mut impl Sink) {
-    let mut users: Vec<(&str, String)> = hub
-        .users()
-        .map(|(id, p)| {
-            let chans: Vec<&str> = hub.channels_of(id).map(|ch| hub.channel_name(ch)).collect();
+    let people = hub.people();
+    let mut users: Vec<(&str, String)> = people
+        .iter()
+        .map(|(p, chans)| {
+            let chans: Vec<&str> = chans.iter().map(|&ch| hub.channel_name(ch)).collect();
             let where_ = if chans.is_empty() {
                 text::WHO_NO_CHANNEL.to_string()
             } else {
@@ -255,7 +257,7 @@ fn who(hub: &mut Hub, conn: ConnId, sink: &mut impl Sink) {
     }
     lines.push(text::WHO_GROUPS_HEADER.to_string());
     let groups: Vec<ChanId> = (0..hub.channel_count())
-        .filter(|&ch| !hub.members(ch).is_empty())
+        .filter(|&ch| hub.member_people(ch).next().is_some())
         .collect();
     let mut bytes = 0;
     for (i, &ch) in groups.iter().enumerate() {

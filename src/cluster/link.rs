@@ -1,0 +1,673 @@
+//! The cluster link's two threads: the writer (claims, channel creations, events, presence,
+//! heartbeats and the watch on the other nodes) and the reader (the event stream).
+//!
+//! Both reconnect by themselves. While Redis is away the writer keeps what this node must tell
+//! (events, presence) in order and sends it once Redis is back; what needs an answer now (a
+//! name claim, a channel creation) is answered "could not be asked" at once. On every
+//! (re)connection the writer puts this node's state back (its heartbeat, names, presence and
+//! the channels it knows) and hands the hub a fresh snapshot of the other nodes.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redis::{Client, Connection, Value};
+
+use super::{
+    ClusterError, ClusterHandle, ClusterMsg, ClusterOp, Created, NodeId, RemoteUser, Wire, LEASE,
+    QUEUE,
+};
+
+const NODES: &str = "chat:nodes";
+const EVENTS: &str = "chat:events";
+const CHANNELS: &str = "chat:channels";
+const CHANNEL_KEYS: &str = "chat:channel_keys";
+/// The stream keeps about this many events (a node away longer than that misses some, and
+/// the snapshot it reads on reconnecting puts its view of presence right).
+const STREAM_LEN: usize = 100_000;
+/// How often the writer renews leases and looks for nodes that stopped renewing theirs.
+const BEAT: Duration = Duration::from_millis(1000);
+/// How long one Redis command may take before the connection counts as lost.
+const IO_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long the reader's XREAD blocks at most.
+const BLOCK_MS: u64 = 200;
+/// Events sent in one pipeline at most.
+const BATCH: usize = 512;
+
+fn node_key(node: NodeId) -> String {
+    format!("chat:node:{node}")
+}
+
+fn presence_key(node: NodeId) -> String {
+    format!("chat:presence:{node}")
+}
+
+fn name_key(key: &str) -> String {
+    format!("chat:name:{key}")
+}
+
+/// Creates a channel unless it exists or there are too many: 1 created, 0 exists, -1 too many.
+const CREATE_CHANNEL: &str = r"
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('RPUSH', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Deletes a name's claim only if it is still ours.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// Renews a claim, or makes it again if Redis forgot it: 1 ours, 0 another's.
+const RENEW: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+";
+
+fn connect(client: &Client) -> redis::RedisResult<Connection> {
+    let conn = client.get_connection_with_timeout(IO_TIMEOUT)?;
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(conn)
+}
+
+/// What the writer and the reader share.
+struct Shared {
+    node: NodeId,
+    up: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    msgs: Sender<ClusterMsg>,
+    waker: Arc<mio::Waker>,
+    /// The other nodes seen (in the snapshot or the stream), watched for a missing heartbeat.
+    nodes: Mutex<HashSet<NodeId>>,
+}
+
+impl Shared {
+    fn tell(&self, msg: ClusterMsg) {
+        if self.msgs.send(msg).is_ok() {
+            if let Err(e) = self.waker.wake() {
+                log::error!("cluster: cannot wake the event loop: {e}");
+            }
+        }
+    }
+
+    fn nodes(&self) -> std::sync::MutexGuard<'_, HashSet<NodeId>> {
+        self.nodes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pub(super) fn start(
+    url: &str,
+    waker: Arc<mio::Waker>,
+    channels: Vec<String>,
+) -> Result<ClusterHandle, ClusterError> {
+    let err = |source| ClusterError::Connect {
+        url: url.to_string(),
+        source,
+    };
+    let client = Client::open(url).map_err(err)?;
+    let mut conn = connect(&client).map_err(err)?;
+    let n: u64 = redis::cmd("INCR").arg(NODES).query(&mut conn).map_err(err)?;
+    let node = NodeId::try_from(n % 1024).unwrap_or(0);
+    // Where the reader starts: the stream's newest entry now, before the snapshot is read, so
+    // that nothing falls between them (what both see is applied twice, harmlessly).
+    let start_id = last_id(&mut conn).map_err(err)?;
+    log::info!("cluster: node {node} on {url}");
+    let (ops_tx, ops_rx) = mpsc::sync_channel(QUEUE);
+    let (msgs_tx, msgs_rx) = mpsc::channel();
+    let up = Arc::new(AtomicBool::new(true));
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared {
+        node,
+        up: up.clone(),
+        stop: stop.clone(),
+        msgs: msgs_tx,
+        waker,
+        nodes: Mutex::new(HashSet::new()),
+    });
+    let mut writer = Writer {
+        client: client.clone(),
+        conn: Some(conn),
+        shared: shared.clone(),
+        value_prefix: format!("{node}:"),
+        claims: HashMap::new(),
+        presence: HashMap::new(),
+        channels,
+        backlog: VecDeque::new(),
+        down_since: None,
+    };
+    writer.restore().map_err(err)?;
+    let reader_shared = shared.clone();
+    thread::Builder::new()
+        .name("cluster-read".into())
+        .spawn(move || read_stream(client, &reader_shared, start_id))
+        .map_err(ClusterError::Spawn)?;
+    thread::Builder::new()
+        .name("cluster-write".into())
+        .spawn(move || writer.run(&ops_rx))
+        .map_err(ClusterError::Spawn)?;
+    Ok(ClusterHandle {
+        node,
+        ops: ops_tx,
+        msgs: msgs_rx,
+        up,
+        stop,
+    })
+}
+
+/// The id of the stream's newest entry, or `0-0` when it is empty.
+fn last_id(conn: &mut Connection) -> redis::RedisResult<String> {
+    let v: Value = redis::cmd("XREVRANGE")
+        .arg(EVENTS)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(conn)?;
+    let id = match v {
+        Value::Array(entries) => entries.into_iter().next().and_then(|e| match e {
+            Value::Array(mut parts) if !parts.is_empty() => string(parts.swap_remove(0)),
+            _ => None,
+        }),
+        _ => None,
+    };
+    Ok(id.unwrap_or_else(|| "0-0".to_string()))
+}
+
+fn string(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    }
+}
+
+struct Writer {
+    client: Client,
+    conn: Option<Connection>,
+    shared: Arc<Shared>,
+    /// Claims hold `"{node}:{conn}"`.
+    value_prefix: String,
+    /// This node's names: key → its connection.
+    claims: HashMap<String, u64>,
+    /// This node's users, as its presence hash holds them.
+    presence: HashMap<u64, RemoteUser>,
+    /// The channels this node knows, in order (put back into Redis after a restart of it).
+    channels: Vec<String>,
+    /// What waits for Redis to come back, in order.
+    backlog: VecDeque<ClusterOp>,
+    down_since: Option<Instant>,
+}
+
+impl Writer {
+    fn run(mut self, ops: &Receiver<ClusterOp>) {
+        let mut next_beat = Instant::now() + BEAT;
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            let wait = next_beat.saturating_duration_since(Instant::now());
+            match ops.recv_timeout(wait) {
+                Ok(op) => {
+                    let mut batch = vec![op];
+                    while batch.len() < BATCH {
+                        match ops.try_recv() {
+                            Ok(op) => batch.push(op),
+                            Err(_) => break,
+                        }
+                    }
+                    self.handle(batch);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if Instant::now() >= next_beat {
+                next_beat = Instant::now() + BEAT;
+                self.beat();
+            }
+        }
+    }
+
+    fn value(&self, conn: u64) -> String {
+        format!("{}{conn}", self.value_prefix)
+    }
+
+    /// Does a batch of operations; on a failure of Redis, keeps what can wait.
+    fn handle(&mut self, batch: Vec<ClusterOp>) {
+        for op in batch {
+            // Keep this node's own picture whatever happens to Redis.
+            match &op {
+                ClusterOp::Presence { conn, user } => match user {
+                    Some(u) => {
+                        self.presence.insert(*conn, u.clone());
+                    }
+                    None => {
+                        self.presence.remove(conn);
+                    }
+                },
+                ClusterOp::Release { key } => {
+                    self.claims.remove(key);
+                }
+                ClusterOp::Publish(Wire::Channel { name, .. }) => {
+                    if !self.channels.contains(name) {
+                        self.channels.push(name.clone());
+                    }
+                }
+                _ => {}
+            }
+            if self.conn.is_none() || !self.backlog.is_empty() {
+                self.defer(op);
+                continue;
+            }
+            if let Err(e) = self.apply(&op) {
+                self.lost(&e);
+                self.defer(op);
+            }
+        }
+    }
+
+    /// Redis is away: an operation that needs an answer now is answered so; the rest waits.
+    fn defer(&mut self, op: ClusterOp) {
+        match op {
+            ClusterOp::Claim { conn, key } => self.shared.tell(ClusterMsg::Claimed {
+                conn,
+                key,
+                ok: None,
+            }),
+            ClusterOp::CreateChannel { conn, name, .. } => {
+                self.shared.tell(ClusterMsg::ChannelCreated {
+                    conn,
+                    name,
+                    outcome: Created::Failed,
+                })
+            }
+            op => {
+                if self.backlog.len() < QUEUE {
+                    self.backlog.push_back(op);
+                } else {
+                    log::error!("cluster: Redis away too long: an event for the other nodes is lost");
+                }
+            }
+        }
+    }
+
+    fn lost(&mut self, e: &redis::RedisError) {
+        if self.down_since.is_none() {
+            log::error!("cluster: lost Redis: {e}; serving this node's clients, reconnecting");
+            self.down_since = Some(Instant::now());
+        }
+        self.shared.up.store(false, Ordering::Relaxed);
+        self.conn = None;
+    }
+
+    fn apply(&mut self, op: &ClusterOp) -> redis::RedisResult<()> {
+        let value = match op {
+            ClusterOp::Claim { conn, .. } | ClusterOp::CreateChannel { conn, .. } => {
+                self.value(*conn)
+            }
+            _ => String::new(),
+        };
+        let node = self.shared.node;
+        let lease = u64::try_from(LEASE.as_millis()).unwrap_or(4000);
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::NotConnected,
+            )));
+        };
+        match op {
+            ClusterOp::Claim { conn: c, key } => {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(name_key(key))
+                    .arg(&value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(lease)
+                    .query(conn)?;
+                let ok = if set.is_some() {
+                    true
+                } else {
+                    let holder: Option<String> = redis::cmd("GET").arg(name_key(key)).query(conn)?;
+                    holder.as_deref() == Some(value.as_str())
+                };
+                if ok {
+                    self.claims.insert(key.clone(), *c);
+                }
+                self.shared.tell(ClusterMsg::Claimed {
+                    conn: *c,
+                    key: key.clone(),
+                    ok: Some(ok),
+                });
+            }
+            ClusterOp::Release { key } => {
+                let _: i64 = redis::Script::new(RELEASE)
+                    .key(name_key(key))
+                    .arg(&value)
+                    .invoke(conn)?;
+            }
+            ClusterOp::CreateChannel {
+                conn: c,
+                name,
+                key,
+                max,
+            } => {
+                let r: i64 = redis::Script::new(CREATE_CHANNEL)
+                    .key(CHANNELS)
+                    .key(CHANNEL_KEYS)
+                    .arg(key)
+                    .arg(name)
+                    .arg(*max)
+                    .invoke(conn)?;
+                let outcome = match r {
+                    1 => {
+                        self.channels.push(name.clone());
+                        Created::Created
+                    }
+                    0 => Created::Exists,
+                    _ => Created::TooMany,
+                };
+                self.shared.tell(ClusterMsg::ChannelCreated {
+                    conn: *c,
+                    name: name.clone(),
+                    outcome,
+                });
+            }
+            ClusterOp::Publish(wire) => {
+                let json = serde_json::to_string(wire).unwrap_or_default();
+                let _: Value = redis::cmd("XADD")
+                    .arg(EVENTS)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(STREAM_LEN)
+                    .arg("*")
+                    .arg("e")
+                    .arg(json)
+                    .query(conn)?;
+            }
+            ClusterOp::Presence { conn: c, user } => {
+                let key = presence_key(node);
+                match user {
+                    Some(u) => {
+                        let json = serde_json::to_string(u).unwrap_or_default();
+                        redis::pipe()
+                            .cmd("HSET")
+                            .arg(&key)
+                            .arg(*c)
+                            .arg(json)
+                            .ignore()
+                            .cmd("PEXPIRE")
+                            .arg(&key)
+                            .arg(lease)
+                            .ignore()
+                            .query::<()>(conn)?;
+                    }
+                    None => {
+                        let _: i64 = redis::cmd("HDEL").arg(&key).arg(*c).query(conn)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Once a second: reconnects if needed, renews this node's leases, and looks for nodes
+    /// that stopped renewing theirs.
+    fn beat(&mut self) {
+        if self.conn.is_none() {
+            match connect(&self.client) {
+                Ok(conn) => {
+                    self.conn = Some(conn);
+                    if let Err(e) = self.restore() {
+                        self.lost(&e);
+                        return;
+                    }
+                    let away = self
+                        .down_since
+                        .take()
+                        .map_or(0.0, |t| t.elapsed().as_secs_f64());
+                    log::warn!("cluster: Redis is back after {away:.1} s; sending what waited");
+                    self.flush_backlog();
+                }
+                Err(_) => return,
+            }
+        }
+        if let Err(e) = self.renew() {
+            self.lost(&e);
+        }
+    }
+
+    fn flush_backlog(&mut self) {
+        while let Some(op) = self.backlog.pop_front() {
+            if let Err(e) = self.apply(&op) {
+                self.backlog.push_front(op);
+                self.lost(&e);
+                return;
+            }
+        }
+    }
+
+    fn renew(&mut self) -> redis::RedisResult<()> {
+        let node = self.shared.node;
+        let lease = u64::try_from(LEASE.as_millis()).unwrap_or(4000);
+        let claims: Vec<(String, String)> = self
+            .claims
+            .iter()
+            .map(|(k, &c)| (name_key(k), self.value(c)))
+            .collect();
+        let others: Vec<NodeId> = self.shared.nodes().iter().copied().collect();
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(node_key(node))
+            .arg(1)
+            .arg("PX")
+            .arg(lease)
+            .ignore();
+        pipe.cmd("PEXPIRE").arg(presence_key(node)).arg(lease).ignore();
+        pipe.query::<()>(conn)?;
+        let renew = redis::Script::new(RENEW);
+        for (key, value) in &claims {
+            let ours: i64 = renew.key(key).arg(value).arg(lease).invoke(conn)?;
+            if ours == 0 {
+                log::warn!("cluster: the name {key} was taken by another node while Redis was away");
+            }
+        }
+        for other in others {
+            let alive: bool = redis::cmd("EXISTS").arg(node_key(other)).query(conn)?;
+            if !alive {
+                log::warn!("cluster: node {other} stopped renewing its lease: its users are gone");
+                self.shared.nodes().remove(&other);
+                let _: i64 = redis::cmd("DEL").arg(presence_key(other)).query(conn)?;
+                self.shared.tell(ClusterMsg::NodeGone { node: other });
+            }
+        }
+        Ok(())
+    }
+
+    /// After (re)connecting: this node's heartbeat, names, presence and channels go back into
+    /// Redis (which may have forgotten them), and the hub gets the other nodes' picture.
+    fn restore(&mut self) -> redis::RedisResult<()> {
+        let node = self.shared.node;
+        let lease = u64::try_from(LEASE.as_millis()).unwrap_or(4000);
+        let presence: Vec<(u64, String)> = self
+            .presence
+            .iter()
+            .map(|(c, u)| (*c, serde_json::to_string(u).unwrap_or_default()))
+            .collect();
+        let claims: Vec<(String, String)> = self
+            .claims
+            .iter()
+            .map(|(k, &c)| (name_key(k), self.value(c)))
+            .collect();
+        let mine = self.channels.clone();
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let _: () = redis::cmd("SET")
+            .arg(node_key(node))
+            .arg(1)
+            .arg("PX")
+            .arg(lease)
+            .query(conn)?;
+        let renew = redis::Script::new(RENEW);
+        for (key, value) in &claims {
+            let _: i64 = renew.key(key).arg(value).arg(lease).invoke(conn)?;
+        }
+        for (c, json) in &presence {
+            let _: () = redis::cmd("HSET")
+                .arg(presence_key(node))
+                .arg(*c)
+                .arg(json)
+                .query(conn)?;
+        }
+        let _: i64 = redis::cmd("PEXPIRE")
+            .arg(presence_key(node))
+            .arg(lease)
+            .query(conn)?;
+        let create = redis::Script::new(CREATE_CHANNEL);
+        for name in &mine {
+            let key = crate::names::channel_key(name);
+            let _: i64 = create
+                .key(CHANNELS)
+                .key(CHANNEL_KEYS)
+                .arg(&*key)
+                .arg(name)
+                .arg(i64::MAX)
+                .invoke(conn)?;
+        }
+        let channels: Vec<String> = redis::cmd("LRANGE").arg(CHANNELS).arg(0).arg(-1).query(conn)?;
+        let mut users = Vec::new();
+        let mut nodes = HashSet::new();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("chat:presence:*").query(conn)?;
+        for key in keys {
+            let Some(other) = key
+                .strip_prefix("chat:presence:")
+                .and_then(|n| n.parse::<NodeId>().ok())
+            else {
+                continue;
+            };
+            if other == node {
+                continue;
+            }
+            let alive: bool = redis::cmd("EXISTS").arg(node_key(other)).query(conn)?;
+            if !alive {
+                continue;
+            }
+            nodes.insert(other);
+            let entries: HashMap<String, String> = redis::cmd("HGETALL").arg(&key).query(conn)?;
+            for json in entries.values() {
+                if let Ok(user) = serde_json::from_str::<RemoteUser>(json) {
+                    users.push(user);
+                }
+            }
+        }
+        self.channels = channels.clone();
+        self.shared.nodes().extend(nodes);
+        self.shared.up.store(true, Ordering::Relaxed);
+        self.shared.tell(ClusterMsg::Snapshot { users, channels });
+        Ok(())
+    }
+}
+
+/// The reader: follows the event stream from `last`, handing the other nodes' events to the
+/// hub; reconnects by itself and carries on where it was.
+fn read_stream(client: Client, shared: &Shared, mut last: String) {
+    let mut conn: Option<Connection> = None;
+    let mut backoff = Duration::from_millis(100);
+    while !shared.stop.load(Ordering::Relaxed) {
+        let Some(c) = conn.as_mut() else {
+            match connect(&client) {
+                Ok(c) => {
+                    conn = Some(c);
+                    backoff = Duration::from_millis(100);
+                }
+                Err(_) => {
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+            continue;
+        };
+        let reply: redis::RedisResult<Value> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(1000)
+            .arg("BLOCK")
+            .arg(BLOCK_MS)
+            .arg("STREAMS")
+            .arg(EVENTS)
+            .arg(&last)
+            .query(c);
+        match reply {
+            Ok(value) => {
+                for (id, json) in entries(value) {
+                    last = id;
+                    match serde_json::from_str::<Wire>(&json) {
+                        Ok(wire) if wire.node() != shared.node => {
+                            shared.nodes().insert(wire.node());
+                            shared.tell(ClusterMsg::Remote(wire));
+                        }
+                        Ok(_) => {}
+                        Err(e) => log::warn!("cluster: an event not understood: {e}"),
+                    }
+                }
+            }
+            Err(e) => {
+                log::debug!("cluster: stream read: {e}");
+                conn = None;
+            }
+        }
+    }
+}
+
+/// The (id, event) pairs of an XREAD reply.
+fn entries(value: Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let streams = match value {
+        Value::Array(s) => s,
+        Value::Map(m) => m
+            .into_iter()
+            .map(|(k, v)| Value::Array(vec![k, v]))
+            .collect(),
+        _ => return out,
+    };
+    for stream in streams {
+        let Value::Array(mut parts) = stream else {
+            continue;
+        };
+        if parts.len() < 2 {
+            continue;
+        }
+        let Value::Array(items) = parts.swap_remove(1) else {
+            continue;
+        };
+        for item in items {
+            let Value::Array(mut pair) = item else {
+                continue;
+            };
+            if pair.len() < 2 {
+                continue;
+            }
+            let fields = pair.swap_remove(1);
+            let Some(id) = string(pair.swap_remove(0)) else {
+                continue;
+            };
+            if let Value::Array(kv) = fields {
+                let mut it = kv.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    if string(k).as_deref() == Some("e") {
+                        if let Some(json) = string(v) {
+                            out.push((id.clone(), json));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}

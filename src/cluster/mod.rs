@@ -1,0 +1,319 @@
+//! Several servers as one chat (PROTOCOL.md section 10), on Redis.
+//!
+//! What the nodes share live goes through Redis; what lasts goes to PostgreSQL (storage's
+//! other backend). The hub speaks events; this module carries them between nodes:
+//!
+//! - **Events** ([`Wire`]): a node appends its hub's events (logins, joins, parts, messages,
+//!   registrations…) to one Redis stream, in the order they happened; every node reads the
+//!   stream from where it last was and hands the others' events to its hub, which renders them
+//!   for its own clients. A stream, not pub/sub: a node that reconnects carries on from its
+//!   last entry, and what a node sends while Redis is away is queued and sent late, in order.
+//! - **Names**: a login claims its name atomically (`SET NX` with a lease the node renews
+//!   every second); a node that stops renewing loses its names within [`LEASE`].
+//! - **Nodes**: each node renews a heartbeat key; the others notice a missing one within
+//!   [`LEASE`] and announce its users' departures to their own clients.
+//! - **Presence**: each node keeps its users and their channels in a hash of its own, read by
+//!   a node that starts or reconnects (a [`ClusterMsg::Snapshot`]).
+//! - **Channels**: created atomically cluster-wide (a Lua script: exists? too many? add), in
+//!   one order.
+//!
+//! The event loop never waits on Redis: [`ClusterHandle::submit`] queues without blocking (a
+//! full queue is a refusal), and the link's answers come back through a channel and a waker,
+//! as storage's do. The link runs on two threads of its own (`link.rs`): one writes (claims,
+//! creations, events, heartbeats), one reads the stream.
+
+mod hlc;
+mod link;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use hlc::Hlc;
+
+/// A node's number in the cluster (from Redis, at start).
+pub type NodeId = u16;
+
+/// How long a name or a node lives without renewal.
+pub const LEASE: Duration = Duration::from_secs(4);
+
+/// Operations the link's queue holds at most; past that, [`ClusterHandle::submit`] refuses.
+pub const QUEUE: usize = 65_536;
+
+/// What kind of message a [`Wire::Chat`] or [`Wire::Private`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WireKind {
+    Chat,
+    Action,
+    Notice,
+}
+
+/// One user of another node, as presence and events describe it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemoteUser {
+    pub node: NodeId,
+    pub conn: u64,
+    pub name: String,
+    pub key: String,
+    pub user: String,
+    pub host: String,
+    /// The channels it is in, by name.
+    pub chans: Vec<String>,
+}
+
+/// An event one node tells the others, through the stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "t")]
+pub enum Wire {
+    /// A user logged in (and may act under its name).
+    Login { user: RemoteUser },
+    /// A user left the chat (its channels hear it once).
+    Logout {
+        node: NodeId,
+        conn: u64,
+        msg: Option<String>,
+    },
+    Join {
+        node: NodeId,
+        conn: u64,
+        chan: String,
+        seq: u64,
+    },
+    Part {
+        node: NodeId,
+        conn: u64,
+        chan: String,
+        msg: Option<String>,
+        seq: u64,
+    },
+    Chat {
+        node: NodeId,
+        conn: u64,
+        chan: String,
+        text: String,
+        kind: WireKind,
+        seq: u64,
+    },
+    /// A private message for a user on another node (by name key).
+    Private {
+        node: NodeId,
+        conn: u64,
+        to: String,
+        text: String,
+        kind: WireKind,
+        seq: u64,
+    },
+    Renamed {
+        node: NodeId,
+        conn: u64,
+        name: String,
+        key: String,
+    },
+    /// A channel was created.
+    Channel { node: NodeId, name: String },
+    /// A name was registered (its hash travels so every node can check passwords).
+    Registered {
+        node: NodeId,
+        key: String,
+        name: String,
+        history_from: u64,
+        hash: String,
+    },
+    /// A registered name was identified on `node`: its unidentified holders elsewhere go.
+    Identified { node: NodeId, key: String },
+}
+
+impl Wire {
+    /// The node the event comes from.
+    pub fn node(&self) -> NodeId {
+        match self {
+            Wire::Login { user } => user.node,
+            Wire::Logout { node, .. }
+            | Wire::Join { node, .. }
+            | Wire::Part { node, .. }
+            | Wire::Chat { node, .. }
+            | Wire::Private { node, .. }
+            | Wire::Renamed { node, .. }
+            | Wire::Channel { node, .. }
+            | Wire::Registered { node, .. }
+            | Wire::Identified { node, .. } => *node,
+        }
+    }
+
+    /// The seq the event carries (the hub's clock follows it).
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Wire::Join { seq, .. }
+            | Wire::Part { seq, .. }
+            | Wire::Chat { seq, .. }
+            | Wire::Private { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+}
+
+/// What the hub asks of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterOp {
+    /// Claims a name for a connection of this node; answered [`ClusterMsg::Claimed`].
+    Claim { conn: u64, key: String },
+    /// Gives a name back (its holder logged out or was renamed).
+    Release { key: String },
+    /// Creates a channel, atomically, within `max`; answered [`ClusterMsg::ChannelCreated`].
+    CreateChannel {
+        conn: u64,
+        name: String,
+        key: String,
+        max: usize,
+    },
+    /// Tells the other nodes.
+    Publish(Wire),
+    /// Sets (or, with None, removes) one of this node's users in its presence hash.
+    Presence { conn: u64, user: Option<RemoteUser> },
+}
+
+/// How a channel creation went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    Exists,
+    /// The cluster has the most channels it may.
+    TooMany,
+    /// Redis could not be asked.
+    Failed,
+}
+
+/// What the link tells the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterMsg {
+    /// A claim's outcome: `Some(true)` the name is this connection's, `Some(false)` another
+    /// node's user has it, `None` Redis could not be asked.
+    Claimed {
+        conn: u64,
+        key: String,
+        ok: Option<bool>,
+    },
+    ChannelCreated {
+        conn: u64,
+        name: String,
+        outcome: Created,
+    },
+    /// Another node's event.
+    Remote(Wire),
+    /// The other nodes' users and the cluster's channels, read after (re)connecting: the hub's
+    /// view of them is replaced by this one.
+    Snapshot {
+        users: Vec<RemoteUser>,
+        channels: Vec<String>,
+    },
+    /// A node stopped renewing its lease: its users are gone.
+    NodeGone { node: NodeId },
+}
+
+/// Why the cluster link could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach Redis at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("cannot start a cluster thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// The event loop's end of the cluster link.
+pub struct ClusterHandle {
+    node: NodeId,
+    ops: SyncSender<ClusterOp>,
+    msgs: Receiver<ClusterMsg>,
+    up: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ClusterHandle {
+    /// Connects to Redis at `url`, takes a node number and starts the link's threads. The
+    /// node's channels so far (from storage) are offered to the cluster's list.
+    pub fn start(
+        url: &str,
+        waker: Arc<mio::Waker>,
+        channels: Vec<String>,
+    ) -> Result<ClusterHandle, ClusterError> {
+        link::start(url, waker, channels)
+    }
+
+    /// This node's number.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// Queues an operation; never blocks. False when the queue is full (the caller refuses
+    /// the command).
+    pub fn submit(&self, op: ClusterOp) -> bool {
+        match self.ops.try_send(op) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => false,
+            Err(TrySendError::Disconnected(_)) => {
+                log::error!("cluster: the link has stopped");
+                false
+            }
+        }
+    }
+
+    /// True while Redis answers.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// What the link has told so far; never blocks.
+    pub fn msgs(&self) -> impl Iterator<Item = ClusterMsg> + '_ {
+        self.msgs.try_iter()
+    }
+}
+
+impl Drop for ClusterHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_events_round_trip_as_json() {
+        let events = vec![
+            Wire::Login {
+                user: RemoteUser {
+                    node: 3,
+                    conn: 9,
+                    name: "Kay".into(),
+                    key: "kay".into(),
+                    user: "kay".into(),
+                    host: "frame".into(),
+                    chans: vec!["tas".into()],
+                },
+            },
+            Wire::Chat {
+                node: 3,
+                conn: 9,
+                chan: "the lounge".into(),
+                text: "héllo \"quoted\"".into(),
+                kind: WireKind::Action,
+                seq: 77,
+            },
+            Wire::Identified {
+                node: 1,
+                key: "alice".into(),
+            },
+        ];
+        for e in events {
+            let json = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<Wire>(&json).unwrap(), e);
+        }
+        assert!(serde_json::from_str::<Wire>("{\"t\":\"Nope\"}").is_err());
+    }
+}

@@ -1,0 +1,710 @@
+//! The hub as one node of a cluster (`--cluster`): what it tells the other nodes, and how it
+//! takes in theirs.
+//!
+//! The other nodes' users are kept here as [`RemoteMember`]s, with the channels they are in,
+//! so that `/who`, `/members`, NAMES and the name rules see the whole cluster; their messages
+//! arrive as events and are rendered for this node's clients like local ones. Names are
+//! claimed in Redis before a login completes; channels are created there, atomically. Without
+//! a cluster none of this runs and the hub is what it always was.
+
+use std::collections::HashMap;
+
+use super::{ChanId, ConnId, Hub, MsgKind, Out, Person, ReplyKind, Sink, Wait};
+use crate::cluster::{ClusterMsg, ClusterOp, Created, Hlc, NodeId, RemoteUser, Wire, WireKind};
+use crate::names;
+use crate::storage::{Event, Request};
+use crate::utils_errors as text;
+
+/// A user of another node.
+#[derive(Debug)]
+pub(super) struct RemoteMember {
+    pub person: Person,
+    pub key: Box<str>,
+    pub chans: Vec<ChanId>,
+}
+
+/// What a hub that is one node of a cluster keeps.
+#[derive(Debug)]
+pub(super) struct ClusterState {
+    pub node: NodeId,
+    pub hlc: Hlc,
+    pub remote: HashMap<(NodeId, u64), RemoteMember>,
+    /// The names other nodes' users hold.
+    pub names: HashMap<Box<str>, (NodeId, u64)>,
+}
+
+impl ClusterState {
+    pub fn new(node: NodeId, last_seq: u64) -> ClusterState {
+        ClusterState {
+            node,
+            hlc: Hlc::new(node, last_seq),
+            remote: HashMap::new(),
+            names: HashMap::new(),
+        }
+    }
+}
+
+fn wire_kind(kind: MsgKind) -> WireKind {
+    match kind {
+        MsgKind::Chat => WireKind::Chat,
+        MsgKind::Action => WireKind::Action,
+        MsgKind::Notice => WireKind::Notice,
+    }
+}
+
+fn msg_kind(kind: WireKind) -> MsgKind {
+    match kind {
+        WireKind::Chat => MsgKind::Chat,
+        WireKind::Action => MsgKind::Action,
+        WireKind::Notice => MsgKind::Notice,
+    }
+}
+
+impl Hub {
+    /// This hub's node, when it is one node of a cluster.
+    pub fn node(&self) -> Option<NodeId> {
+        self.cluster.as_ref().map(|c| c.node)
+    }
+
+    /// Makes this hub one node of a cluster: its seqs come from a hybrid logical clock from
+    /// now on.
+    pub fn join_cluster(&mut self, node: NodeId) {
+        self.cluster = Some(ClusterState::new(node, self.seq));
+    }
+
+    /// Tells the other nodes, when there are any.
+    pub(super) fn publish(&self, sink: &mut impl Sink, wire: Wire) {
+        if self.cluster.is_some() {
+            sink.cluster(ClusterOp::Publish(wire));
+        }
+    }
+
+    /// Puts a local user's current state in this node's presence (or removes it).
+    pub(super) fn share_presence(&self, sink: &mut impl Sink, conn: ConnId) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let user = self.remote_user(conn, cluster.node);
+        sink.cluster(ClusterOp::Presence {
+            conn: conn as u64,
+            user,
+        });
+    }
+
+    /// A local, logged-in user as the other nodes see it.
+    pub(super) fn remote_user(&self, conn: ConnId, node: NodeId) -> Option<RemoteUser> {
+        let client = self.clients.get(&conn)?;
+        let person = client.person.as_ref()?;
+        if client.auth != super::Auth::Open {
+            return None;
+        }
+        Some(RemoteUser {
+            node,
+            conn: conn as u64,
+            name: person.name.to_string(),
+            key: client.key.as_deref()?.to_string(),
+            user: person.user.to_string(),
+            host: person.host.to_string(),
+            chans: client
+                .chans
+                .iter()
+                .map(|&(ch, _)| self.channels[ch].name.to_string())
+                .collect(),
+        })
+    }
+
+    /// The name is another node's user's.
+    pub(super) fn remote_owner(&self, key: &str) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.names.contains_key(key))
+    }
+
+    /// Another node's user by name, if one holds it.
+    pub(super) fn remote_person(&self, key: &str) -> Option<&Person> {
+        let c = self.cluster.as_ref()?;
+        let id = c.names.get(key)?;
+        Some(&c.remote.get(id)?.person)
+    }
+
+    /// The other nodes' users in a channel.
+    pub(super) fn remote_members(&self, ch: ChanId) -> impl Iterator<Item = &Person> {
+        self.cluster.iter().flat_map(move |c| {
+            c.remote
+                .values()
+                .filter(move |m| m.chans.contains(&ch))
+                .map(|m| &m.person)
+        })
+    }
+
+    /// The other nodes' users, each with its channels.
+    pub fn remote_people(&self) -> impl Iterator<Item = (&Person, &[ChanId])> {
+        self.cluster.iter().flat_map(|c| {
+            c.remote
+                .values()
+                .map(|m| (&m.person, m.chans.as_slice()))
+        })
+    }
+
+    /// A local login, waiting for its name to be claimed in the cluster.
+    pub(super) fn claim(&mut self, conn: ConnId, key: &str, sink: &mut impl Sink) -> bool {
+        if !sink.cluster(ClusterOp::Claim {
+            conn: conn as u64,
+            key: key.to_string(),
+        }) {
+            return false;
+        }
+        self.set_wait(conn, Wait::Claim);
+        true
+    }
+
+    /// A login's name is now the connection's, cluster-wide.
+    pub(super) fn logged_in(&mut self, conn: ConnId, sink: &mut impl Sink) {
+        if let Some(node) = self.node() {
+            if let Some(user) = self.remote_user(conn, node) {
+                self.publish(sink, Wire::Login { user });
+            }
+            self.share_presence(sink, conn);
+        }
+    }
+
+    /// A local user left: the other nodes hear it, and its name is free again.
+    pub(super) fn logged_out(
+        &mut self,
+        conn: ConnId,
+        key: &str,
+        msg: Option<&str>,
+        sink: &mut impl Sink,
+    ) {
+        if let Some(c) = &self.cluster {
+            let node = c.node;
+            sink.cluster(ClusterOp::Release {
+                key: key.to_string(),
+            });
+            sink.cluster(ClusterOp::Presence {
+                conn: conn as u64,
+                user: None,
+            });
+            self.publish(
+                sink,
+                Wire::Logout {
+                    node,
+                    conn: conn as u64,
+                    msg: msg.map(str::to_string),
+                },
+            );
+        }
+    }
+
+    /// Publishes a local event with this node's number.
+    pub(super) fn tell_join(&self, sink: &mut impl Sink, conn: ConnId, ch: ChanId, seq: u64) {
+        if let Some(node) = self.node() {
+            let chan = self.channels[ch].name.to_string();
+            self.publish(
+                sink,
+                Wire::Join {
+                    node,
+                    conn: conn as u64,
+                    chan,
+                    seq,
+                },
+            );
+            self.share_presence(sink, conn);
+        }
+    }
+
+    pub(super) fn tell_part(
+        &self,
+        sink: &mut impl Sink,
+        conn: ConnId,
+        ch: ChanId,
+        msg: Option<&str>,
+        seq: u64,
+    ) {
+        if let Some(node) = self.node() {
+            let chan = self.channels[ch].name.to_string();
+            self.publish(
+                sink,
+                Wire::Part {
+                    node,
+                    conn: conn as u64,
+                    chan,
+                    msg: msg.map(str::to_string),
+                    seq,
+                },
+            );
+            self.share_presence(sink, conn);
+        }
+    }
+
+    pub(super) fn tell_chat(
+        &self,
+        sink: &mut impl Sink,
+        conn: ConnId,
+        ch: ChanId,
+        text: &str,
+        kind: MsgKind,
+        seq: u64,
+    ) {
+        if let Some(node) = self.node() {
+            self.publish(
+                sink,
+                Wire::Chat {
+                    node,
+                    conn: conn as u64,
+                    chan: self.channels[ch].name.to_string(),
+                    text: text.to_string(),
+                    kind: wire_kind(kind),
+                    seq,
+                },
+            );
+        }
+    }
+
+    /// A private message for another node's user.
+    pub(super) fn tell_private(
+        &self,
+        sink: &mut impl Sink,
+        conn: ConnId,
+        to: &str,
+        text: &str,
+        kind: MsgKind,
+        seq: u64,
+    ) {
+        if let Some(node) = self.node() {
+            self.publish(
+                sink,
+                Wire::Private {
+                    node,
+                    conn: conn as u64,
+                    to: to.to_string(),
+                    text: text.to_string(),
+                    kind: wire_kind(kind),
+                    seq,
+                },
+            );
+        }
+    }
+
+    /// Creates a channel cluster-wide: the connection waits for the answer.
+    pub(super) fn create_remote(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        sink: &mut impl Sink,
+    ) -> bool {
+        let op = ClusterOp::CreateChannel {
+            conn: conn as u64,
+            name: name.to_string(),
+            key: names::channel_key(name).to_string(),
+            max: self.limits.max_channels,
+        };
+        if !sink.cluster(op) {
+            return false;
+        }
+        self.set_wait(conn, Wait::Create);
+        true
+    }
+
+    /// What the cluster link tells: answers to this node's claims and creations, and the other
+    /// nodes' events.
+    pub fn cluster_msg(&mut self, msg: ClusterMsg, sink: &mut impl Sink) {
+        if self.cluster.is_none() {
+            return;
+        }
+        match msg {
+            ClusterMsg::Claimed { conn, ok, .. } => self.claimed(conn as ConnId, ok, sink),
+            ClusterMsg::ChannelCreated {
+                conn,
+                name,
+                outcome,
+            } => self.channel_created(conn as ConnId, &name, outcome, sink),
+            ClusterMsg::Remote(wire) => self.remote_event(wire, sink),
+            ClusterMsg::Snapshot { users, channels } => self.snapshot(users, channels, sink),
+            ClusterMsg::NodeGone { node } => {
+                let ids: Vec<(NodeId, u64)> = self
+                    .cluster
+                    .iter()
+                    .flat_map(|c| c.remote.keys().copied())
+                    .filter(|&(n, _)| n == node)
+                    .collect();
+                for id in ids {
+                    self.remote_gone(id, None, sink);
+                }
+            }
+        }
+    }
+
+    fn claimed(&mut self, conn: ConnId, ok: Option<bool>, sink: &mut impl Sink) {
+        let Some(client) = self.clients.get(&conn) else {
+            return;
+        };
+        if client.wait != Wait::Claim {
+            return;
+        }
+        let (Some(key), Some(name)) = (client.key.clone(), client.name().map(str::to_string))
+        else {
+            return;
+        };
+        let identified = self.registered.contains_key(&key);
+        match ok {
+            Some(true) => {
+                self.owners.insert(key.clone(), conn);
+                self.logged_in(conn, sink);
+                if identified {
+                    // A registered name identified here: its holders elsewhere go.
+                    if let Some(node) = self.node() {
+                        self.publish(sink, Wire::Identified { node, key: key.to_string() });
+                    }
+                }
+                if let Some(c) = self.clients.get_mut(&conn) {
+                    c.wait = Wait::Nothing;
+                }
+                self.start_mail(conn, sink);
+                if !self.is_waiting(conn) {
+                    sink.resume(conn);
+                }
+            }
+            Some(false) if identified => {
+                // Another node's connection identified it first.
+                sink.close(conn, Some(&text::identified_elsewhere(&name)));
+            }
+            refused => {
+                let reply = if refused.is_some() {
+                    text::name_in_use(&name)
+                } else {
+                    text::STORAGE_FAILED.to_string()
+                };
+                if let Some(c) = self.clients.get_mut(&conn) {
+                    c.person = None;
+                    c.key = None;
+                }
+                if self.proto_of(conn) == Some(super::Proto::Irc) {
+                    // IRC clients took the login as done: they cannot be asked again.
+                    sink.close(conn, Some(&reply));
+                } else {
+                    self.reply_kind(sink, conn, ReplyKind::Plain, &[&reply]);
+                    self.done_waiting(conn, sink);
+                }
+            }
+        }
+    }
+
+    fn channel_created(&mut self, conn: ConnId, name: &str, outcome: Created, sink: &mut impl Sink) {
+        if !self.waits_for(conn, Wait::Create) {
+            return;
+        }
+        let existing = self.channel_id(name);
+        match outcome {
+            Created::Created => {
+                let ch = existing.unwrap_or_else(|| self.add_channel(name));
+                sink.store(Request::Event(Event::Channel {
+                    name: name.to_string(),
+                    time: self.clock.now(),
+                }));
+                if let Some(node) = self.node() {
+                    self.publish(sink, Wire::Channel { node, name: name.to_string() });
+                }
+                self.join_id(conn, ch, sink);
+            }
+            Created::Exists => {
+                // Another node made it first (its announcement may still be on the way).
+                let ch = existing.unwrap_or_else(|| self.add_channel(name));
+                if self.proto_of(conn) == Some(super::Proto::Irc) {
+                    self.join_id(conn, ch, sink);
+                } else {
+                    self.reply(sink, conn, &[&text::channel_exists(name)]);
+                }
+            }
+            Created::TooMany => {
+                let reply = text::too_many_channels(name, self.limits.max_channels);
+                self.reply(sink, conn, &[&reply]);
+            }
+            Created::Failed => self.reply(sink, conn, &[text::STORAGE_FAILED]),
+        }
+        self.done_waiting(conn, sink);
+    }
+
+    fn waits_for(&self, conn: ConnId, what: Wait) -> bool {
+        self.clients.get(&conn).is_some_and(|c| c.wait == what)
+    }
+
+    /// The local members of a channel, for an event from another node.
+    fn local_members(&self, ch: ChanId) -> &[ConnId] {
+        self.members(ch)
+    }
+
+    fn observe(&mut self, seq: Option<u64>) {
+        if let (Some(seq), Some(c)) = (seq, self.cluster.as_mut()) {
+            c.hlc.observe(seq);
+        }
+    }
+
+    fn remote_event(&mut self, wire: Wire, sink: &mut impl Sink) {
+        self.observe(wire.seq());
+        match wire {
+            Wire::Login { user } => self.remote_login(user),
+            Wire::Logout { node, conn, msg } => self.remote_gone((node, conn), msg.as_deref(), sink),
+            Wire::Join { node, conn, chan, .. } => {
+                let Some(ch) = self.channel_id(&chan).or_else(|| Some(self.add_channel(&chan)))
+                else {
+                    return;
+                };
+                let Some(c) = self.cluster.as_mut() else { return };
+                let Some(m) = c.remote.get_mut(&(node, conn)) else {
+                    return;
+                };
+                if m.chans.contains(&ch) {
+                    return;
+                }
+                m.chans.push(ch);
+                let person = m.person.clone();
+                let chan = &self.channels[ch].name;
+                sink.emit_many(self.local_members(ch), None, &Out::Joined { chan, who: &person });
+            }
+            Wire::Part {
+                node,
+                conn,
+                chan,
+                msg,
+                ..
+            } => {
+                let Some(ch) = self.channel_id(&chan) else {
+                    return;
+                };
+                let Some(c) = self.cluster.as_mut() else { return };
+                let Some(m) = c.remote.get_mut(&(node, conn)) else {
+                    return;
+                };
+                let Some(pos) = m.chans.iter().position(|&x| x == ch) else {
+                    return;
+                };
+                m.chans.remove(pos);
+                let person = m.person.clone();
+                let chan = &self.channels[ch].name;
+                let out = Out::Parted {
+                    chan,
+                    who: &person,
+                    msg: msg.as_deref(),
+                };
+                sink.emit_many(self.local_members(ch), None, &out);
+            }
+            Wire::Chat {
+                node,
+                conn,
+                chan,
+                text,
+                kind,
+                ..
+            } => {
+                let Some(ch) = self.channel_id(&chan) else {
+                    return;
+                };
+                let Some(person) = self
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.remote.get(&(node, conn)))
+                    .map(|m| m.person.clone())
+                else {
+                    return;
+                };
+                let out = Out::Chat {
+                    chan: &self.channels[ch].name,
+                    from: &person,
+                    text: &text,
+                    kind: msg_kind(kind),
+                };
+                sink.emit_many(self.local_members(ch), None, &out);
+            }
+            Wire::Private {
+                node,
+                conn,
+                to,
+                text,
+                kind,
+                ..
+            } => self.remote_private((node, conn), &to, &text, msg_kind(kind), sink),
+            Wire::Renamed {
+                node,
+                conn,
+                name,
+                key,
+            } => {
+                let Some(c) = self.cluster.as_mut() else { return };
+                let Some(m) = c.remote.get_mut(&(node, conn)) else {
+                    return;
+                };
+                let old = m.person.clone();
+                let old_key = std::mem::replace(&mut m.key, key.as_str().into());
+                m.person.name = name.as_str().into();
+                let chans = m.chans.clone();
+                c.names.remove(&old_key);
+                c.names.insert(key.as_str().into(), (node, conn));
+                self.known.insert(key.into());
+                let mut audience: Vec<ConnId> = Vec::new();
+                for ch in chans {
+                    for &m in self.members(ch) {
+                        if !audience.contains(&m) {
+                            audience.push(m);
+                        }
+                    }
+                }
+                sink.emit_many(&audience, None, &Out::Renamed { old: &old, new: &name });
+            }
+            Wire::Channel { name, .. } => {
+                if self.channel_id(&name).is_none() {
+                    self.add_channel(&name);
+                }
+            }
+            Wire::Registered {
+                key,
+                name,
+                history_from,
+                hash,
+                ..
+            } => {
+                let entry = crate::storage::RegisteredName {
+                    name,
+                    history_from,
+                    hash,
+                };
+                self.registered.insert(key.as_str().into(), entry);
+                self.known.insert(key.as_str().into());
+                self.enforce_registration(&key, usize::MAX, sink);
+            }
+            Wire::Identified { key, .. } => {
+                if let Some(others) = self.pending.remove(key.as_str()) {
+                    let name = self
+                        .registered
+                        .get(key.as_str())
+                        .map_or(key.clone(), |r| r.name.clone());
+                    let reason = text::identified_elsewhere(&name);
+                    for other in others {
+                        sink.close(other, Some(&reason));
+                    }
+                }
+            }
+        }
+    }
+
+    fn remote_login(&mut self, user: RemoteUser) {
+        let chans: Vec<ChanId> = user
+            .chans
+            .iter()
+            .map(|name| self.channel_id(name).unwrap_or_else(|| self.add_channel(name)))
+            .collect();
+        self.known.insert(user.key.as_str().into());
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        let id = (user.node, user.conn);
+        c.names.insert(user.key.as_str().into(), id);
+        c.remote.insert(
+            id,
+            RemoteMember {
+                person: Person {
+                    name: user.name.into(),
+                    user: user.user.into(),
+                    host: user.host.into(),
+                },
+                key: user.key.into(),
+                chans,
+            },
+        );
+    }
+
+    /// Another node's user is gone (logged out, or its node died): its channels here hear it
+    /// once.
+    fn remote_gone(&mut self, id: (NodeId, u64), msg: Option<&str>, sink: &mut impl Sink) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        let Some(m) = c.remote.remove(&id) else {
+            return;
+        };
+        if c.names.get(&m.key) == Some(&id) {
+            c.names.remove(&m.key);
+        }
+        let mut audience: Vec<ConnId> = Vec::new();
+        for &ch in &m.chans {
+            for &local in self.members(ch) {
+                if !audience.contains(&local) {
+                    audience.push(local);
+                }
+            }
+        }
+        sink.emit_many(&audience, None, &Out::Quit { who: &m.person, msg });
+    }
+
+    /// A private message from another node: delivered to its local recipient, or kept for it
+    /// when it left meanwhile (never lost).
+    fn remote_private(
+        &mut self,
+        from: (NodeId, u64),
+        to: &str,
+        text: &str,
+        kind: MsgKind,
+        sink: &mut impl Sink,
+    ) {
+        let Some(sender) = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.remote.get(&from))
+            .map(|m| m.person.clone())
+        else {
+            return;
+        };
+        match self.owners.get(to).copied() {
+            Some(conn) => {
+                let recipient = self.name_of(conn).unwrap_or(to).to_string();
+                let out = Out::Private {
+                    from: &sender,
+                    to: &recipient,
+                    text,
+                    kind,
+                };
+                sink.emit(conn, &out);
+            }
+            None => {
+                *self.mail.entry(to.into()).or_default() += 1;
+                sink.store(Request::StoreOffline {
+                    notify: None,
+                    sender: sender.name.to_string(),
+                    recipient: to.to_string(),
+                    recipient_key: to.to_string(),
+                    time: self.clock.now(),
+                    text: text.to_string(),
+                });
+            }
+        }
+    }
+
+    /// After the link (re)connected: the other nodes' users as Redis holds them replace what
+    /// this hub knew; users gone meanwhile are announced as departures.
+    fn snapshot(&mut self, users: Vec<RemoteUser>, channels: Vec<String>, sink: &mut impl Sink) {
+        for name in &channels {
+            if self.channel_id(name).is_none() {
+                self.add_channel(name);
+            }
+        }
+        let now: std::collections::HashSet<(NodeId, u64)> =
+            users.iter().map(|u| (u.node, u.conn)).collect();
+        let gone: Vec<(NodeId, u64)> = self
+            .cluster
+            .iter()
+            .flat_map(|c| c.remote.keys().copied())
+            .filter(|id| !now.contains(id))
+            .collect();
+        for id in gone {
+            self.remote_gone(id, None, sink);
+        }
+        for user in users {
+            self.remote_login(user);
+        }
+    }
+
+    /// The seq after the last one, from the cluster's clock when there is one.
+    pub(super) fn cluster_seq(&mut self) -> Option<u64> {
+        self.cluster.as_mut().map(|c| c.hlc.next())
+    }
+}
