@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use rusqlite::Connection;
 
-use super::schema;
 use super::search::term_tokens;
+use super::sqlite::schema;
 use super::*;
 
 const WAKE: Token = Token(7);
@@ -215,10 +215,10 @@ fn term_tokens_split_like_unicode61() {
 #[test]
 fn fts_query_quotes_every_word() {
     assert_eq!(
-        search::fts_query("cat OR dog*").as_deref(),
+        super::sqlite::search::fts_query("cat OR dog*").as_deref(),
         Some("text : \"cat\" AND text : \"OR\" AND text : \"dog\"")
     );
-    assert_eq!(search::fts_query("..."), None);
+    assert_eq!(super::sqlite::search::fts_query("..."), None);
 }
 
 #[test]
