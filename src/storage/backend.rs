@@ -84,6 +84,17 @@ impl Ids {
         self.new_channels.clear();
     }
 
+    /// Where this transaction's additions stand, for [`Ids::rollback_to`].
+    pub(super) fn mark(&self) -> (usize, usize) {
+        (self.new_users.len(), self.new_channels.len())
+    }
+
+    /// A savepoint was rolled back: forget what was added since `mark`.
+    pub(super) fn rollback_to(&mut self, (users, channels): (usize, usize)) {
+        self.new_users.truncate(users);
+        self.new_channels.truncate(channels);
+    }
+
     /// The id of a user key, if known (committed or added by this transaction).
     pub(super) fn user(&self, key: &str) -> Option<i64> {
         self.users.get(key).copied().or_else(|| {

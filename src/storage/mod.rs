@@ -23,6 +23,7 @@
 
 mod backend;
 mod hasher;
+mod postgres;
 mod queue;
 mod search;
 mod sqlite;
@@ -335,6 +336,17 @@ pub enum StorageError {
         "the database has schema version {found}; this program knows versions up to {supported}"
     )]
     SchemaTooNew { found: i64, supported: i64 },
+    #[error("invalid PostgreSQL URL: {0}")]
+    PostgresUrl(String),
+    #[error("cannot connect to PostgreSQL at {target}: {source}")]
+    PostgresConnect {
+        target: String,
+        source: ::postgres::Error,
+    },
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("PostgreSQL is not available: {0}")]
+    PostgresUnavailable(String),
     #[error("cannot start a storage thread: {0}")]
     Spawn(std::io::Error),
     #[error("the storage threads did not stop within {0:?}; the last batch may not be committed")]
@@ -386,6 +398,30 @@ impl Storage {
         let write = sqlite::Sqlite::open(Path::new(&uri))?;
         let readers = (0..READER_THREADS)
             .map(|_| sqlite::SqliteReader::open(Path::new(&uri)))
+            .collect::<Result<Vec<_>, _>>()?;
+        start(write, readers, waker)
+    }
+}
+
+impl Storage {
+    /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host:port/db`,
+    /// or libpq's `key=value` form), brings its schema up to date and starts the storage
+    /// threads: the same threads, queue and replies as [`Storage::open`], on a database that
+    /// several servers may share. The writer and each search thread hold a connection of
+    /// their own; a lost one is connected again by itself (see `postgres/mod.rs`).
+    ///
+    /// Errors: [`StorageError::PostgresUrl`] for a URL that does not parse,
+    /// [`StorageError::PostgresConnect`] when the server cannot be reached or refuses us,
+    /// [`StorageError::SchemaTooNew`] for a database of a newer program.
+    pub fn postgres(
+        url: &str,
+        waker: Arc<mio::Waker>,
+    ) -> Result<(StorageHandle, Startup), StorageError> {
+        let config = postgres::config(url)?;
+        log::info!("storage: PostgreSQL at {}", postgres::target(&config));
+        let write = postgres::Postgres::connect(&config)?;
+        let readers = (0..READER_THREADS)
+            .map(|i| postgres::PgReader::connect(&config, i))
             .collect::<Result<Vec<_>, _>>()?;
         start(write, readers, waker)
     }

@@ -17,6 +17,11 @@ use crate::storage::{RegisteredName, Startup, StorageError};
 /// How long a statement waits for a lock another connection holds before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The tokenizer of `messages_fts` (written out in the migrations, which never change): what a
+/// word is and when two words are the same. The PostgreSQL engine runs the very same one to
+/// make its lexemes, so that both find the same messages (see `postgres/lexemes.rs`).
+pub(in crate::storage) const TOKENIZER: &str = "unicode61 remove_diacritics 2";
+
 /// Version 1: the first schema (names as keys, no channels table).
 pub(in crate::storage) const V1: &str = "
 CREATE TABLE users (
