@@ -2,6 +2,7 @@
 //! with raw sockets. Every read has a timeout, so a missing reply fails fast.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod sonnet_files;
 pub mod tools;
 
