@@ -4,7 +4,7 @@
 //! A search is one read-only snapshot and three round trips: the user and its stays, then one
 //! statement that looks in the user's own and private messages and, through a lateral join,
 //! in each stay's seq range of its channel (an index scan of `messages_by_channel` per stay,
-//! or the GIN index where the planner finds the words rarer than the stay is long), and
+//! or the GIN index where the planner finds the words rarer than the stays are long), and
 //! returns the count and the newest matches.
 
 use postgres::{Client, IsolationLevel, Statement};
@@ -21,6 +21,9 @@ pub(super) struct Statements {
 
 impl Statements {
     pub(super) fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
+        // Planned for each search's own words and ranges: a generic plan cannot know whether
+        // the words are rarer than the stays are long.
+        client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
         Ok(Statements {
             // The user, with every stay that did not end before `since`; no row: no user.
             stays: client.prepare(
