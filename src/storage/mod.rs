@@ -1,4 +1,5 @@
-//! Persistent storage: history, offline messages and registered names, in SQLite.
+//! Persistent storage: history, offline messages and registered names, in SQLite or in
+//! PostgreSQL (chosen at start; nothing outside this module knows which).
 //!
 //! The event loop must never wait on disk or on password hashing, so storage runs on its own
 //! threads and talks to the loop through a queue:
@@ -6,6 +7,8 @@
 //! - the loop owns a [`StorageHandle`]; [`StorageHandle::submit`] queues a [`Request`] and never
 //!   blocks, [`StorageHandle::replies`] drains the finished [`Reply`]s, and every batch of replies
 //!   wakes the loop through the `mio::Waker` it handed to [`Storage::open`];
+//! - the database is a [`backend::Backend`] (the writer's connection) plus one
+//!   [`backend::Reader`] per search thread: `sqlite/` or `postgres/`;
 //! - the **writer** thread (`writer.rs`) takes every queued request at once, applies them in one
 //!   transaction, commits, and only then sends the replies that depend on the commit;
 //! - the **hashers** (`hasher.rs`, every core but one, at a lower priority) compute and verify
@@ -16,12 +19,14 @@
 //!
 //! Sequence numbers, assigned by the hub, order everything: a channel message is visible to a
 //! user when its seq lies strictly inside one of the user's membership intervals of that channel.
-//! The tables are described in `schema.rs`.
+//! The tables are described in `sqlite/schema.rs`.
 
+mod backend;
 mod hasher;
+mod postgres;
 mod queue;
-mod schema;
 mod search;
+mod sqlite;
 mod writer;
 
 #[cfg(test)]
@@ -35,9 +40,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
-
 pub use crate::hub::ConnId;
+use backend::{Backend, Reader};
 use hasher::HashPool;
 use queue::Shared;
 
@@ -332,6 +336,17 @@ pub enum StorageError {
         "the database has schema version {found}; this program knows versions up to {supported}"
     )]
     SchemaTooNew { found: i64, supported: i64 },
+    #[error("invalid PostgreSQL URL: {0}")]
+    PostgresUrl(String),
+    #[error("cannot connect to PostgreSQL at {target}: {source}")]
+    PostgresConnect {
+        target: String,
+        source: ::postgres::Error,
+    },
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("PostgreSQL is not available: {0}")]
+    PostgresUnavailable(String),
     #[error("cannot start a storage thread: {0}")]
     Spawn(std::io::Error),
     #[error("the storage threads did not stop within {0:?}; the last batch may not be committed")]
@@ -362,9 +377,9 @@ impl Storage {
         })?;
         let lock = lock_dir(dir)?;
         let path = dir.join(DB_FILE);
-        let write = schema::open_writer(&path)?;
+        let write = sqlite::Sqlite::open(&path)?;
         let readers = (0..READER_THREADS)
-            .map(|_| schema::open_reader(&path))
+            .map(|_| sqlite::SqliteReader::open(&path))
             .collect::<Result<Vec<_>, _>>()?;
         let (mut handle, startup) = start(write, readers, waker)?;
         handle.lock = Some(lock);
@@ -380,9 +395,33 @@ impl Storage {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let uri = format!("file:/chat-ephemeral-{}-{n}?vfs=memdb", std::process::id());
-        let write = schema::open_writer(Path::new(&uri))?;
+        let write = sqlite::Sqlite::open(Path::new(&uri))?;
         let readers = (0..READER_THREADS)
-            .map(|_| schema::open_reader(Path::new(&uri)))
+            .map(|_| sqlite::SqliteReader::open(Path::new(&uri)))
+            .collect::<Result<Vec<_>, _>>()?;
+        start(write, readers, waker)
+    }
+}
+
+impl Storage {
+    /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host:port/db`,
+    /// or libpq's `key=value` form), brings its schema up to date and starts the storage
+    /// threads: the same threads, queue and replies as [`Storage::open`], on a database that
+    /// several servers may share. The writer and each search thread hold a connection of
+    /// their own; a lost one is connected again by itself (see `postgres/mod.rs`).
+    ///
+    /// Errors: [`StorageError::PostgresUrl`] for a URL that does not parse,
+    /// [`StorageError::PostgresConnect`] when the server cannot be reached or refuses us,
+    /// [`StorageError::SchemaTooNew`] for a database of a newer program.
+    pub fn postgres(
+        url: &str,
+        waker: Arc<mio::Waker>,
+    ) -> Result<(StorageHandle, Startup), StorageError> {
+        let config = postgres::config(url)?;
+        log::info!("storage: PostgreSQL at {}", postgres::target(&config));
+        let write = postgres::Postgres::connect(&config)?;
+        let readers = (0..READER_THREADS)
+            .map(|i| postgres::PgReader::connect(&config, i))
             .collect::<Result<Vec<_>, _>>()?;
         start(write, readers, waker)
     }
@@ -421,12 +460,12 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, StorageError> {
 }
 
 /// Prepares the database and starts the threads.
-fn start(
-    mut write: Connection,
-    readers: Vec<Connection>,
+fn start<B: Backend, R: Reader>(
+    mut write: B,
+    readers: Vec<R>,
     waker: Arc<mio::Waker>,
 ) -> Result<(StorageHandle, Startup), StorageError> {
-    let startup = schema::startup(&mut write)?;
+    let startup = write.startup()?;
     let (reply_tx, reply_rx) = mpsc::channel();
     let shared = Arc::new(Shared::new(waker, reply_tx));
     let (done_tx, done_rx) = mpsc::channel();

@@ -1,13 +1,18 @@
-//! `/search`: turning a user's term into a safe full-text query, the visibility rules, and the
-//! reader threads that run searches on their own connections.
+//! `/search`: the words of a term, the visibility rules, and the reader threads that run
+//! searches on their own connections. Each engine turns the words into its own safe query
+//! (`sqlite/search.rs`, `postgres/search.rs`); what is visible is decided here, for both.
+//!
+//! Visible: what the user sent and its private messages, and the channel messages sent
+//! strictly inside one of its stays in that channel. Each of those is one index query (own and
+//! private messages; one per stay, within the stay's seq range), so a search costs in
+//! proportion to what the user may see, however many others' messages match.
 
 use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
-
+use super::backend::Reader;
 use super::queue::Shared;
-use super::{ConnId, Reply, RequestKind, SearchHit};
+use super::{ConnId, Reply, RequestKind};
 
 /// At most this many results are returned: the newest matches, oldest first.
 pub const MAX_SEARCH_RESULTS: usize = 20;
@@ -62,167 +67,86 @@ fn is_combining_mark(c: char) -> bool {
     )
 }
 
-/// The FTS5 query for a term's words, each limited to the message text: every word quoted (so
-/// no user input is ever query syntax), all required. `None` when the term has no word at all:
-/// it finds nothing.
-pub(super) fn fts_query(term: &str) -> Option<String> {
-    let words: Vec<String> = term_tokens(term)
-        .into_iter()
-        .map(|word| format!("text : \"{}\"", word.replace('"', "\"\"")))
-        .collect();
-    if words.is_empty() {
-        None
-    } else {
-        Some(words.join(" AND "))
-    }
-}
-
-/// A seq as SQLite stores it.
-fn sql(seq: u64) -> i64 {
+/// A seq as both engines store it.
+pub(super) fn sql(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-/// The seqs of the matches within one scope token and seq range (exclusive at both ends).
-fn matches_in(
-    tx: &rusqlite::Transaction<'_>,
-    words: &str,
-    scope: &str,
-    after: i64,
-    before: i64,
-    out: &mut Vec<i64>,
-) -> rusqlite::Result<()> {
-    if before <= after.saturating_add(1) {
-        return Ok(());
-    }
-    let query = format!("scope : \"{scope}\" AND {words}");
-    let mut stmt = tx.prepare_cached(
-        "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 AND rowid > ?2 AND rowid < ?3",
-    )?;
-    let mut rows = stmt.query(rusqlite::params![query, after, before])?;
-    while let Some(row) = rows.next()? {
-        out.push(row.get(0)?);
-    }
-    Ok(())
+/// One stay of the searching user in a channel, as stored: its channel id, the seq it began
+/// at and the seq it ended at (`None` while it lasts, as far as the database knows).
+pub(super) type Stay = (i64, i64, Option<i64>);
+
+/// A seq range to look in, exclusive at both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Range {
+    pub after: i64,
+    pub before: i64,
 }
 
-/// Runs a search: the total number of visible matches and the newest
-/// [`MAX_SEARCH_RESULTS`] of them, oldest first.
-///
-/// Visible: what the user sent and its private messages (scope `u…`), and the channel
-/// messages sent strictly inside one of its stays in that channel (scope `c…` within the
-/// stay's seq range). Each of those is one index query, so a search costs in proportion to
-/// what the user may see, however many others' messages match.
-pub(super) fn search(
-    conn: &mut Connection,
-    job: &SearchJob,
-) -> rusqlite::Result<(usize, Vec<SearchHit>)> {
-    let Some(words) = fts_query(&job.term) else {
-        return Ok((0, Vec::new()));
-    };
-    if job.blind {
-        return Ok((0, Vec::new()));
+impl Range {
+    /// True when no seq lies strictly inside.
+    pub(super) fn is_empty(&self) -> bool {
+        self.before <= self.after.saturating_add(1)
     }
-    let since = sql(job.since_seq);
-    let upto_excl = sql(job.upto_seq).saturating_add(1);
-    // One read transaction: a consistent snapshot while the writer goes on committing.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-    let user: Option<i64> = tx
-        .prepare_cached("SELECT id FROM users WHERE key = ?1")?
-        .query_row([&job.user_key], |r| r.get(0))
-        .optional()?;
-    let Some(user) = user else {
-        return Ok((0, Vec::new()));
-    };
-    let mut seqs = Vec::new();
-    matches_in(
-        &tx,
-        &words,
-        &format!("u{user}"),
-        since,
-        upto_excl,
-        &mut seqs,
-    )?;
-    let mut cut: Vec<(i64, i64)> = Vec::new();
-    for (channel, seq) in &job.unstored_leaves {
-        let id: Option<i64> = tx
-            .prepare_cached("SELECT id FROM channels WHERE key = ?1")?
-            .query_row([channel], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = id {
-            cut.push((id, sql(*seq)));
+}
+
+impl SearchJob {
+    /// The range of the user's own and private messages: after `since_seq`, up to `upto_seq`.
+    pub(super) fn own_range(&self) -> Range {
+        Range {
+            after: sql(self.since_seq),
+            before: sql(self.upto_seq).saturating_add(1),
         }
     }
-    let stays: Vec<(i64, i64, Option<i64>)> = tx
-        .prepare_cached(
-            "SELECT channel_id, from_seq, to_seq FROM memberships
-             WHERE user_id = ?1 AND (to_seq IS NULL OR to_seq > ?2)",
-        )?
-        .query_map(rusqlite::params![user, since], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for (channel, from, to) in stays {
-        let end = match to {
-            Some(to) => to,
-            None => cut
-                .iter()
-                .filter(|&&(c, at)| c == channel && at > from)
-                .map(|&(_, at)| at)
-                .min()
-                .unwrap_or(upto_excl),
-        };
-        let after = from.max(since);
-        let before = end.min(upto_excl);
-        matches_in(
-            &tx,
-            &words,
-            &format!("c{channel}"),
-            after,
-            before,
-            &mut seqs,
-        )?;
+
+    /// The channel ranges to look in, one per stay (empty ones left out), each as (channel id,
+    /// range): the stay's seqs, cut by `since_seq` and `upto_seq`; a stay that still looks
+    /// open but whose leave is not stored yet (`cut`: channel id and leave seq, from
+    /// [`SearchJob::unstored_leaves`]) ends at that leave.
+    pub(super) fn stay_ranges(&self, stays: &[Stay], cut: &[(i64, i64)]) -> Vec<(i64, Range)> {
+        let own = self.own_range();
+        stays
+            .iter()
+            .filter_map(|&(channel, from, to)| {
+                let end = match to {
+                    Some(to) => to,
+                    None => cut
+                        .iter()
+                        .filter(|&&(c, at)| c == channel && at > from)
+                        .map(|&(_, at)| at)
+                        .min()
+                        .unwrap_or(own.before),
+                };
+                let range = Range {
+                    after: from.max(own.after),
+                    before: end.min(own.before),
+                };
+                (!range.is_empty()).then_some((channel, range))
+            })
+            .collect()
     }
+}
+
+/// The matches' seqs (in any order, possibly twice) as a search's answer: how many there are,
+/// and the newest [`MAX_SEARCH_RESULTS`] of them, newest first.
+pub(super) fn newest(mut seqs: Vec<i64>) -> (usize, Vec<i64>) {
     seqs.sort_unstable_by(|a, b| b.cmp(a));
     seqs.dedup();
     let total = seqs.len();
-    let mut hits = Vec::new();
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT m.time, c.name, m.sender, m.recipient, m.text
-             FROM messages AS m LEFT JOIN channels AS c ON c.id = m.channel_id
-             WHERE m.seq = ?1",
-        )?;
-        for &seq in seqs.iter().take(MAX_SEARCH_RESULTS) {
-            let hit = stmt
-                .query_row([seq], |row| {
-                    Ok(SearchHit {
-                        seq: u64::try_from(seq).unwrap_or(0),
-                        time: row.get(0)?,
-                        channel: row.get(1)?,
-                        sender: row.get(2)?,
-                        recipient: row.get(3)?,
-                        text: row.get(4)?,
-                    })
-                })
-                .optional()?;
-            hits.extend(hit);
-        }
-    }
-    tx.finish()?;
-    hits.reverse();
-    Ok((total, hits))
+    seqs.truncate(MAX_SEARCH_RESULTS);
+    (total, seqs)
 }
 
 /// A reader thread: runs searches as the writer hands them over, until the writer drops its
 /// end. Once storage is closing, searches are skipped: nobody will read them.
-pub(super) fn run(mut conn: Connection, shared: &Shared, jobs: &Mutex<Receiver<SearchJob>>) {
+pub(super) fn run<R: Reader>(mut reader: R, shared: &Shared, jobs: &Mutex<Receiver<SearchJob>>) {
     loop {
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else { return };
         if shared.is_closing() {
             continue;
         }
-        let reply = match search(&mut conn, &job) {
+        let reply = match reader.search(&job) {
             Ok((total, results)) => Reply::Search {
                 conn: job.conn,
                 term: job.term,

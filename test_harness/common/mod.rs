@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod postgres;
 pub mod sonnet_files;
 pub mod tools;
 

@@ -11,14 +11,19 @@ use rusqlite::{
     params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 
-use super::{RegisteredName, Startup, StorageError};
 use crate::names::{channel_key, name_key};
+use crate::storage::{RegisteredName, Startup, StorageError};
 
 /// How long a statement waits for a lock another connection holds before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The tokenizer of `messages_fts` (written out in the migrations, which never change): what a
+/// word is and when two words are the same. The PostgreSQL engine runs the very same one to
+/// make its lexemes, so that both find the same messages (see `postgres/lexemes.rs`).
+pub(in crate::storage) const TOKENIZER: &str = "unicode61 remove_diacritics 2";
+
 /// Version 1: the first schema (names as keys, no channels table).
-pub(super) const V1: &str = "
+pub(in crate::storage) const V1: &str = "
 CREATE TABLE users (
     name TEXT PRIMARY KEY NOT NULL,
     password_hash TEXT,
@@ -61,7 +66,7 @@ INSERT INTO state (id, last_seq) VALUES (0, 0);
 ";
 
 /// Version 2: `users.history_from`, the seq a registered name's history starts after.
-pub(super) const V2: &str = "
+pub(in crate::storage) const V2: &str = "
 ALTER TABLE users ADD COLUMN history_from INTEGER NOT NULL DEFAULT 0;
 ";
 
@@ -165,7 +170,7 @@ enum Migration {
 const MIGRATIONS: &[Migration] = &[Migration::Sql(V1), Migration::Sql(V2), Migration::Code(v3)];
 
 /// The schema version this program writes.
-pub(super) fn current_version() -> i64 {
+pub(in crate::storage) fn current_version() -> i64 {
     i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
 }
 

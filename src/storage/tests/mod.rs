@@ -1,4 +1,17 @@
-//! Storage tests: an in-memory database for the rules, a temporary directory for persistence.
+//! Storage tests. The rules are tested against both engines: each test of the shared suite
+//! is a function of the [`Engine`], run once for SQLite and once for PostgreSQL (the
+//! `sqlite::` and `postgres::` tests, made by [`both_engines!`]). What only one engine has is
+//! in `sqlite_only.rs` and `postgres_only.rs`.
+//!
+//! SQLite runs in memory for the rules and in a temporary directory for persistence;
+//! PostgreSQL in a database of its own per test, in one throwaway cluster per test binary
+//! (`test_harness/common/postgres.rs`).
+
+#[path = "../../../test_harness/common/postgres.rs"]
+#[allow(dead_code)]
+mod pg_cluster;
+mod postgres_only;
+mod sqlite_only;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,13 +21,48 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use rusqlite::Connection;
 
-use super::schema;
-use super::search::term_tokens;
 use super::*;
+use pg_cluster::{PgCluster, PgDatabase};
 
 const WAKE: Token = Token(7);
 /// How long a test waits for a reply before failing.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// The schema version this program writes on this engine.
+    fn schema_version(self) -> i64 {
+        match self {
+            Engine::Sqlite => super::sqlite::schema::current_version(),
+            Engine::Postgres => super::postgres::schema::current_version(),
+        }
+    }
+}
+
+/// Makes a `#[test]` of each shared test function for each engine: `sqlite::NAME` and
+/// `postgres::NAME`.
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Engine::Sqlite)
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Engine::Postgres)
+            })*
+        }
+    };
+}
 
 /// A directory under the system's temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -46,25 +94,155 @@ impl Drop for TempDir {
     }
 }
 
+/// A fresh PostgreSQL database in the test binary's cluster.
+fn pg_database() -> PgDatabase<'static> {
+    PgCluster::shared().database()
+}
+
+/// Where a test keeps its data across several openings of storage.
+enum Place {
+    Dir(TempDir),
+    Pg(PgDatabase<'static>),
+}
+
+impl Place {
+    fn new(engine: Engine, tag: &str) -> Place {
+        match engine {
+            Engine::Sqlite => Place::Dir(TempDir::new(tag)),
+            Engine::Postgres => Place::Pg(pg_database()),
+        }
+    }
+
+    fn try_open(&self) -> Result<Fixture, StorageError> {
+        let poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
+        let (handle, startup) = match self {
+            Place::Dir(dir) => Storage::open(dir.path(), waker)?,
+            Place::Pg(db) => Storage::postgres(&db.url(), waker)?,
+        };
+        Ok(Fixture {
+            handle,
+            startup,
+            poll,
+            _db: None,
+        })
+    }
+
+    /// Opens storage here.
+    fn open(&self) -> Fixture {
+        self.try_open().unwrap()
+    }
+
+    /// Why opening storage here fails.
+    fn open_error(&self) -> StorageError {
+        match self.try_open() {
+            Err(e) => e,
+            Ok(_) => panic!("storage opened"),
+        }
+    }
+
+    /// The first row of a query, read by the test directly: each column as text ("" for
+    /// NULL).
+    fn row(&self, sql: &str) -> Vec<String> {
+        match self {
+            Place::Dir(dir) => {
+                let db = dir.db();
+                let mut stmt = db.prepare(sql).unwrap();
+                let n = stmt.column_count();
+                stmt.query_row([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => String::new(),
+                                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Text(t) => {
+                                    String::from_utf8_lossy(t).into_owned()
+                                }
+                                rusqlite::types::ValueRef::Blob(_) => "(blob)".into(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap()
+            }
+            Place::Pg(db) => {
+                let out = db.psql(sql);
+                let line = out.lines().next().unwrap_or_default();
+                line.split('|').map(str::to_string).collect()
+            }
+        }
+    }
+
+    /// A number a query counts.
+    fn count(&self, sql: &str) -> i64 {
+        self.row(sql)[0].parse().unwrap()
+    }
+
+    /// Pretends a newer program wrote the database.
+    fn set_schema_version(&self, version: i64) {
+        match self {
+            Place::Dir(dir) => dir
+                .db()
+                .pragma_update(None, "user_version", version)
+                .unwrap(),
+            Place::Pg(db) => {
+                db.psql(&format!(
+                    "UPDATE schema_version SET version = {version} WHERE id = 0"
+                ));
+            }
+        }
+    }
+
+    /// The schema version stored.
+    fn schema_version(&self) -> i64 {
+        match self {
+            Place::Dir(dir) => dir
+                .db()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap(),
+            Place::Pg(_) => self.count("SELECT version FROM schema_version"),
+        }
+    }
+}
+
 /// Storage plus the poll its waker wakes.
 struct Fixture {
     handle: StorageHandle,
     startup: Startup,
     poll: Poll,
+    /// The database of an ephemeral PostgreSQL fixture, dropped after the handle.
+    _db: Option<PgDatabase<'static>>,
 }
 
 impl Fixture {
-    fn ephemeral() -> Fixture {
-        let poll = Poll::new().unwrap();
-        let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
-        let (handle, startup) = Storage::ephemeral(waker).unwrap();
-        Fixture {
-            handle,
-            startup,
-            poll,
+    /// Storage that nothing else will open again: SQLite in memory, or a fresh PostgreSQL
+    /// database.
+    fn ephemeral(engine: Engine) -> Fixture {
+        match engine {
+            Engine::Sqlite => {
+                let poll = Poll::new().unwrap();
+                let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
+                let (handle, startup) = Storage::ephemeral(waker).unwrap();
+                Fixture {
+                    handle,
+                    startup,
+                    poll,
+                    _db: None,
+                }
+            }
+            Engine::Postgres => {
+                let place = Place::new(engine, "ephemeral");
+                let mut f = place.open();
+                if let Place::Pg(db) = place {
+                    f._db = Some(db);
+                }
+                f
+            }
         }
     }
 
+    /// SQLite storage in a directory.
     fn open(dir: &TempDir) -> Fixture {
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
@@ -73,6 +251,7 @@ impl Fixture {
             handle,
             startup,
             poll,
+            _db: None,
         }
     }
 
@@ -198,32 +377,8 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 // ---- Search: words ----------------------------------------------------------------------------
 
-#[test]
-fn term_tokens_split_like_unicode61() {
-    assert_eq!(term_tokens("Hello, world!"), ["Hello", "world"]);
-    assert_eq!(term_tokens("don't"), ["don", "t"]);
-    assert_eq!(term_tokens("  --!?  "), Vec::<&str>::new());
-    assert_eq!(term_tokens("café au lait"), ["café", "au", "lait"]);
-    // A combining accent continues the word instead of splitting it.
-    assert_eq!(term_tokens("e\u{301}te\u{301}"), ["e\u{301}te\u{301}"]);
-    assert_eq!(
-        term_tokens("x2 \"quoted\" (paren)"),
-        ["x2", "quoted", "paren"]
-    );
-}
-
-#[test]
-fn fts_query_quotes_every_word() {
-    assert_eq!(
-        search::fts_query("cat OR dog*").as_deref(),
-        Some("text : \"cat\" AND text : \"OR\" AND text : \"dog\"")
-    );
-    assert_eq!(search::fts_query("..."), None);
-}
-
-#[test]
-fn search_needs_every_word_case_and_punctuation_ignored_whole_words() {
-    let mut f = Fixture::ephemeral();
+fn search_needs_every_word_case_and_punctuation_ignored_whole_words(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     f.event(join(1, "ann", "x"));
     f.event(chat(2, "x", "ann", "The cat sat on the mat."));
     f.event(chat(3, "x", "ann", "A catalog of CATS, and a dog"));
@@ -257,9 +412,8 @@ fn search_needs_every_word_case_and_punctuation_ignored_whole_words() {
     f.shutdown();
 }
 
-#[test]
-fn search_input_is_never_query_syntax() {
-    let mut f = Fixture::ephemeral();
+fn search_input_is_never_query_syntax(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     f.event(join(1, "ann", "x"));
     f.event(chat(2, "x", "ann", "cats OR dogs NEAR the text: column"));
     f.event(chat(3, "x", "ann", "cats"));
@@ -290,9 +444,8 @@ fn search_input_is_never_query_syntax() {
 
 // ---- Search: who may see what -------------------------------------------------------------------
 
-#[test]
-fn search_shows_channel_messages_only_inside_membership_intervals() {
-    let mut f = Fixture::ephemeral();
+fn search_shows_channel_messages_only_inside_membership_intervals(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     f.event(join(1, "ann", "x"));
     f.event(chat(2, "x", "ann", "news one"));
     f.event(join(3, "bob", "x"));
@@ -327,9 +480,8 @@ fn search_shows_channel_messages_only_inside_membership_intervals() {
     f.shutdown();
 }
 
-#[test]
-fn search_shows_own_messages_and_own_private_messages_only() {
-    let mut f = Fixture::ephemeral();
+fn search_shows_own_messages_and_own_private_messages_only(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     f.event(chat(1, "x", "ann", "secret plan")); // sent outside any recorded stay: still hers
     f.event(private(2, "ann", "bob", "secret for bob"));
     f.event(private(3, "carol", "dave", "secret for dave"));
@@ -369,9 +521,8 @@ fn search_shows_own_messages_and_own_private_messages_only() {
     f.shutdown();
 }
 
-#[test]
-fn search_returns_the_20_newest_oldest_first_with_the_total() {
-    let mut f = Fixture::ephemeral();
+fn search_returns_the_20_newest_oldest_first_with_the_total(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     f.event(join(1, "ann", "x"));
     for i in 0..25u64 {
         f.event(chat(2 + i, "x", "ann", &format!("ping number {i}")));
@@ -391,9 +542,8 @@ fn search_returns_the_20_newest_oldest_first_with_the_total() {
     f.shutdown();
 }
 
-#[test]
-fn search_sees_what_was_submitted_before_it_and_nothing_after() {
-    let mut f = Fixture::ephemeral();
+fn search_sees_what_was_submitted_before_it_and_nothing_after(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     f.event(join(1, "ann", "x"));
     f.event(chat(2, "x", "ann", "early bird"));
     f.submit(Request::Search {
@@ -423,9 +573,8 @@ fn search_sees_what_was_submitted_before_it_and_nothing_after() {
     f.shutdown();
 }
 
-#[test]
-fn submit_all_queues_in_order_and_empties_the_batch() {
-    let mut f = Fixture::ephemeral();
+fn submit_all_queues_in_order_and_empties_the_batch(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     let mut batch = vec![
         Request::Event(join(1, "ann", "x")),
         Request::Event(chat(2, "x", "ann", "first batch")),
@@ -452,22 +601,18 @@ fn submit_all_queues_in_order_and_empties_the_batch() {
     f.shutdown();
 }
 
-#[test]
-fn events_alone_are_committed_without_an_urgent_job_to_push_them() {
-    let dir = TempDir::new("gap");
-    let f = Fixture::open(&dir);
+fn events_alone_are_committed_without_an_urgent_job_to_push_them(engine: Engine) {
+    let place = Place::new(engine, "gap");
+    let f = place.open();
     // Two batches: the second arrives within the commit gap of the first and must still be
     // committed by itself, with nothing after it.
     f.event(join(1, "ann", "x"));
     f.event(chat(2, "x", "ann", "one"));
     std::thread::sleep(Duration::from_millis(2));
     f.event(chat(3, "x", "ann", "two"));
-    let db = dir.db();
     let deadline = Instant::now() + REPLY_TIMEOUT;
     loop {
-        let n: i64 = db
-            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
-            .unwrap();
+        let n = place.count("SELECT count(*) FROM messages");
         if n == 2 {
             break;
         }
@@ -525,9 +670,8 @@ fn fetch_offline(f: &mut Fixture, name: &str) -> Vec<OfflineMessage> {
     fetch_some(f, name, 0, 10_000).1
 }
 
-#[test]
-fn offline_messages_are_stored_fetched_oldest_first_and_deleted() {
-    let mut f = Fixture::ephemeral();
+fn offline_messages_are_stored_fetched_oldest_first_and_deleted(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     store_offline(&f, "ann", "bob", 10, "first");
     store_offline(&f, "carol", "bob", 5, "second"); // an older clock does not reorder
     store_offline(&f, "ann", "dave", 11, "for dave");
@@ -577,9 +721,8 @@ fn offline_messages_are_stored_fetched_oldest_first_and_deleted() {
     f.shutdown();
 }
 
-#[test]
-fn a_fetch_reply_comes_after_the_store_submitted_before_it() {
-    let mut f = Fixture::ephemeral();
+fn a_fetch_reply_comes_after_the_store_submitted_before_it(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     store_offline(&f, "ann", "bob", 1, "hello");
     f.submit(fetch_request("bob", 0, 100));
     let replies = f.replies(2);
@@ -638,9 +781,8 @@ fn identify(f: &mut Fixture, name: &str, password: &str, hash: &str) -> bool {
     }
 }
 
-#[test]
-fn register_and_identify() {
-    let mut f = Fixture::ephemeral();
+fn register_and_identify(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     f.event(user("ann", 1));
     let (result, hash) = register(&mut f, "ann", "correct horse");
     assert_eq!(result, Registration::Registered);
@@ -657,9 +799,8 @@ fn register_and_identify() {
     f.shutdown();
 }
 
-#[test]
-fn two_registrations_of_one_name_in_flight_only_the_first_wins() {
-    let mut f = Fixture::ephemeral();
+fn two_registrations_of_one_name_in_flight_only_the_first_wins(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     for (conn, password) in [(1, "password one"), (2, "password two")] {
         assert!(f.handle.try_hash(hash_job(conn, "ann", password, 0)));
     }
@@ -682,9 +823,8 @@ fn two_registrations_of_one_name_in_flight_only_the_first_wins() {
     f.shutdown();
 }
 
-#[test]
-fn the_hashers_queue_is_bounded_and_never_blocks() {
-    let f = Fixture::ephemeral();
+fn the_hashers_queue_is_bounded_and_never_blocks(engine: Engine) {
+    let f = Fixture::ephemeral(engine);
     let start = Instant::now();
     let mut accepted = 0;
     let mut refused = 0;
@@ -714,9 +854,8 @@ fn the_hashers_queue_is_bounded_and_never_blocks() {
 
 // ---- The queue ------------------------------------------------------------------------------------
 
-#[test]
-fn replies_wake_the_poll_and_backlog_drains() {
-    let mut f = Fixture::ephemeral();
+fn replies_wake_the_poll_and_backlog_drains(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     for seq in 1..=100 {
         f.event(chat(seq, "x", "ann", "filler"));
     }
@@ -735,9 +874,8 @@ fn replies_wake_the_poll_and_backlog_drains() {
     f.shutdown();
 }
 
-#[test]
-fn a_failing_event_is_logged_and_the_rest_of_the_batch_is_kept() {
-    let mut f = Fixture::ephemeral();
+fn a_failing_event_is_logged_and_the_rest_of_the_batch_is_kept(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     f.event(chat(1, "x", "ann", "original words"));
     f.event(chat(1, "x", "ann", "duplicate seq words")); // the hub never does this
     f.event(chat(2, "x", "ann", "later words"));
@@ -750,10 +888,9 @@ fn a_failing_event_is_logged_and_the_rest_of_the_batch_is_kept() {
 
 // ---- On disk --------------------------------------------------------------------------------------
 
-#[test]
-fn reopening_keeps_the_schema_version_and_all_data() {
-    let dir = TempDir::new("reopen");
-    let mut f = Fixture::open(&dir);
+fn reopening_keeps_the_schema_version_and_all_data(engine: Engine) {
+    let place = Place::new(engine, "reopen");
+    let mut f = place.open();
     assert_eq!(f.startup, Startup::default());
     f.event(user("ann", 1));
     f.event(user("bob", 2));
@@ -775,28 +912,27 @@ fn reopening_keeps_the_schema_version_and_all_data() {
     assert_eq!(result, Registration::Registered);
     f.shutdown();
 
-    let db = dir.db();
-    let version: i64 = db
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, schema::current_version());
-    assert_eq!(version, 3);
-    let stored: String = db
-        .query_row(
-            "SELECT password_hash FROM users WHERE name = 'ann'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(stored, hash);
-    assert!(!stored.contains("secret password"));
-    let mode: String = db
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(mode, "wal");
-    drop(db);
+    let version = place.schema_version();
+    assert_eq!(version, engine.schema_version());
+    assert_eq!(
+        version,
+        match engine {
+            Engine::Sqlite => 3,
+            Engine::Postgres => 1,
+        }
+    );
+    let stored = place.row("SELECT password_hash FROM users WHERE name = 'ann'");
+    assert_eq!(stored, std::slice::from_ref(&hash));
+    assert!(!stored[0].contains("secret password"));
+    if let Place::Dir(dir) = &place {
+        let mode: String = dir
+            .db()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
 
-    let mut f = Fixture::open(&dir);
+    let mut f = place.open();
     assert_eq!(f.startup.last_seq, 4);
     assert_eq!(
         f.startup.known,
@@ -821,47 +957,27 @@ fn reopening_keeps_the_schema_version_and_all_data() {
     f.shutdown();
 
     // A third open: nothing migrates again, nothing changes.
-    let f = Fixture::open(&dir);
+    let f = place.open();
     assert_eq!(f.startup.last_seq, 4);
     f.shutdown();
 }
 
-#[test]
-fn a_newer_schema_is_refused() {
-    let dir = TempDir::new("newer");
-    Fixture::open(&dir).shutdown();
-    dir.db().pragma_update(None, "user_version", 99).unwrap();
-    let poll = Poll::new().unwrap();
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
-    match Storage::open(dir.path(), waker) {
-        Err(StorageError::SchemaTooNew {
+fn a_newer_schema_is_refused(engine: Engine) {
+    let place = Place::new(engine, "newer");
+    place.open().shutdown();
+    place.set_schema_version(99);
+    match place.open_error() {
+        StorageError::SchemaTooNew {
             found: 99,
-            supported: 3,
-        }) => {}
-        Err(e) => panic!("unexpected error {e}"),
-        Ok(_) => panic!("opened a database from the future"),
+            supported,
+        } if supported == engine.schema_version() => {}
+        e => panic!("unexpected error {e}"),
     }
 }
 
-#[test]
-fn a_second_storage_on_the_same_directory_is_refused() {
-    let dir = TempDir::new("locked");
-    let f = Fixture::open(&dir);
-    let e = open_error(dir.path());
-    assert!(matches!(e, StorageError::Locked { .. }), "{e}");
-    assert_eq!(
-        e.to_string(),
-        crate::utils_errors::data_dir_in_use(&dir.path().display().to_string())
-    );
-    f.shutdown();
-    // Free again once the first is gone.
-    Fixture::open(&dir).shutdown();
-}
-
-#[test]
-fn memberships_left_open_are_closed_on_reopen() {
-    let dir = TempDir::new("crash");
-    let mut f = Fixture::open(&dir);
+fn memberships_left_open_are_closed_on_reopen(engine: Engine) {
+    let place = Place::new(engine, "crash");
+    let mut f = place.open();
     f.event(join(1, "ann", "x"));
     f.event(join(2, "bob", "x"));
     f.event(leave(3, "bob", "x"));
@@ -871,27 +987,21 @@ fn memberships_left_open_are_closed_on_reopen() {
     // above ran after the events were committed.)
     drop(f);
 
-    let mut f = Fixture::open(&dir);
+    let mut f = place.open();
     assert_eq!(f.startup.last_seq, 5, "the recovery takes a seq of its own");
     f.event(chat(6, "x", "carol", "after the crash"));
     assert_eq!(f.texts("ann", "crash"), strings(&["before the crash"]));
     f.shutdown();
 
-    let (from, to): (i64, Option<i64>) = dir
-        .db()
-        .query_row(
-            "SELECT from_seq, to_seq FROM memberships JOIN users ON users.id = user_id
-             WHERE users.key = 'ann'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((from, to), (1, Some(5)));
+    let stay = place.row(
+        "SELECT from_seq, to_seq FROM memberships JOIN users ON users.id = user_id
+         WHERE users.key = 'ann'",
+    );
+    assert_eq!(stay, ["1", "5"]);
 }
 
-#[test]
-fn a_rejoin_with_no_message_between_continues_the_stay() {
-    let mut f = Fixture::ephemeral();
+fn a_rejoin_with_no_message_between_continues_the_stay(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     // 2,000 joins and leaves with nothing said in between: one stay, not a thousand.
     let mut seq = 0;
     for _ in 0..1000 {
@@ -910,9 +1020,8 @@ fn a_rejoin_with_no_message_between_continues_the_stay() {
     f.shutdown();
 }
 
-#[test]
-fn a_large_mailbox_is_fetched_in_batches() {
-    let mut f = Fixture::ephemeral();
+fn a_large_mailbox_is_fetched_in_batches(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     for i in 0..25 {
         store_offline(&f, "ann", "bob", i, &format!("n{i}"));
     }
@@ -926,11 +1035,10 @@ fn a_large_mailbox_is_fetched_in_batches() {
     f.shutdown();
 }
 
-#[test]
-fn many_events_all_survive_shutdown_and_reopen() {
+fn many_events_all_survive_shutdown_and_reopen(engine: Engine) {
     const EVENTS: u64 = 50_000;
-    let dir = TempDir::new("heavy");
-    let f = Fixture::open(&dir);
+    let place = Place::new(engine, "heavy");
+    let f = place.open();
     let start = Instant::now();
     let mut max_backlog = 0;
     for seq in 1..=EVENTS {
@@ -953,31 +1061,19 @@ fn many_events_all_survive_shutdown_and_reopen() {
     f.shutdown();
     let elapsed = start.elapsed();
     eprintln!(
-        "storage: {EVENTS} events submitted in {submitted:?}, committed by shutdown after \
+        "storage ({engine:?}): {EVENTS} events submitted in {submitted:?}, committed by shutdown after \
          {elapsed:?}: {:.0} events/s (largest backlog seen: {max_backlog})",
         EVENTS as f64 / elapsed.as_secs_f64()
     );
 
-    let db = dir.db();
-    let messages: i64 = db
-        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
-        .unwrap();
-    let joins: i64 = db
-        .query_row("SELECT count(*) FROM memberships", [], |r| r.get(0))
-        .unwrap();
-    let open: i64 = db
-        .query_row(
-            "SELECT count(*) FROM memberships WHERE to_seq IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let messages = place.count("SELECT count(*) FROM messages");
+    let joins = place.count("SELECT count(*) FROM memberships");
+    let open = place.count("SELECT count(*) FROM memberships WHERE to_seq IS NULL");
     assert_eq!(u64::try_from(messages).unwrap(), EVENTS - 2 * EVENTS / 10);
     assert_eq!(u64::try_from(joins).unwrap(), EVENTS / 10);
     assert_eq!(open, 1, "only the last join has no leave yet");
-    drop(db);
 
-    let mut f = Fixture::open(&dir);
+    let mut f = place.open();
     assert_eq!(f.startup.last_seq, EVENTS + 1); // the last join was left open
     let (total, hits) = f.search_as("ann", None, "private note");
     assert_eq!(total, usize::try_from(EVENTS / 10).unwrap());
@@ -992,11 +1088,10 @@ fn many_events_all_survive_shutdown_and_reopen() {
     f.shutdown();
 }
 
-#[test]
-fn one_request_at_a_time_each_commits_and_replies() {
+fn one_request_at_a_time_each_commits_and_replies(engine: Engine) {
     const ROUNDS: usize = 300;
-    let dir = TempDir::new("latency");
-    let mut f = Fixture::open(&dir);
+    let place = Place::new(engine, "latency");
+    let mut f = place.open();
     let mut worst = Duration::ZERO;
     let start = Instant::now();
     for i in 0..ROUNDS {
@@ -1013,7 +1108,7 @@ fn one_request_at_a_time_each_commits_and_replies() {
     }
     let elapsed = start.elapsed();
     eprintln!(
-        "storage: {ROUNDS} commits one at a time: {:?} each on average, {worst:?} at worst",
+        "storage ({engine:?}): {ROUNDS} commits one at a time: {:?} each on average, {worst:?} at worst",
         elapsed / u32::try_from(ROUNDS).unwrap()
     );
     let stored = fetch_offline(&mut f, "bob");
@@ -1022,9 +1117,8 @@ fn one_request_at_a_time_each_commits_and_replies() {
     f.shutdown();
 }
 
-#[test]
-fn an_unusable_stored_hash_fails_identification_without_a_panic() {
-    let mut f = Fixture::ephemeral();
+fn an_unusable_stored_hash_fails_identification_without_a_panic(engine: Engine) {
+    let mut f = Fixture::ephemeral(engine);
     assert!(!identify(
         &mut f,
         "ann",
@@ -1034,76 +1128,9 @@ fn an_unusable_stored_hash_fails_identification_without_a_panic() {
     f.shutdown();
 }
 
-fn open_error(path: &Path) -> StorageError {
-    let poll = Poll::new().unwrap();
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
-    match Storage::open(path, waker) {
-        Err(e) => e,
-        Ok(_) => panic!("opened {path:?}"),
-    }
-}
-
-#[test]
-fn opening_a_file_or_a_corrupt_database_is_an_error() {
-    let dir = TempDir::new("bad-open");
-    std::fs::create_dir_all(dir.path()).unwrap();
-    let file = dir.path().join("plain-file");
-    std::fs::write(&file, b"x").unwrap();
-    assert!(matches!(open_error(&file), StorageError::CreateDir { .. }));
-
-    std::fs::write(dir.path().join(DB_FILE), vec![b'?'; 4096]).unwrap();
-    let e = open_error(dir.path());
-    assert!(matches!(e, StorageError::Sqlite(_)), "{e}");
-}
-
-#[test]
-fn a_version_2_database_is_migrated_keeping_its_data() {
-    let dir = TempDir::new("migrate-v2");
-    {
-        std::fs::create_dir_all(dir.path()).unwrap();
-        let db = Connection::open(dir.path().join(crate::storage::DB_FILE)).unwrap();
-        db.execute_batch(schema::V1).unwrap();
-        db.execute_batch(schema::V2).unwrap();
-        db.pragma_update(None, "user_version", 2).unwrap();
-        db.execute_batch(
-            "INSERT INTO users (name, password_hash, created, history_from)
-                 VALUES ('Old', 'phc-of-old', 0, 7), ('bob', NULL, 0, 0), ('OLD', NULL, 1, 0);
-             INSERT INTO memberships VALUES ('bob', 'room', 1, 3);
-             INSERT INTO memberships VALUES ('Old', 'room', 2, NULL);
-             INSERT INTO messages VALUES (2, 100, 'room', 'bob', NULL, 'hello room');
-             INSERT INTO messages VALUES (4, 101, NULL, 'bob', 'Old', 'hello old');
-             INSERT INTO messages_fts (rowid, text) VALUES (2, 'hello room'), (4, 'hello old');
-             INSERT INTO offline (time, sender, recipient, text) VALUES (5, 'bob', 'Old', 'waiting');
-             UPDATE state SET last_seq = 4;",
-        )
-        .unwrap();
-    }
-    let mut f = Fixture::open(&dir);
-    let old = &f.startup.registered[&key("old")];
-    assert_eq!(
-        (old.name.as_str(), old.history_from, old.hash.as_str()),
-        ("Old", 7, "phc-of-old")
-    );
-    assert_eq!(f.startup.known.len(), 2, "Old and OLD are one name");
-    assert_eq!(f.startup.channels, strings(&["room"]));
-    assert_eq!(f.startup.offline.get(&key("Old")), Some(&1));
-    assert_eq!(
-        f.texts("bob", "hello"),
-        strings(&["hello room", "hello old"])
-    );
-    assert_eq!(f.texts("Old", "hello"), strings(&["hello old"]));
-    f.shutdown();
-    let version: i64 = dir
-        .db()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 3);
-}
-
-#[test]
-fn a_registration_keeps_where_its_history_starts() {
-    let dir = TempDir::new("history-from");
-    let mut f = Fixture::open(&dir);
+fn a_registration_keeps_where_its_history_starts(engine: Engine) {
+    let place = Place::new(engine, "history-from");
+    let mut f = place.open();
     assert!(f.handle.try_hash(hash_job(1, "ann", "secret password", 42)));
     assert!(matches!(
         f.reply(),
@@ -1114,7 +1141,34 @@ fn a_registration_keeps_where_its_history_starts() {
         }
     ));
     f.shutdown();
-    let f = Fixture::open(&dir);
+    let f = place.open();
     assert_eq!(f.startup.registered[&key("ann")].history_from, 42);
     f.shutdown();
 }
+
+both_engines!(
+    search_needs_every_word_case_and_punctuation_ignored_whole_words,
+    search_input_is_never_query_syntax,
+    search_shows_channel_messages_only_inside_membership_intervals,
+    search_shows_own_messages_and_own_private_messages_only,
+    search_returns_the_20_newest_oldest_first_with_the_total,
+    search_sees_what_was_submitted_before_it_and_nothing_after,
+    submit_all_queues_in_order_and_empties_the_batch,
+    events_alone_are_committed_without_an_urgent_job_to_push_them,
+    offline_messages_are_stored_fetched_oldest_first_and_deleted,
+    a_fetch_reply_comes_after_the_store_submitted_before_it,
+    register_and_identify,
+    two_registrations_of_one_name_in_flight_only_the_first_wins,
+    the_hashers_queue_is_bounded_and_never_blocks,
+    replies_wake_the_poll_and_backlog_drains,
+    a_failing_event_is_logged_and_the_rest_of_the_batch_is_kept,
+    reopening_keeps_the_schema_version_and_all_data,
+    a_newer_schema_is_refused,
+    memberships_left_open_are_closed_on_reopen,
+    a_rejoin_with_no_message_between_continues_the_stay,
+    a_large_mailbox_is_fetched_in_batches,
+    many_events_all_survive_shutdown_and_reopen,
+    one_request_at_a_time_each_commits_and_replies,
+    an_unusable_stored_hash_fails_identification_without_a_panic,
+    a_registration_keeps_where_its_history_starts,
+);
