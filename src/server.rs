@@ -28,6 +28,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::cluster::{ClusterError, ClusterHandle, ClusterOp};
 use crate::conn::{BufPool, Closing, Codec, Conn, ReadOutcome, Transport};
 use crate::frame::{self, FRAME_LEN};
 use crate::hub::{conn_label, ConnId, Hub, HubConfig, Limits, Out, Proto, Sink, SERIAL_SHIFT};
@@ -37,13 +38,11 @@ use crate::proto::irc::message::Piece;
 use crate::proto::irc::session::Ctx as IrcCtx;
 use crate::proto::irc::IrcConfig;
 use crate::sonnets::{self, Sonnets};
-use crate::cluster::{ClusterError, ClusterHandle, ClusterOp};
 use crate::storage::{HashJob, Request, Storage, StorageError, StorageHandle};
 use crate::utils_errors as text;
 
 const SIGNALS: Token = Token(usize::MAX - 2);
 const STORAGE: Token = Token(usize::MAX - 3);
-const CLUSTER: Token = Token(usize::MAX - 4);
 /// Listener `i` has token `LISTENERS - i`.
 const LISTENERS: usize = usize::MAX - 16;
 /// How many listeners there may be (tokens below `LISTENERS - MAX_LISTENERS` are connections).
@@ -157,9 +156,13 @@ pub struct ServerConfig {
     #[arg(long, value_name = "FILE")]
     pub motd: Option<PathBuf>,
     /// Run as one node of a cluster sharing names, channels and messages through this Redis
-    /// (redis://HOST:PORT)
-    #[arg(long, value_name = "URL")]
+    /// (redis://HOST:PORT); needs --db
+    #[arg(long, value_name = "URL", requires = "db")]
     pub cluster: Option<String>,
+    /// Keep history, offline messages, channels and registered names in this PostgreSQL
+    /// database (postgres://USER@HOST:PORT/DB) instead of SQLite in --data-dir
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
 }
 
 /// The default storage directory, relative to where the server runs.
@@ -195,6 +198,7 @@ impl ServerConfig {
             server_name: None,
             motd: None,
             cluster: None,
+            db: None,
         }
     }
 
@@ -641,7 +645,15 @@ impl Server {
         let poll = Poll::new().map_err(ServerError::Poll)?;
         let waker = Arc::new(Waker::new(poll.registry(), STORAGE).map_err(ServerError::Poll)?);
         // Storage first: a second server on the same directory stops here, before it binds.
-        let (storage, startup) = if cfg.ephemeral {
+        // One waker for storage and the cluster link (mio allows one per poll).
+        let link_waker = waker.clone();
+        let (storage, startup) = if let Some(url) = &cfg.db {
+            let first = match &cfg.cluster {
+                Some(redis) => !ClusterHandle::others_alive(redis)?,
+                None => true,
+            };
+            Storage::postgres(url, waker, first)?
+        } else if cfg.ephemeral {
             log::info!("storage: in memory (--ephemeral): nothing survives a restart");
             Storage::ephemeral(waker)?
         } else {
@@ -698,10 +710,8 @@ impl Server {
         });
         let cluster = match &cfg.cluster {
             Some(url) => {
-                let waker =
-                    Arc::new(Waker::new(poll.registry(), CLUSTER).map_err(ServerError::Poll)?);
                 let channels = hub.channel_names().map(str::to_string).collect();
-                let link = ClusterHandle::start(url, waker, channels)?;
+                let link = ClusterHandle::start(url, link_waker, channels)?;
                 hub.join_cluster(link.node());
                 Some(link)
             }
@@ -771,7 +781,7 @@ impl Server {
                     Token(t) if t <= LISTENERS && t > LISTENERS - MAX_LISTENERS => {
                         self.accept(LISTENERS - t, now)
                     }
-                    STORAGE | CLUSTER => {} // Replies are drained below, every turn.
+                    STORAGE => {} // Storage's and the cluster's answers are drained below.
                     Token(index) => {
                         let Some(conn) = self.conns.get_mut(index) else {
                             continue;

@@ -3,8 +3,10 @@
 //!
 //! History's visibility rules compare seqs across nodes (a message is visible inside a stay
 //! in its channel), so the seqs of different nodes must be comparable: each is the time in
-//! milliseconds since [`EPOCH_MS`] (41 bits), the node (10 bits) and a counter (12 bits), and a
-//! node that sees another's seq never numbers an event below it afterwards.
+//! milliseconds since [`EPOCH_MS`] (41 bits), a counter (12 bits) and the node (10 bits), and a
+//! node that sees another's seq never numbers an event below it afterwards. The node is the
+//! lowest part, so that within one millisecond the counter orders events across nodes and the
+//! node only tells apart two events that would otherwise be equal.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,7 +45,7 @@ impl Hlc {
     }
 
     /// The next seq: later than every seq this clock gave or saw.
-    pub fn next(&mut self) -> u64 {
+    pub fn tick(&mut self) -> u64 {
         self.next_at(now_ms())
     }
 
@@ -58,13 +60,13 @@ impl Hlc {
                 self.counter = 0;
             }
         }
-        (self.ms << (NODE_BITS + COUNTER_BITS)) | (self.node << COUNTER_BITS) | self.counter
+        (self.ms << (NODE_BITS + COUNTER_BITS)) | (self.counter << NODE_BITS) | self.node
     }
 
     /// Another node's seq was seen: never number below it again.
     pub fn observe(&mut self, seq: u64) {
         let ms = seq >> (NODE_BITS + COUNTER_BITS);
-        let counter = seq & COUNTER_MAX;
+        let counter = (seq >> NODE_BITS) & COUNTER_MAX;
         if ms > self.ms || (ms == self.ms && counter > self.counter) {
             self.ms = ms;
             self.counter = counter;
@@ -97,7 +99,22 @@ mod tests {
         }
         let later = c.next_at(7);
         assert!(later > first);
-        assert_eq!((later >> COUNTER_BITS) & ((1 << NODE_BITS) - 1), 3);
+        assert_eq!(later & ((1 << NODE_BITS) - 1), 3);
         assert!(later < i64::MAX as u64);
+    }
+
+    #[test]
+    fn a_seq_seen_within_the_same_millisecond_is_passed_whatever_the_nodes() {
+        // A low node sees a high node's seq from the same millisecond: its next is later.
+        let mut low = Hlc::new(1, 0);
+        let mut high = Hlc::new(1000, 0);
+        low.next_at(50);
+        let theirs = high.next_at(50);
+        low.observe(theirs);
+        assert!(low.next_at(50) > theirs);
+        // And the other way round.
+        let mine = low.next_at(50);
+        high.observe(mine);
+        assert!(high.next_at(50) > mine);
     }
 }

@@ -29,7 +29,7 @@ const CHANNEL_KEYS: &str = "chat:channel_keys";
 /// the snapshot it reads on reconnecting puts its view of presence right).
 const STREAM_LEN: usize = 100_000;
 /// How often the writer renews leases and looks for nodes that stopped renewing theirs.
-const BEAT: Duration = Duration::from_millis(1000);
+const BEAT: Duration = Duration::from_millis(400);
 /// How long one Redis command may take before the connection counts as lost.
 const IO_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long the reader's XREAD blocks at most.
@@ -115,7 +115,10 @@ pub(super) fn start(
     };
     let client = Client::open(url).map_err(err)?;
     let mut conn = connect(&client).map_err(err)?;
-    let n: u64 = redis::cmd("INCR").arg(NODES).query(&mut conn).map_err(err)?;
+    let n: u64 = redis::cmd("INCR")
+        .arg(NODES)
+        .query(&mut conn)
+        .map_err(err)?;
     let node = NodeId::try_from(n % 1024).unwrap_or(0);
     // Where the reader starts: the stream's newest entry now, before the snapshot is read, so
     // that nothing falls between them (what both see is applied twice, harmlessly).
@@ -135,6 +138,8 @@ pub(super) fn start(
     });
     let mut writer = Writer {
         client: client.clone(),
+        next_no: 1,
+        watch_after: Instant::now(),
         conn: Some(conn),
         shared: shared.clone(),
         value_prefix: format!("{node}:"),
@@ -161,6 +166,21 @@ pub(super) fn start(
         up,
         stop,
     })
+}
+
+/// True when some node renews its heartbeat in the cluster at `url`.
+pub(super) fn others_alive(url: &str) -> Result<bool, ClusterError> {
+    let err = |source| ClusterError::Connect {
+        url: url.to_string(),
+        source,
+    };
+    let client = Client::open(url).map_err(err)?;
+    let mut conn = connect(&client).map_err(err)?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("chat:node:*")
+        .query(&mut conn)
+        .map_err(err)?;
+    Ok(!keys.is_empty())
 }
 
 /// The id of the stream's newest entry, or `0-0` when it is empty.
@@ -190,8 +210,21 @@ fn string(v: Value) -> Option<String> {
     }
 }
 
+/// What the writer does, in order: an operation, or an event already numbered (its number
+/// stays the same however often it is sent, so that readers drop a duplicate: a command that
+/// timed out may have been carried out all the same).
+enum Pending {
+    Op(ClusterOp),
+    Event { no: u64, json: String },
+}
+
 struct Writer {
     client: Client,
+    /// The next event's number (per node; readers drop numbers they have seen).
+    next_no: u64,
+    /// Nodes are not declared gone before this (after a reconnection, the others need time
+    /// to put their heartbeats back into a Redis that may have forgotten them).
+    watch_after: Instant,
     conn: Option<Connection>,
     shared: Arc<Shared>,
     /// Claims hold `"{node}:{conn}"`.
@@ -203,7 +236,7 @@ struct Writer {
     /// The channels this node knows, in order (put back into Redis after a restart of it).
     channels: Vec<String>,
     /// What waits for Redis to come back, in order.
-    backlog: VecDeque<ClusterOp>,
+    backlog: VecDeque<Pending>,
     down_since: Option<Instant>,
 }
 
@@ -240,6 +273,7 @@ impl Writer {
     /// Does a batch of operations; on a failure of Redis, keeps what can wait.
     fn handle(&mut self, batch: Vec<ClusterOp>) {
         for op in batch {
+            log::trace!("cluster: {op:?}");
             // Keep this node's own picture whatever happens to Redis.
             match &op {
                 ClusterOp::Presence { conn, user } => match user {
@@ -250,36 +284,45 @@ impl Writer {
                         self.presence.remove(conn);
                     }
                 },
-                ClusterOp::Release { key } => {
+                ClusterOp::Release { key, .. } => {
                     self.claims.remove(key);
                 }
-                ClusterOp::Publish(Wire::Channel { name, .. }) => {
-                    if !self.channels.contains(name) {
-                        self.channels.push(name.clone());
-                    }
+                ClusterOp::Publish(Wire::Channel { name, .. }) if !self.channels.contains(name) => {
+                    self.channels.push(name.clone());
                 }
                 _ => {}
             }
+            let pending = match op {
+                ClusterOp::Publish(wire) => {
+                    let no = self.next_no;
+                    self.next_no += 1;
+                    Pending::Event {
+                        no,
+                        json: serde_json::to_string(&wire).unwrap_or_default(),
+                    }
+                }
+                op => Pending::Op(op),
+            };
             if self.conn.is_none() || !self.backlog.is_empty() {
-                self.defer(op);
+                self.defer(pending);
                 continue;
             }
-            if let Err(e) = self.apply(&op) {
+            if let Err(e) = self.apply(&pending) {
                 self.lost(&e);
-                self.defer(op);
+                self.defer(pending);
             }
         }
     }
 
     /// Redis is away: an operation that needs an answer now is answered so; the rest waits.
-    fn defer(&mut self, op: ClusterOp) {
+    fn defer(&mut self, op: Pending) {
         match op {
-            ClusterOp::Claim { conn, key } => self.shared.tell(ClusterMsg::Claimed {
+            Pending::Op(ClusterOp::Claim { conn, key }) => self.shared.tell(ClusterMsg::Claimed {
                 conn,
                 key,
                 ok: None,
             }),
-            ClusterOp::CreateChannel { conn, name, .. } => {
+            Pending::Op(ClusterOp::CreateChannel { conn, name, .. }) => {
                 self.shared.tell(ClusterMsg::ChannelCreated {
                     conn,
                     name,
@@ -290,7 +333,9 @@ impl Writer {
                 if self.backlog.len() < QUEUE {
                     self.backlog.push_back(op);
                 } else {
-                    log::error!("cluster: Redis away too long: an event for the other nodes is lost");
+                    log::error!(
+                        "cluster: Redis away too long: an event for the other nodes is lost"
+                    );
                 }
             }
         }
@@ -305,11 +350,33 @@ impl Writer {
         self.conn = None;
     }
 
-    fn apply(&mut self, op: &ClusterOp) -> redis::RedisResult<()> {
-        let value = match op {
-            ClusterOp::Claim { conn, .. } | ClusterOp::CreateChannel { conn, .. } => {
-                self.value(*conn)
+    fn apply(&mut self, pending: &Pending) -> redis::RedisResult<()> {
+        let op = match pending {
+            Pending::Op(op) => op,
+            Pending::Event { no, json } => {
+                let Some(conn) = self.conn.as_mut() else {
+                    return Err(redis::RedisError::from(std::io::Error::from(
+                        std::io::ErrorKind::NotConnected,
+                    )));
+                };
+                let _: Value = redis::cmd("XADD")
+                    .arg(EVENTS)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(STREAM_LEN)
+                    .arg("*")
+                    .arg("n")
+                    .arg(*no)
+                    .arg("e")
+                    .arg(json)
+                    .query(conn)?;
+                return Ok(());
             }
+        };
+        let value = match op {
+            ClusterOp::Claim { conn, .. }
+            | ClusterOp::CreateChannel { conn, .. }
+            | ClusterOp::Release { conn, .. } => self.value(*conn),
             _ => String::new(),
         };
         let node = self.shared.node;
@@ -331,7 +398,8 @@ impl Writer {
                 let ok = if set.is_some() {
                     true
                 } else {
-                    let holder: Option<String> = redis::cmd("GET").arg(name_key(key)).query(conn)?;
+                    let holder: Option<String> =
+                        redis::cmd("GET").arg(name_key(key)).query(conn)?;
                     holder.as_deref() == Some(value.as_str())
                 };
                 if ok {
@@ -343,7 +411,7 @@ impl Writer {
                     ok: Some(ok),
                 });
             }
-            ClusterOp::Release { key } => {
+            ClusterOp::Release { key, .. } => {
                 let _: i64 = redis::Script::new(RELEASE)
                     .key(name_key(key))
                     .arg(&value)
@@ -376,18 +444,8 @@ impl Writer {
                     outcome,
                 });
             }
-            ClusterOp::Publish(wire) => {
-                let json = serde_json::to_string(wire).unwrap_or_default();
-                let _: Value = redis::cmd("XADD")
-                    .arg(EVENTS)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(STREAM_LEN)
-                    .arg("*")
-                    .arg("e")
-                    .arg(json)
-                    .query(conn)?;
-            }
+            // Numbered and sent above.
+            ClusterOp::Publish(_) => {}
             ClusterOp::Presence { conn: c, user } => {
                 let key = presence_key(node);
                 match user {
@@ -440,6 +498,11 @@ impl Writer {
         }
     }
 
+    /// True once nodes may be declared gone again.
+    fn watching(&self) -> bool {
+        Instant::now() >= self.watch_after
+    }
+
     fn flush_backlog(&mut self) {
         while let Some(op) = self.backlog.pop_front() {
             if let Err(e) = self.apply(&op) {
@@ -458,7 +521,11 @@ impl Writer {
             .iter()
             .map(|(k, &c)| (name_key(k), self.value(c)))
             .collect();
-        let others: Vec<NodeId> = self.shared.nodes().iter().copied().collect();
+        let others: Vec<NodeId> = if self.watching() {
+            self.shared.nodes().iter().copied().collect()
+        } else {
+            Vec::new()
+        };
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
@@ -469,13 +536,18 @@ impl Writer {
             .arg("PX")
             .arg(lease)
             .ignore();
-        pipe.cmd("PEXPIRE").arg(presence_key(node)).arg(lease).ignore();
+        pipe.cmd("PEXPIRE")
+            .arg(presence_key(node))
+            .arg(lease)
+            .ignore();
         pipe.query::<()>(conn)?;
         let renew = redis::Script::new(RENEW);
         for (key, value) in &claims {
             let ours: i64 = renew.key(key).arg(value).arg(lease).invoke(conn)?;
             if ours == 0 {
-                log::warn!("cluster: the name {key} was taken by another node while Redis was away");
+                log::warn!(
+                    "cluster: the name {key} was taken by another node while Redis was away"
+                );
             }
         }
         for other in others {
@@ -541,7 +613,11 @@ impl Writer {
                 .arg(i64::MAX)
                 .invoke(conn)?;
         }
-        let channels: Vec<String> = redis::cmd("LRANGE").arg(CHANNELS).arg(0).arg(-1).query(conn)?;
+        let channels: Vec<String> = redis::cmd("LRANGE")
+            .arg(CHANNELS)
+            .arg(0)
+            .arg(-1)
+            .query(conn)?;
         let mut users = Vec::new();
         let mut nodes = HashSet::new();
         let keys: Vec<String> = redis::cmd("KEYS").arg("chat:presence:*").query(conn)?;
@@ -569,6 +645,7 @@ impl Writer {
         }
         self.channels = channels.clone();
         self.shared.nodes().extend(nodes);
+        self.watch_after = Instant::now() + LEASE;
         self.shared.up.store(true, Ordering::Relaxed);
         self.shared.tell(ClusterMsg::Snapshot { users, channels });
         Ok(())
@@ -579,6 +656,8 @@ impl Writer {
 /// hub; reconnects by itself and carries on where it was.
 fn read_stream(client: Client, shared: &Shared, mut last: String) {
     let mut conn: Option<Connection> = None;
+    // The last event number seen from each node: a resent event is dropped.
+    let mut seen: HashMap<NodeId, u64> = HashMap::new();
     let mut backoff = Duration::from_millis(100);
     while !shared.stop.load(Ordering::Relaxed) {
         let Some(c) = conn.as_mut() else {
@@ -605,10 +684,15 @@ fn read_stream(client: Client, shared: &Shared, mut last: String) {
             .query(c);
         match reply {
             Ok(value) => {
-                for (id, json) in entries(value) {
+                for (id, no, json) in entries(value) {
                     last = id;
                     match serde_json::from_str::<Wire>(&json) {
                         Ok(wire) if wire.node() != shared.node => {
+                            let newest = seen.entry(wire.node()).or_insert(0);
+                            if no != 0 && no <= *newest {
+                                continue;
+                            }
+                            *newest = no;
                             shared.nodes().insert(wire.node());
                             shared.tell(ClusterMsg::Remote(wire));
                         }
@@ -625,8 +709,8 @@ fn read_stream(client: Client, shared: &Shared, mut last: String) {
     }
 }
 
-/// The (id, event) pairs of an XREAD reply.
-fn entries(value: Value) -> Vec<(String, String)> {
+/// The (id, number, event) of each entry of an XREAD reply.
+fn entries(value: Value) -> Vec<(String, u64, String)> {
     let mut out = Vec::new();
     let streams = match value {
         Value::Array(s) => s,
@@ -659,12 +743,16 @@ fn entries(value: Value) -> Vec<(String, String)> {
             };
             if let Value::Array(kv) = fields {
                 let mut it = kv.into_iter();
+                let (mut no, mut json) = (0, None);
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    if string(k).as_deref() == Some("e") {
-                        if let Some(json) = string(v) {
-                            out.push((id.clone(), json));
-                        }
+                    match string(k).as_deref() {
+                        Some("e") => json = string(v),
+                        Some("n") => no = string(v).and_then(|n| n.parse().ok()).unwrap_or(0),
+                        _ => {}
                     }
+                }
+                if let Some(json) = json {
+                    out.push((id.clone(), no, json));
                 }
             }
         }

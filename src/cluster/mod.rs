@@ -9,7 +9,7 @@
 //!   for its own clients. A stream, not pub/sub: a node that reconnects carries on from its
 //!   last entry, and what a node sends while Redis is away is queued and sent late, in order.
 //! - **Names**: a login claims its name atomically (`SET NX` with a lease the node renews
-//!   every second); a node that stops renewing loses its names within [`LEASE`].
+//!   every 0.4 s); a node that stops renewing loses its names within [`LEASE`].
 //! - **Nodes**: each node renews a heartbeat key; the others notice a missing one within
 //!   [`LEASE`] and announce its users' departures to their own clients.
 //! - **Presence**: each node keeps its users and their channels in a hash of its own, read by
@@ -35,8 +35,9 @@ pub use hlc::Hlc;
 /// A node's number in the cluster (from Redis, at start).
 pub type NodeId = u16;
 
-/// How long a name or a node lives without renewal.
-pub const LEASE: Duration = Duration::from_secs(4);
+/// How long a name or a node lives without renewal: renewed every 0.4 s, it outlives a
+/// 3-second pause of Redis, and a dead node is noticed within 5 seconds.
+pub const LEASE: Duration = Duration::from_millis(4200);
 
 /// Operations the link's queue holds at most; past that, [`ClusterHandle::submit`] refuses.
 pub const QUEUE: usize = 65_536;
@@ -95,10 +96,12 @@ pub enum Wire {
         kind: WireKind,
         seq: u64,
     },
-    /// A private message for a user on another node (by name key).
+    /// A private message for a user of node `to_node` (by name key): that node delivers it,
+    /// or keeps it if its user left meanwhile.
     Private {
         node: NodeId,
         conn: u64,
+        to_node: NodeId,
         to: String,
         text: String,
         kind: WireKind,
@@ -158,8 +161,8 @@ impl Wire {
 pub enum ClusterOp {
     /// Claims a name for a connection of this node; answered [`ClusterMsg::Claimed`].
     Claim { conn: u64, key: String },
-    /// Gives a name back (its holder logged out or was renamed).
-    Release { key: String },
+    /// Gives a name back (its holder, `conn`, logged out or was renamed).
+    Release { conn: u64, key: String },
     /// Creates a channel, atomically, within `max`; answered [`ClusterMsg::ChannelCreated`].
     CreateChannel {
         conn: u64,
@@ -242,6 +245,11 @@ impl ClusterHandle {
         channels: Vec<String>,
     ) -> Result<ClusterHandle, ClusterError> {
         link::start(url, waker, channels)
+    }
+
+    /// True when another node of the cluster at `url` is running now.
+    pub fn others_alive(url: &str) -> Result<bool, ClusterError> {
+        link::others_alive(url)
     }
 
     /// This node's number.

@@ -139,11 +139,9 @@ impl Hub {
 
     /// The other nodes' users, each with its channels.
     pub fn remote_people(&self) -> impl Iterator<Item = (&Person, &[ChanId])> {
-        self.cluster.iter().flat_map(|c| {
-            c.remote
-                .values()
-                .map(|m| (&m.person, m.chans.as_slice()))
-        })
+        self.cluster
+            .iter()
+            .flat_map(|c| c.remote.values().map(|m| (&m.person, m.chans.as_slice())))
     }
 
     /// A local login, waiting for its name to be claimed in the cluster.
@@ -179,6 +177,7 @@ impl Hub {
         if let Some(c) = &self.cluster {
             let node = c.node;
             sink.cluster(ClusterOp::Release {
+                conn: conn as u64,
                 key: key.to_string(),
             });
             sink.cluster(ClusterOp::Presence {
@@ -271,12 +270,18 @@ impl Hub {
         kind: MsgKind,
         seq: u64,
     ) {
-        if let Some(node) = self.node() {
+        let to_node = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.names.get(to))
+            .map(|&(n, _)| n);
+        if let (Some(node), Some(to_node)) = (self.node(), to_node) {
             self.publish(
                 sink,
                 Wire::Private {
                     node,
                     conn: conn as u64,
+                    to_node,
                     to: to.to_string(),
                     text: text.to_string(),
                     kind: wire_kind(kind),
@@ -287,12 +292,7 @@ impl Hub {
     }
 
     /// Creates a channel cluster-wide: the connection waits for the answer.
-    pub(super) fn create_remote(
-        &mut self,
-        conn: ConnId,
-        name: &str,
-        sink: &mut impl Sink,
-    ) -> bool {
+    pub(super) fn create_remote(&mut self, conn: ConnId, name: &str, sink: &mut impl Sink) -> bool {
         let op = ClusterOp::CreateChannel {
             conn: conn as u64,
             name: name.to_string(),
@@ -320,7 +320,7 @@ impl Hub {
                 outcome,
             } => self.channel_created(conn as ConnId, &name, outcome, sink),
             ClusterMsg::Remote(wire) => self.remote_event(wire, sink),
-            ClusterMsg::Snapshot { users, channels } => self.snapshot(users, channels, sink),
+            ClusterMsg::Snapshot { users, channels } => self.snapshot(users, channels),
             ClusterMsg::NodeGone { node } => {
                 let ids: Vec<(NodeId, u64)> = self
                     .cluster
@@ -329,13 +329,17 @@ impl Hub {
                     .filter(|&(n, _)| n == node)
                     .collect();
                 for id in ids {
-                    self.remote_gone(id, None, sink);
+                    self.remote_gone(id, None, true, sink);
                 }
             }
         }
     }
 
     fn claimed(&mut self, conn: ConnId, ok: Option<bool>, sink: &mut impl Sink) {
+        log::debug!(
+            "{}: name claimed in the cluster: {ok:?}",
+            super::conn_label(conn)
+        );
         let Some(client) = self.clients.get(&conn) else {
             return;
         };
@@ -354,7 +358,13 @@ impl Hub {
                 if identified {
                     // A registered name identified here: its holders elsewhere go.
                     if let Some(node) = self.node() {
-                        self.publish(sink, Wire::Identified { node, key: key.to_string() });
+                        self.publish(
+                            sink,
+                            Wire::Identified {
+                                node,
+                                key: key.to_string(),
+                            },
+                        );
                     }
                 }
                 if let Some(c) = self.clients.get_mut(&conn) {
@@ -390,7 +400,13 @@ impl Hub {
         }
     }
 
-    fn channel_created(&mut self, conn: ConnId, name: &str, outcome: Created, sink: &mut impl Sink) {
+    fn channel_created(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        outcome: Created,
+        sink: &mut impl Sink,
+    ) {
         if !self.waits_for(conn, Wait::Create) {
             return;
         }
@@ -403,7 +419,13 @@ impl Hub {
                     time: self.clock.now(),
                 }));
                 if let Some(node) = self.node() {
-                    self.publish(sink, Wire::Channel { node, name: name.to_string() });
+                    self.publish(
+                        sink,
+                        Wire::Channel {
+                            node,
+                            name: name.to_string(),
+                        },
+                    );
                 }
                 self.join_id(conn, ch, sink);
             }
@@ -429,9 +451,19 @@ impl Hub {
         self.clients.get(&conn).is_some_and(|c| c.wait == what)
     }
 
-    /// The local members of a channel, for an event from another node.
-    fn local_members(&self, ch: ChanId) -> &[ConnId] {
+    /// The local members of a channel who joined it before an event from another node: an
+    /// event that reaches this node late (it was ordered before a member's join by the
+    /// cluster's clock) is not theirs to see, just as it would not be on one server.
+    fn local_members(&self, ch: ChanId, seq: u64) -> Vec<ConnId> {
         self.members(ch)
+            .iter()
+            .copied()
+            .filter(|conn| {
+                self.clients
+                    .get(conn)
+                    .is_some_and(|c| c.chans.iter().any(|&(x, joined)| x == ch && joined < seq))
+            })
+            .collect()
     }
 
     fn observe(&mut self, seq: Option<u64>) {
@@ -444,13 +476,25 @@ impl Hub {
         self.observe(wire.seq());
         match wire {
             Wire::Login { user } => self.remote_login(user),
-            Wire::Logout { node, conn, msg } => self.remote_gone((node, conn), msg.as_deref(), sink),
-            Wire::Join { node, conn, chan, .. } => {
-                let Some(ch) = self.channel_id(&chan).or_else(|| Some(self.add_channel(&chan)))
+            Wire::Logout { node, conn, msg } => {
+                self.remote_gone((node, conn), msg.as_deref(), false, sink)
+            }
+            Wire::Join {
+                node,
+                conn,
+                chan,
+                seq,
+                ..
+            } => {
+                let Some(ch) = self
+                    .channel_id(&chan)
+                    .or_else(|| Some(self.add_channel(&chan)))
                 else {
                     return;
                 };
-                let Some(c) = self.cluster.as_mut() else { return };
+                let Some(c) = self.cluster.as_mut() else {
+                    return;
+                };
                 let Some(m) = c.remote.get_mut(&(node, conn)) else {
                     return;
                 };
@@ -460,19 +504,26 @@ impl Hub {
                 m.chans.push(ch);
                 let person = m.person.clone();
                 let chan = &self.channels[ch].name;
-                sink.emit_many(self.local_members(ch), None, &Out::Joined { chan, who: &person });
+                sink.emit_many(
+                    &self.local_members(ch, seq),
+                    None,
+                    &Out::Joined { chan, who: &person },
+                );
             }
             Wire::Part {
                 node,
                 conn,
                 chan,
                 msg,
+                seq,
                 ..
             } => {
                 let Some(ch) = self.channel_id(&chan) else {
                     return;
                 };
-                let Some(c) = self.cluster.as_mut() else { return };
+                let Some(c) = self.cluster.as_mut() else {
+                    return;
+                };
                 let Some(m) = c.remote.get_mut(&(node, conn)) else {
                     return;
                 };
@@ -487,7 +538,7 @@ impl Hub {
                     who: &person,
                     msg: msg.as_deref(),
                 };
-                sink.emit_many(self.local_members(ch), None, &out);
+                sink.emit_many(&self.local_members(ch, seq), None, &out);
             }
             Wire::Chat {
                 node,
@@ -495,6 +546,7 @@ impl Hub {
                 chan,
                 text,
                 kind,
+                seq,
                 ..
             } => {
                 let Some(ch) = self.channel_id(&chan) else {
@@ -514,23 +566,30 @@ impl Hub {
                     text: &text,
                     kind: msg_kind(kind),
                 };
-                sink.emit_many(self.local_members(ch), None, &out);
+                sink.emit_many(&self.local_members(ch, seq), None, &out);
             }
             Wire::Private {
                 node,
                 conn,
+                to_node,
                 to,
                 text,
                 kind,
                 ..
-            } => self.remote_private((node, conn), &to, &text, msg_kind(kind), sink),
+            } => {
+                if Some(to_node) == self.node() {
+                    self.remote_private((node, conn), &to, &text, msg_kind(kind), sink);
+                }
+            }
             Wire::Renamed {
                 node,
                 conn,
                 name,
                 key,
             } => {
-                let Some(c) = self.cluster.as_mut() else { return };
+                let Some(c) = self.cluster.as_mut() else {
+                    return;
+                };
                 let Some(m) = c.remote.get_mut(&(node, conn)) else {
                     return;
                 };
@@ -549,7 +608,14 @@ impl Hub {
                         }
                     }
                 }
-                sink.emit_many(&audience, None, &Out::Renamed { old: &old, new: &name });
+                sink.emit_many(
+                    &audience,
+                    None,
+                    &Out::Renamed {
+                        old: &old,
+                        new: &name,
+                    },
+                );
             }
             Wire::Channel { name, .. } => {
                 if self.channel_id(&name).is_none() {
@@ -591,7 +657,10 @@ impl Hub {
         let chans: Vec<ChanId> = user
             .chans
             .iter()
-            .map(|name| self.channel_id(name).unwrap_or_else(|| self.add_channel(name)))
+            .map(|name| {
+                self.channel_id(name)
+                    .unwrap_or_else(|| self.add_channel(name))
+            })
             .collect();
         self.known.insert(user.key.as_str().into());
         let Some(c) = self.cluster.as_mut() else {
@@ -614,12 +683,32 @@ impl Hub {
     }
 
     /// Another node's user is gone (logged out, or its node died): its channels here hear it
-    /// once.
-    fn remote_gone(&mut self, id: (NodeId, u64), msg: Option<&str>, sink: &mut impl Sink) {
+    /// once. `died`: its node cannot store the end of its stays, so this node does (every
+    /// survivor may; the first one's counts).
+    fn remote_gone(
+        &mut self,
+        id: (NodeId, u64),
+        msg: Option<&str>,
+        died: bool,
+        sink: &mut impl Sink,
+    ) {
         let Some(c) = self.cluster.as_mut() else {
             return;
         };
         let Some(m) = c.remote.remove(&id) else {
+            return;
+        };
+        if died {
+            for &ch in &m.chans {
+                let seq = self.next_seq();
+                sink.store(Request::Event(Event::Leave {
+                    seq,
+                    user_key: m.key.to_string(),
+                    channel: self.channels[ch].name.to_string(),
+                }));
+            }
+        }
+        let Some(c) = self.cluster.as_mut() else {
             return;
         };
         if c.names.get(&m.key) == Some(&id) {
@@ -633,7 +722,14 @@ impl Hub {
                 }
             }
         }
-        sink.emit_many(&audience, None, &Out::Quit { who: &m.person, msg });
+        sink.emit_many(
+            &audience,
+            None,
+            &Out::Quit {
+                who: &m.person,
+                msg,
+            },
+        );
     }
 
     /// A private message from another node: delivered to its local recipient, or kept for it
@@ -679,24 +775,14 @@ impl Hub {
         }
     }
 
-    /// After the link (re)connected: the other nodes' users as Redis holds them replace what
-    /// this hub knew; users gone meanwhile are announced as departures.
-    fn snapshot(&mut self, users: Vec<RemoteUser>, channels: Vec<String>, sink: &mut impl Sink) {
+    /// After the link (re)connected: the other nodes' users as Redis holds them join what this
+    /// hub knew. Nobody is taken away here: a node that is still putting its users back into
+    /// a restarted Redis would look empty; departures come as logouts, or with a dead node.
+    fn snapshot(&mut self, users: Vec<RemoteUser>, channels: Vec<String>) {
         for name in &channels {
             if self.channel_id(name).is_none() {
                 self.add_channel(name);
             }
-        }
-        let now: std::collections::HashSet<(NodeId, u64)> =
-            users.iter().map(|u| (u.node, u.conn)).collect();
-        let gone: Vec<(NodeId, u64)> = self
-            .cluster
-            .iter()
-            .flat_map(|c| c.remote.keys().copied())
-            .filter(|id| !now.contains(id))
-            .collect();
-        for id in gone {
-            self.remote_gone(id, None, sink);
         }
         for user in users {
             self.remote_login(user);
@@ -705,6 +791,6 @@ impl Hub {
 
     /// The seq after the last one, from the cluster's clock when there is one.
     pub(super) fn cluster_seq(&mut self) -> Option<u64> {
-        self.cluster.as_mut().map(|c| c.hlc.next())
+        self.cluster.as_mut().map(|c| c.hlc.tick())
     }
 }

@@ -255,6 +255,8 @@ impl Hub {
         if term.is_empty() {
             return Err(SearchError::Empty);
         }
+        // In a cluster: everything this node has seen so far (its clock follows the others').
+        let upto_seq = self.cluster.is_some().then(|| self.next_seq());
         let Some(client) = self.clients.get(&conn) else {
             return Ok(());
         };
@@ -275,6 +277,7 @@ impl Hub {
             conn,
             user_key: key.to_string(),
             since_seq: since,
+            upto_seq,
             term: term.to_string(),
         };
         self.searches += 1;
@@ -529,7 +532,10 @@ impl Hub {
                 return true;
             }
             // Redis cannot be asked: the name is this node's meanwhile.
-            log::warn!("{}: {name} identified while the cluster is away", conn_label(conn));
+            log::warn!(
+                "{}: {name} identified while the cluster is away",
+                conn_label(conn)
+            );
         }
         self.owners.insert(key.into(), conn);
         self.logged_in(conn, sink);
@@ -610,28 +616,16 @@ impl Hub {
             return;
         };
         if ok {
-            client.auth = Auth::Open;
-            log::info!("{}: logged in as {name} (identified)", conn_label(conn));
-            self.forget_pending(&key, conn);
-            if let Some(others) = self.pending.remove(&key) {
-                let reason = text::identified_elsewhere(&name);
-                for other in others {
-                    log::info!(
-                        "{}: {name} was identified by {}; closing",
-                        conn_label(other),
-                        conn_label(conn)
-                    );
-                    sink.close(other, Some(&reason));
-                }
-            }
-            self.owners.insert(key, conn);
+            let claiming = self.take_name(conn, &key, &name, sink);
             self.reply_kind(
                 sink,
                 conn,
                 ReplyKind::Identified,
                 &[&text::identified(&name)],
             );
-            self.start_mail(conn, sink);
+            if !claiming {
+                self.start_mail(conn, sink);
+            }
             return;
         }
         let tries = tries + 1;

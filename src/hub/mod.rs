@@ -664,7 +664,12 @@ impl Hub {
                 time: self.clock.now(),
             }));
         }
-        let seq = self.seq;
+        // In a cluster, the clock's now (the last seq this node gave may be far behind).
+        let seq = if self.cluster.is_some() {
+            self.next_seq()
+        } else {
+            self.seq
+        };
         let Some(client) = self.clients.get_mut(&conn) else {
             return Err(NameError::Invalid);
         };
@@ -790,6 +795,7 @@ impl Hub {
         }
         if let Some(node) = self.node() {
             sink.cluster(crate::cluster::ClusterOp::Release {
+                conn: conn as u64,
                 key: old_key.to_string(),
             });
             sink.cluster(crate::cluster::ClusterOp::Claim {

@@ -1059,7 +1059,8 @@ fn search_asks_storage_within_the_visibility_window() {
             conn: 1,
             user_key: key("Alice"),
             since_seq: 100,
-            term: "Hello World".into()
+            term: "Hello World".into(),
+            upto_seq: None,
         }]
     );
     login_identified(&mut f, 2, "Reg");
@@ -1070,7 +1071,8 @@ fn search_asks_storage_within_the_visibility_window() {
             conn: 2,
             user_key: key("Reg"),
             since_seq: 40,
-            term: "x".into()
+            term: "x".into(),
+            upto_seq: None,
         }]
     );
 }

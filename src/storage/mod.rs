@@ -153,6 +153,9 @@ pub enum Request {
         /// Only messages with a greater seq (for an unregistered name: since its connection
         /// began; for a registered one, since it was registered).
         since_seq: u64,
+        /// In a cluster: the hub's clock, so that what other nodes stored before the search
+        /// counts too (otherwise the writer's last seq at the search's place in the queue).
+        upto_seq: Option<u64>,
         term: String,
     },
 }
@@ -413,13 +416,18 @@ impl Storage {
     /// Errors: [`StorageError::PostgresUrl`] for a URL that does not parse,
     /// [`StorageError::PostgresConnect`] when the server cannot be reached or refuses us,
     /// [`StorageError::SchemaTooNew`] for a database of a newer program.
+    ///
+    /// `first`: no other node of the cluster is running, so stays left open by a crash are
+    /// closed (as SQLite does at start); otherwise they are other nodes' live users' (and a
+    /// node that dies has its users' stays closed by the survivors).
     pub fn postgres(
         url: &str,
         waker: Arc<mio::Waker>,
+        first: bool,
     ) -> Result<(StorageHandle, Startup), StorageError> {
         let config = postgres::config(url)?;
         log::info!("storage: PostgreSQL at {}", postgres::target(&config));
-        let write = postgres::Postgres::connect(&config)?;
+        let write = postgres::Postgres::connect(&config, first)?;
         let readers = (0..READER_THREADS)
             .map(|i| postgres::PgReader::connect(&config, i))
             .collect::<Result<Vec<_>, _>>()?;

@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod postgres;
+pub mod redis;
 pub mod sonnet_files;
 pub mod tools;
 

@@ -226,11 +226,13 @@ pub(super) struct Postgres {
     statements: Option<writes::Statements>,
     lexer: Lexer,
     ids: Ids,
+    /// No other node runs: stays left open by a crash are closed at start.
+    first: bool,
 }
 
 impl Postgres {
     /// Connects, and brings the schema up to date.
-    pub(super) fn connect(config: &Config) -> Result<Postgres, StorageError> {
+    pub(super) fn connect(config: &Config, first: bool) -> Result<Postgres, StorageError> {
         let mut link = Link::open(config, "storage writer")?;
         if let Some(client) = link.client.as_mut() {
             schema::migrate(client)?;
@@ -240,6 +242,7 @@ impl Postgres {
             statements: None,
             lexer: Lexer::new()?,
             ids: Ids::default(),
+            first,
         })
     }
 }
@@ -252,7 +255,7 @@ impl Backend for Postgres {
             PgError::Db(e) => StorageError::Postgres(e),
             other => StorageError::PostgresUnavailable(other.to_string()),
         })?;
-        schema::startup(client)
+        schema::startup(client, self.first)
     }
 
     fn apply(

@@ -162,7 +162,7 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StorageError> {
 
 /// Reads what the hub needs, and closes the memberships a crash (or a shutdown) left open, as
 /// `sqlite/schema.rs` does: at a new seq one past `members_ok_seq`.
-pub(super) fn startup(client: &mut Client) -> Result<Startup, StorageError> {
+pub(super) fn startup(client: &mut Client, close_open: bool) -> Result<Startup, StorageError> {
     let mut tx = client.transaction()?;
     let row = tx.query_one(
         "SELECT last_seq, members_ok_seq FROM state WHERE id = 0 FOR UPDATE",
@@ -175,7 +175,10 @@ pub(super) fn startup(client: &mut Client) -> Result<Startup, StorageError> {
     let mut last = stored.max(newest.unwrap_or(0)).max(0);
 
     let open: i64 = tx
-        .query_one("SELECT count(*) FROM memberships WHERE to_seq IS NULL", &[])?
+        .query_one(
+            "SELECT count(*) FROM memberships WHERE to_seq IS NULL AND $1",
+            &[&close_open],
+        )?
         .try_get(0)?;
     if open > 0 {
         let close_at = members_ok.min(last).saturating_add(1);

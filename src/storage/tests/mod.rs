@@ -118,7 +118,7 @@ impl Place {
         let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
         let (handle, startup) = match self {
             Place::Dir(dir) => Storage::open(dir.path(), waker)?,
-            Place::Pg(db) => Storage::postgres(&db.url(), waker)?,
+            Place::Pg(db) => Storage::postgres(&db.url(), waker, true)?,
         };
         Ok(Fixture {
             handle,
@@ -293,6 +293,7 @@ impl Fixture {
             user_key: key(user),
             since_seq: since_seq.unwrap_or(0),
             term: term.into(),
+            upto_seq: None,
         });
         match self.reply() {
             Reply::Search {
@@ -551,6 +552,7 @@ fn search_sees_what_was_submitted_before_it_and_nothing_after(engine: Engine) {
         user_key: key("ann"),
         since_seq: 0,
         term: "bird".into(),
+        upto_seq: None,
     });
     f.event(chat(3, "x", "ann", "late bird"));
     match f.reply() {
@@ -583,6 +585,7 @@ fn submit_all_queues_in_order_and_empties_the_batch(engine: Engine) {
             user_key: key("ann"),
             since_seq: 0,
             term: "batch".into(),
+            upto_seq: None,
         },
         Request::Event(chat(3, "x", "ann", "after the search batch")),
     ];

@@ -7,7 +7,7 @@ use super::*;
 fn open_url(url: &str) -> Result<Fixture, StorageError> {
     let poll = Poll::new().unwrap();
     let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
-    let (handle, startup) = Storage::postgres(url, waker)?;
+    let (handle, startup) = Storage::postgres(url, waker, true)?;
     Ok(Fixture {
         handle,
         startup,
@@ -73,6 +73,7 @@ fn a_restart_of_postgresql_fails_what_waits_keeps_memberships_and_recovers() {
         user_key: key("ann"),
         since_seq: 0,
         term: "outage".into(),
+        upto_seq: None,
     });
     assert_eq!(
         f.reply(),
@@ -127,6 +128,7 @@ fn a_restart_of_postgresql_fails_what_waits_keeps_memberships_and_recovers() {
         user_key: key("ann"),
         since_seq: 0,
         term: "outage".into(),
+        upto_seq: None,
     });
     match found {
         Reply::Search { total, results, .. } => {
@@ -219,6 +221,7 @@ fn search_all(f: &mut Fixture, searches: &[(&str, u64, String)]) -> Vec<(usize, 
             user_key: key(user),
             since_seq: *since,
             term: term.clone(),
+            upto_seq: None,
         })
         .collect();
     f.handle.submit_all(&mut requests);

@@ -1,0 +1,407 @@
+//! End to end: several real server binaries as one chat (PROTOCOL.md section 10), on a Redis
+//! and a PostgreSQL the tests start themselves. The course's scenario across nodes, the
+//! channel and name rules cluster-wide, private and offline messages, registration, search,
+//! and the faults: a node's kill -9, Redis restarting or pausing, PostgreSQL restarting.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chat::utils_errors as text;
+use common::postgres::{PgCluster, PgDatabase};
+use common::redis::Redis;
+use common::{unstamp, Peer, ServerProc};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+struct Cluster {
+    nodes: Vec<ServerProc>,
+    redis: Redis,
+    _db: PgDatabase<'static>,
+}
+
+fn node(redis: &Redis, db: &PgDatabase<'_>) -> ServerProc {
+    let (redis, db) = (redis.url(), db.url());
+    ServerProc::start(&["--cluster", &redis, "--db", &db])
+}
+
+fn cluster(n: usize) -> Cluster {
+    let redis = Redis::start();
+    let db = PgCluster::shared().database();
+    let nodes = (0..n).map(|_| node(&redis, &db)).collect();
+    Cluster {
+        nodes,
+        redis,
+        _db: db,
+    }
+}
+
+/// Logs in and proves the login is done (the `/time now` probe the client uses: a refused
+/// name would answer the invalid-name text for it).
+fn login(server: &ServerProc, name: &str) -> Peer {
+    let mut p = server.login(name);
+    p.send("/time now");
+    let t = p.recv();
+    assert!(t.starts_with("Time is: "), "{name}: {t:?}");
+    p
+}
+
+fn round_trip(p: &mut Peer) {
+    p.send("/time");
+    assert!(p.recv().starts_with("Time is: "));
+}
+
+/// Waits until `check` holds, polling; panics past `within`.
+fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The lines of one reply that ends with a line `last` starts (for /who and the like).
+fn reply_of(p: &mut Peer, command: &str) -> String {
+    p.send(command);
+    p.recv()
+}
+
+#[test]
+fn the_course_scenario_with_alice_and_kay_on_different_nodes() {
+    let c = cluster(2);
+    let mut alice = login(&c.nodes[0], "Alice");
+    alice.send("/create tas");
+    alice.sync("tas");
+    let mut kay = login(&c.nodes[1], "Kay");
+    kay.send("/join tas");
+    alice.expect("Kay has joined");
+    kay.send("Hi!");
+    alice.expect("[Kay] Hi!");
+    alice.send("Hello!");
+    kay.expect("[Alice] Hello!");
+    kay.expect_silence(QUIET);
+    drop(alice);
+    kay.expect("Alice has left");
+}
+
+#[test]
+fn channel_rules_hold_across_nodes_and_every_node_sees_the_same() {
+    let c = cluster(3);
+    let mut a = login(&c.nodes[0], "Ann");
+    a.send("/create first");
+    a.sync("first");
+    let mut b = login(&c.nodes[1], "Bob");
+    b.send("/create first");
+    b.expect(&text::channel_exists("first"));
+    b.send("/join nowhere");
+    b.expect(&text::no_such_channel("nowhere"));
+    b.send("/create second");
+    b.sync("second");
+    let mut d = login(&c.nodes[2], "Dee");
+    d.send("/join FIRST");
+    a.expect("Dee has joined");
+    // /list, /who and /members are the same on every node.
+    let mut lists = Vec::new();
+    let mut whos = Vec::new();
+    for p in [&mut a, &mut b, &mut d] {
+        lists.push(reply_of(p, "/list"));
+        whos.push(reply_of(p, "/who"));
+    }
+    assert!(lists.iter().all(|l| l == "first\nsecond"), "{lists:?}");
+    assert!(whos.iter().all(|w| w == &whos[0]), "{whos:?}");
+    assert_eq!(
+        whos[0],
+        "Users: ------------\nAnn: first\nBob: second\nDee: first\nGroups: -----------\n\
+         first: Ann, Dee\nsecond: Bob"
+    );
+    assert_eq!(reply_of(&mut a, "/members"), "Members of first: Ann, Dee");
+    assert_eq!(reply_of(&mut d, "/members"), "Members of first: Ann, Dee");
+    // Two nodes creating one channel at once: one succeeds, the other gets the course text.
+    for round in 0..5 {
+        let name = format!("race{round}");
+        a.send(&format!("/create {name}"));
+        b.send(&format!("/create {name}"));
+        let exists = text::channel_exists(&name);
+        let mut refused = 0;
+        for p in [&mut a, &mut b] {
+            p.send("/time");
+            let mut t = p.recv();
+            while t.ends_with("has left") || t.ends_with("has joined") {
+                t = p.recv();
+            }
+            if t == exists {
+                refused += 1;
+                assert!(p.recv().starts_with("Time is: "));
+            } else {
+                assert!(t.starts_with("Time is: "), "{t:?}");
+            }
+        }
+        assert_eq!(refused, 1, "round {round}");
+    }
+}
+
+#[test]
+fn names_are_unique_across_nodes_even_when_two_race_for_one() {
+    let c = cluster(2);
+    for round in 0..5 {
+        let name = format!("Racer{round}");
+        let mut p = c.nodes[0].connect();
+        let mut q = c.nodes[1].connect();
+        p.send(&name);
+        q.send(&name);
+        p.send("/time now");
+        q.send("/time now");
+        let mut won = 0;
+        for peer in [&mut p, &mut q] {
+            let t = peer.recv();
+            if t.starts_with("Time is: ") {
+                won += 1;
+            } else {
+                assert_eq!(t, text::name_in_use(&name), "round {round}");
+                assert_eq!(peer.recv(), text::invalid_name("/time now"));
+            }
+        }
+        assert_eq!(won, 1, "round {round}: exactly one gets the name");
+    }
+    // Look-alikes too.
+    let _alice = login(&c.nodes[0], "alice");
+    let mut other = c.nodes[1].login("ALICE");
+    other.expect(&text::name_in_use("ALICE"));
+}
+
+#[test]
+fn private_and_offline_messages_find_their_recipient_on_any_node() {
+    let c = cluster(3);
+    let mut alice = login(&c.nodes[0], "Alice");
+    let mut kay = login(&c.nodes[1], "Kay");
+    alice.send("/msg Kay psst");
+    kay.expect("[Alice -> Kay] psst");
+    kay.send("/msg alice back at you");
+    alice.expect("[Kay -> Alice] back at you");
+    kay.send("/quit");
+    kay.expect_closed();
+    eventually("Kay to be gone from node 0", Duration::from_secs(5), || {
+        !reply_of(&mut alice, "/who").contains("Kay:")
+    });
+    alice.send("/msg Kay while you were out");
+    alice.expect(&text::user_offline("Kay"));
+    // Node 2 hears of Kay's logout a moment later, maybe.
+    let mut kay = None;
+    eventually(
+        "Kay's name to be free on node 2",
+        Duration::from_secs(5),
+        || {
+            let mut p = c.nodes[2].login("Kay");
+            let t = p.recv();
+            if t == text::name_in_use("Kay") {
+                return false;
+            }
+            kay = Some((p, t));
+            true
+        },
+    );
+    let (_kay, first) = kay.unwrap();
+    assert!(
+        first.starts_with("You have 1 offline message:"),
+        "{first:?}"
+    );
+    assert_eq!(
+        unstamp(first.lines().nth(1).unwrap()),
+        "(T) [Alice -> Kay] while you were out"
+    );
+    alice.send("/msg Nobody hi");
+    alice.expect(&text::no_such_user("Nobody"));
+}
+
+#[test]
+fn a_name_registered_on_one_node_identifies_on_another() {
+    let c = cluster(3);
+    let mut reg = login(&c.nodes[0], "Reg");
+    reg.send("/register secretpassword");
+    reg.expect(&text::now_registered("Reg"));
+    reg.send("/quit");
+    reg.expect_closed();
+    // A squatter on node 2 holds it unidentified; the owner identifies on node 1.
+    let mut squatter = None;
+    eventually("Reg to be free", Duration::from_secs(5), || {
+        let mut p = c.nodes[2].login("Reg");
+        let ok = p.recv() == text::registered_name_prompt("Reg", 60);
+        if ok {
+            squatter = Some(p);
+        }
+        ok
+    });
+    let mut squatter = squatter.unwrap();
+    let mut owner = c.nodes[1].login("Reg");
+    owner.expect(&text::registered_name_prompt("Reg", 60));
+    owner.send("/identify wrongpassword");
+    owner.expect(&text::wrong_password("Reg"));
+    owner.send("/identify secretpassword");
+    owner.expect(&text::identified("Reg"));
+    assert_eq!(
+        squatter.expect_closed(),
+        [text::identified_elsewhere("Reg")]
+    );
+    let mut late = c.nodes[0].login("Reg");
+    late.expect(&text::name_in_use("Reg"));
+}
+
+#[test]
+fn search_on_any_node_finds_what_the_rules_allow_and_nothing_else() {
+    let c = cluster(3);
+    let mut alice = login(&c.nodes[0], "Alice");
+    alice.send("/create tas");
+    alice.sync("tas");
+    let mut kay = login(&c.nodes[1], "Kay");
+    kay.send("/join tas");
+    alice.expect("Kay has joined");
+    alice.send("the needle one");
+    kay.expect("[Alice] the needle one");
+    alice.send("/msg Kay a private needle");
+    kay.expect("[Alice -> Kay] a private needle");
+    let mut carol = login(&c.nodes[2], "Carol");
+    carol.send("/join tas");
+    alice.expect("Carol has joined");
+    kay.expect("Carol has joined");
+    kay.send("needle after carol");
+    alice.expect("[Kay] needle after carol");
+    carol.expect("[Kay] needle after carol");
+    std::thread::sleep(Duration::from_millis(300));
+    kay.send("/search needle");
+    let got: Vec<String> = kay.recv().lines().map(unstamp).collect();
+    assert_eq!(
+        got,
+        [
+            "(T) [tas] Alice: the needle one",
+            "(T) Alice -> Kay: a private needle",
+            "(T) [tas] Kay: needle after carol",
+        ]
+    );
+    carol.send("/search needle");
+    assert_eq!(unstamp(&carol.recv()), "(T) [tas] Kay: needle after carol");
+}
+
+#[test]
+fn a_killed_node_is_noticed_within_5_seconds() {
+    let mut c = cluster(2);
+    let mut alice = login(&c.nodes[0], "Alice");
+    alice.send("/create tas");
+    alice.sync("tas");
+    let mut kay = login(&c.nodes[1], "Kay");
+    kay.send("/join tas");
+    alice.expect("Kay has joined");
+    let dead = c.nodes.remove(0);
+    let killed = Instant::now();
+    dead.kill9();
+    kay.stream
+        .set_read_timeout(Some(Duration::from_secs(6)))
+        .unwrap();
+    assert_eq!(
+        kay.recv_raw_within(Duration::from_secs(6))
+            .map(|r| common::strip(&r)),
+        Some("Alice has left".to_string())
+    );
+    let noticed = killed.elapsed();
+    assert!(
+        noticed < Duration::from_secs(5),
+        "noticed after {noticed:?}"
+    );
+    // Its names are free again.
+    let _alice = login(&c.nodes[0], "Alice");
+    let _ = &c.redis;
+}
+
+#[test]
+fn redis_restarting_loses_nothing_and_the_cluster_is_whole_again_within_5_seconds() {
+    let mut c = cluster(2);
+    let mut alice = login(&c.nodes[0], "Alice");
+    alice.send("/create tas");
+    alice.sync("tas");
+    let mut kay = login(&c.nodes[1], "Kay");
+    kay.send("/join tas");
+    alice.expect("Kay has joined");
+    c.redis.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    // Each node goes on serving its own clients.
+    round_trip(&mut alice);
+    for i in 0..5 {
+        kay.send(&format!("while away {i}"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let back = Instant::now();
+    c.redis.resume();
+    // What Kay said meanwhile arrives late, in order, nothing lost.
+    for i in 0..5 {
+        let t = alice
+            .recv_raw_within(Duration::from_secs(6))
+            .map(|r| common::strip(&r));
+        assert_eq!(t, Some(format!("[Kay] while away {i}")));
+    }
+    assert!(
+        back.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        back.elapsed()
+    );
+    // Whole again: names and presence are back in Redis.
+    let mut late = c.nodes[0].login("Kay");
+    late.expect(&text::name_in_use("Kay"));
+    let mut dee = login(&c.nodes[0], "Dee");
+    assert_eq!(
+        reply_of(&mut dee, "/who"),
+        "Users: ------------\nAlice: tas\nDee: -\nKay: tas\nGroups: -----------\ntas: Alice, Kay"
+    );
+    kay.send("after");
+    alice.expect("[Kay] after");
+}
+
+#[test]
+fn a_paused_redis_is_a_delay_not_a_departure() {
+    let c = cluster(2);
+    let mut alice = login(&c.nodes[0], "Alice");
+    alice.send("/create tas");
+    alice.sync("tas");
+    let mut kay = login(&c.nodes[1], "Kay");
+    kay.send("/join tas");
+    alice.expect("Kay has joined");
+    c.redis.signal(libc::SIGSTOP);
+    kay.send("during the pause");
+    std::thread::sleep(Duration::from_secs(3));
+    c.redis.signal(libc::SIGCONT);
+    let t = alice
+        .recv_raw_within(Duration::from_secs(5))
+        .map(|r| common::strip(&r));
+    assert_eq!(t, Some("[Kay] during the pause".to_string()));
+    alice.send("still here?");
+    kay.expect("[Alice] still here?");
+    alice.expect_silence(Duration::from_secs(2));
+}
+
+#[test]
+fn postgresql_restarting_stops_only_what_needs_it() {
+    let redis = Redis::start();
+    let pg = PgCluster::start();
+    let db = pg.database();
+    let (r, d) = (redis.url(), db.url());
+    let a = ServerProc::start(&["--cluster", &r, "--db", &d]);
+    let b = ServerProc::start(&["--cluster", &r, "--db", &d]);
+    let mut alice = login(&a, "Alice");
+    alice.send("/create tas");
+    alice.sync("tas");
+    let mut kay = login(&b, "Kay");
+    kay.send("/join tas");
+    alice.expect("Kay has joined");
+    pg.stop();
+    kay.send("chat goes on");
+    alice.expect("[Kay] chat goes on");
+    kay.send("/search chat");
+    kay.expect(text::STORAGE_FAILED);
+    pg.resume();
+    eventually("search to work again", Duration::from_secs(10), || {
+        kay.send("/search goes");
+        let t = kay.recv();
+        t != text::STORAGE_FAILED
+    });
+}
