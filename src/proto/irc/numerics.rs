@@ -66,6 +66,12 @@ pub const RPL_LOCALUSERS: Numeric = Numeric(265);
 /// `<client> <u> <m> :Current global users <u>, max <m>`.
 pub const RPL_GLOBALUSERS: Numeric = Numeric(266);
 
+/// A command the server will not run now (a long reply is still being sent): `<client>
+/// <command> :Please wait a while and try again.`.
+pub const RPL_TRYAGAIN: Numeric = Numeric(263);
+/// Reply to `TIME`: `<client> <server> :<human-readable time>`.
+pub const RPL_TIME: Numeric = Numeric(391);
+
 // ---- MOTD (sent after LUSERS, and for MOTD) -------------------------------------------------
 
 /// `<client> :- <server> Message of the day - `, before the `372` lines.
