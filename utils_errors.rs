@@ -372,3 +372,272 @@ pub fn not_registered(name: &str) -> String {
 pub fn already_identified(name: &str) -> String {
     format!("You are already identified as {name}.")
 }
+
+// ---- Section 9: IRC ---------------------------------------------------------------------------
+//
+// The trailing texts of IRC numerics (worded as modern.ircdocs.horse words them), the notices
+// of the NickServ and ChatServ pseudo-users, and the `ERROR` and `QUIT` texts. Where the chat
+// has a text for the same thing (offline, identify, search…), IRC shows the chat's text.
+
+/// `001`: the first line after registration.
+pub fn irc_welcome(network: &str, nick: &str) -> String {
+    format!("Welcome to the {network} IRC Network, {nick}")
+}
+
+/// `002`.
+pub fn irc_your_host(server: &str, version: &str) -> String {
+    format!("Your host is {server}, running version {version}")
+}
+
+/// `003`; `date` is when the server started, `dd.mm.yy,HH:MM`.
+pub fn irc_created(date: &str) -> String {
+    format!("This server was created {date}")
+}
+
+/// `005`, after the tokens.
+pub const IRC_ISUPPORT: &str = "are supported by this server";
+
+/// `251`: the users on the server (every transport counts).
+pub fn irc_luser_client(users: usize) -> String {
+    format!("There are {users} users and 0 invisible on 1 servers")
+}
+
+/// `253`, after the number of connections that have not logged in yet.
+pub const IRC_LUSER_UNKNOWN: &str = "unknown connection(s)";
+
+/// `254`, after the number of channels IRC can carry.
+pub const IRC_LUSER_CHANNELS: &str = "channels formed";
+
+/// `255`.
+pub fn irc_luser_me(clients: usize) -> String {
+    format!("I have {clients} clients and 0 servers")
+}
+
+/// `375`: the first line of the message of the day.
+pub fn irc_motd_start(server: &str) -> String {
+    format!("- {server} Message of the day - ")
+}
+
+/// `372`: one line of the message of the day.
+pub fn irc_motd_line(line: &str) -> String {
+    format!("- {line}")
+}
+
+/// `376`: after the message of the day.
+pub const IRC_MOTD_END: &str = "End of /MOTD command.";
+
+/// `422`: the server has no message of the day (no `--motd`).
+pub const IRC_NO_MOTD: &str = "MOTD File is missing";
+
+/// `305`: `AWAY` without a message.
+pub const IRC_UNAWAY: &str = "You are no longer marked as being away";
+
+/// `306`: `AWAY :message`.
+pub const IRC_NOWAWAY: &str = "You have been marked as being away";
+
+/// `315`: the end of a `WHO` reply.
+pub const IRC_END_OF_WHO: &str = "End of WHO list";
+
+/// `318`: the end of a `WHOIS` reply.
+pub const IRC_END_OF_WHOIS: &str = "End of /WHOIS list";
+
+/// `312`: what this server is, in `WHOIS`.
+pub const IRC_SERVER_INFO: &str = "The chat server";
+
+/// `330`: the user has identified its registered name.
+pub const IRC_LOGGED_IN_AS: &str = "is logged in as";
+
+/// `321`: the head of a `LIST` reply.
+pub const IRC_LIST_START: &str = "Users  Name";
+
+/// `323`: the end of a `LIST` reply.
+pub const IRC_LIST_END: &str = "End of /LIST";
+
+/// `331`: `TOPIC #channel` (channels have no topics).
+pub const IRC_NO_TOPIC: &str = "No topic is set";
+
+/// `366`: the end of a `NAMES` reply.
+pub const IRC_END_OF_NAMES: &str = "End of /NAMES list";
+
+/// `368`: `MODE #channel b` (there are no bans).
+pub const IRC_END_OF_BANS: &str = "End of channel ban list";
+
+/// `391`: `TIME`, the chat's `/time` text.
+pub fn irc_time(stamp: &str) -> String {
+    time_is(stamp)
+}
+
+/// `263`: a command refused while long replies are still being sent to this client.
+pub const IRC_TRY_AGAIN: &str = "Please wait a while and try again.";
+
+/// `401`: `WHOIS` or `MODE` of a nick nobody uses.
+pub const IRC_NO_SUCH_NICK: &str = "No such nick/channel";
+
+/// `403`: a channel that does not exist or that IRC cannot carry.
+pub const IRC_NO_SUCH_CHANNEL: &str = "No such channel";
+
+/// `404`: `PRIVMSG` to a channel the sender is not in.
+pub const IRC_CANNOT_SEND: &str = "Cannot send to channel";
+
+/// `405`: `JOIN` past the channels one IRC client may be in (`CHANLIMIT`).
+pub const IRC_TOO_MANY_JOINED: &str = "You have joined too many channels";
+
+/// `409`: `PING` without a token.
+pub const IRC_NO_ORIGIN: &str = "No origin specified";
+
+/// `410`: a `CAP` subcommand the server does not know.
+pub const IRC_INVALID_CAP: &str = "Invalid CAP command";
+
+/// `411`: `PRIVMSG` without a target.
+pub fn irc_no_recipient(command: &str) -> String {
+    format!("No recipient given ({command})")
+}
+
+/// `412`: `PRIVMSG` without text.
+pub const IRC_NO_TEXT: &str = "No text to send";
+
+/// `417`: a line over 512 bytes, or a `PRIVMSG` whose relayed line would be.
+pub const IRC_INPUT_TOO_LONG: &str = "Input line was too long";
+
+/// `421`: a command the server does not know.
+pub const IRC_UNKNOWN_COMMAND: &str = "Unknown command";
+
+/// `431`: `NICK` (or `WHOIS`) without a nick.
+pub const IRC_NO_NICK: &str = "No nickname given";
+
+/// `432`: a nick the chat refuses or IRC cannot carry.
+pub const IRC_ERRONEOUS_NICK: &str = "Erroneous nickname";
+
+/// `433`: a nick someone connected uses.
+pub const IRC_NICK_IN_USE: &str = "Nickname is already in use";
+
+/// `433`: a nick that is one name with a registered name but not spelled like it.
+pub const IRC_NICK_TOO_CLOSE: &str = "Nickname is too close to a registered name";
+
+/// `437`: a nick the cluster cannot be asked about just now (Redis is out of reach).
+pub const IRC_NICK_UNAVAILABLE: &str = "Nick is temporarily unavailable. Try again later.";
+
+/// `433`: `NICK` to a registered name after registration (a registered name is taken by
+/// connecting with it, then identifying).
+pub const IRC_NICK_REGISTERED: &str = "Nickname is registered: connect with it to identify";
+
+/// `442`: `PART` of a channel the client is not in.
+pub const IRC_NOT_ON_CHANNEL: &str = "You're not on that channel";
+
+/// `451`: a command before registration.
+pub const IRC_NOT_REGISTERED: &str = "You have not registered";
+
+/// `461`: a command without its parameters.
+pub const IRC_NEED_MORE_PARAMS: &str = "Not enough parameters";
+
+/// `462`: `USER`, `PASS` or `AUTHENTICATE` after registration.
+pub const IRC_ALREADY_REGISTERED: &str = "You may not reregister";
+
+/// `482`: setting a topic or a channel mode (there are no channel operators).
+pub const IRC_NOT_CHANOP: &str = "You're not channel operator";
+
+/// `501`: a user mode other than `i`.
+pub const IRC_UNKNOWN_MODE: &str = "Unknown MODE flag";
+
+/// `502`: `MODE` of another user.
+pub const IRC_USERS_DONT_MATCH: &str = "Cant change mode for other users";
+
+/// `900`: SASL proved the account's password.
+pub fn irc_logged_in(account: &str) -> String {
+    format!("You are now logged in as {account}")
+}
+
+/// `903`.
+pub const IRC_SASL_SUCCESS: &str = "SASL authentication successful";
+
+/// `904`: a wrong password, an unknown account, a lockout or a malformed response.
+pub const IRC_SASL_FAIL: &str = "SASL authentication failed";
+
+/// `905`: an `AUTHENTICATE` chunk over 400 bytes.
+pub const IRC_SASL_TOO_LONG: &str = "SASL message too long";
+
+/// `906`: `AUTHENTICATE *`, or `CAP END` in the middle of the exchange.
+pub const IRC_SASL_ABORTED: &str = "SASL authentication aborted";
+
+/// `907`: `AUTHENTICATE` after a success.
+pub const IRC_SASL_ALREADY: &str = "You have already authenticated using SASL";
+
+/// `908`: a mechanism other than PLAIN.
+pub const IRC_SASL_MECHS: &str = "are available SASL mechanisms";
+
+/// The `ERROR` line before the server closes a client that sent `QUIT` or stopped answering
+/// pings; `host` is the client's pseudo-host.
+pub fn irc_closing_link(host: &str, reason: &str) -> String {
+    format!("Closing Link: {host} ({reason})")
+}
+
+/// What the channels of a client that sent `QUIT :message` see.
+pub fn irc_quit(message: &str) -> String {
+    format!("Quit: {message}")
+}
+
+/// What the channels of a client that sent `QUIT` without a message see.
+pub const IRC_QUIT_NO_MESSAGE: &str = "Client Quit";
+
+/// What IRC clients see when someone's connection ended without a `QUIT` message.
+pub const IRC_CONNECTION_CLOSED: &str = "Connection closed";
+
+/// Why a client that stopped answering pings was closed.
+pub fn irc_ping_timeout(secs: u64) -> String {
+    format!("Ping timeout: {secs} seconds")
+}
+
+/// The real name `WHOIS` shows for NickServ.
+pub const NICKSERV_REALNAME: &str = "Nickname services";
+
+/// The real name `WHOIS` shows for ChatServ.
+pub const CHATSERV_REALNAME: &str = "Chat commands";
+
+/// NickServ's notice to a client that logged in with a registered name.
+pub fn irc_identify_prompt(name: &str, secs: u64) -> String {
+    format!(
+        "{name} is a registered name. Send /msg NickServ IDENTIFY password within {secs} seconds."
+    )
+}
+
+/// NickServ's hint after the chat's own prompt to identify (a name registered meanwhile).
+pub const IRC_IDENTIFY_HOW: &str = "To identify: /msg NickServ IDENTIFY password";
+
+/// NickServ's notice for anything but identifying, from a registered name not identified yet.
+pub const IRC_IDENTIFY_FIRST: &str = "Send /msg NickServ IDENTIFY password first.";
+
+/// NickServ's answer to `IDENTIFY` from a name that is not registered.
+pub fn irc_not_registered(name: &str) -> String {
+    format!("Name {name} is not registered; /msg NickServ REGISTER password reserves it.")
+}
+
+/// A service's answer to a command it does not know.
+pub fn irc_service_unknown(service: &str, word: &str) -> String {
+    format!("Unknown command {word}. /msg {service} HELP lists the commands.")
+}
+
+/// ChatServ's answer to `members #channel` for a channel IRC cannot reach.
+pub fn irc_no_channel(channel: &str) -> String {
+    format!("No channel named {channel} exists.")
+}
+
+/// NickServ's `HELP`.
+pub const NICKSERV_HELP: &[&str] = &[
+    "NickServ keeps registered names. Commands (/msg NickServ COMMAND):",
+    "IDENTIFY password - prove your registered nick is yours (also: SASL PLAIN, or PASS)",
+    "REGISTER password - reserve your nick (8 to 64 characters)",
+    "HELP - show this help",
+];
+
+/// ChatServ's `HELP`: the chat's commands for IRC users.
+pub const CHATSERV_HELP: &[&str] = &[
+    "ChatServ runs the chat's commands. Commands (/msg ChatServ COMMAND):",
+    "TIME - the server's time (also the TIME command)",
+    "WHO - the users and the channels' members",
+    "MEMBERS [#channel] - the members of a channel",
+    "SONNET N (or POEM N) - Shakespeare's sonnet N, 1 to 154 (also the SONNET command)",
+    "SEARCH TERM - the messages you may see that hold every word of TERM (also SEARCH)",
+    "REGISTER password - reserve your nick; IDENTIFY password - prove it is yours",
+    "HELP - show this help",
+    "IRC commands do the rest: JOIN #channel (creates it if missing), PART, PRIVMSG, LIST, NAMES.",
+];

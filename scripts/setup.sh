@@ -4,8 +4,9 @@
 #
 #   1. the sonnets text, data/sonnets.txt (scripts/fetch_sonnets.sh);
 #   2. Debian packages, with apt-get, as root: the browser and its driver (web client tests),
-#      Redis and PostgreSQL (cluster tests), irssi, tmux and InspIRCd (IRC tests), iperf3 (the
-#      benchmark's loopback ceiling), and python3's venv and pip when python3 lacks them;
+#      Redis and PostgreSQL (cluster tests), irssi, tmux, weechat-headless and InspIRCd (IRC
+#      tests), iperf3 (the benchmark's loopback ceiling), and python3's venv and pip when
+#      python3 lacks them;
 #   3. a project-local Python venv, target/tools/venv, with the PyPI package irc;
 #   4. the npm packages of test_harness/browser (npm ci), when that folder exists.
 #
@@ -17,7 +18,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo_root="$(pwd)"
 
-readonly APT_PACKAGES=(chromium chromium-driver redis-server postgresql irssi tmux inspircd iperf3)
+readonly APT_PACKAGES=(chromium chromium-driver redis-server postgresql irssi tmux weechat-headless
+    inspircd iperf3)
 readonly PIP_PACKAGES=("irc==20.5.0")
 readonly VENV="target/tools/venv"
 readonly BROWSER_DIR="test_harness/browser"

@@ -344,6 +344,14 @@ impl Hub {
             return;
         };
         if client.wait != Wait::Claim {
+            // An IRC rename claims its new name as it goes: another node won the race for
+            // it, and two holders of one name must not stay.
+            if ok == Some(false) {
+                if let Some(name) = client.name() {
+                    let reply = text::name_in_use(name);
+                    sink.close(conn, Some(&reply));
+                }
+            }
             return;
         }
         let (Some(key), Some(name)) = (client.key.clone(), client.name().map(str::to_string))

@@ -291,6 +291,8 @@ struct Client {
     /// A registered name whose password this connection proved before logging in (IRC's
     /// SASL): logging in with that name needs no `/identify`.
     account: Option<Box<str>>,
+    /// An IRC real name (from `USER`), shown by `WHO` and `WHOIS`.
+    realname: Option<Box<str>>,
 }
 
 impl Client {
@@ -307,6 +309,7 @@ impl Client {
             mail: None,
             away: None,
             account: None,
+            realname: None,
         }
     }
 
@@ -581,6 +584,29 @@ impl Hub {
         if let Some(c) = self.clients.get_mut(&conn) {
             c.away = msg.map(Into::into);
         }
+    }
+
+    /// A connection's IRC real name, when it gave one.
+    pub fn realname_of(&self, conn: ConnId) -> Option<&str> {
+        self.clients.get(&conn)?.realname.as_deref()
+    }
+
+    /// Sets a connection's IRC real name (`USER`), for `WHO` and `WHOIS` replies to others.
+    pub fn set_realname(&mut self, conn: ConnId, realname: &str) {
+        if let Some(c) = self.clients.get_mut(&conn) {
+            c.realname = Some(realname.into());
+        }
+    }
+
+    /// The key of the registered name whose password this connection proved before logging
+    /// in ([`Hub::authenticate`]), if it did: IRC's SASL session asks after each answer.
+    pub fn account_of(&self, conn: ConnId) -> Option<&str> {
+        self.clients.get(&conn)?.account.as_deref()
+    }
+
+    /// True when `name` (compared as names compare) is a registered name.
+    pub fn is_registered(&self, name: &str) -> bool {
+        self.registered.contains_key(&name_key(name))
     }
 
     /// `dd.mm.yy,HH:MM` of now, in the server's local time.

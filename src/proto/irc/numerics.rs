@@ -66,6 +66,12 @@ pub const RPL_LOCALUSERS: Numeric = Numeric(265);
 /// `<client> <u> <m> :Current global users <u>, max <m>`.
 pub const RPL_GLOBALUSERS: Numeric = Numeric(266);
 
+/// A command the server will not run now (a long reply is still being sent): `<client>
+/// <command> :Please wait a while and try again.`.
+pub const RPL_TRYAGAIN: Numeric = Numeric(263);
+/// Reply to `TIME`: `<client> <server> :<human-readable time>`.
+pub const RPL_TIME: Numeric = Numeric(391);
+
 // ---- MOTD (sent after LUSERS, and for MOTD) -------------------------------------------------
 
 /// `<client> :- <server> Message of the day - `, before the `372` lines.
@@ -187,6 +193,9 @@ pub const ERR_NONICKNAMEGIVEN: Numeric = Numeric(431);
 pub const ERR_ERRONEUSNICKNAME: Numeric = Numeric(432);
 /// A nick someone connected already uses: `<client> <nick> :Nickname is already in use`.
 pub const ERR_NICKNAMEINUSE: Numeric = Numeric(433);
+/// A nick that cannot be had just now (a cluster that cannot be asked):
+/// `<client> <nick> :Nick/channel is temporarily unavailable`.
+pub const ERR_UNAVAILRESOURCE: Numeric = Numeric(437);
 /// PART/TOPIC/NAMES-restricted on a channel the client is not in: `<client> <channel> :You're
 /// not on that channel`.
 pub const ERR_NOTONCHANNEL: Numeric = Numeric(442);

@@ -1,0 +1,356 @@
+//! Messages: `PRIVMSG` and `NOTICE` to channels, nicks and the two pseudo-users; `AWAY`.
+//!
+//! NickServ (`NickServ!NickServ@services`) identifies and registers names; ChatServ
+//! (`ChatServ!ChatServ@services`) runs the chat's commands (`time`, `who`, `members`,
+//! `sonnet`, `search`…). Both answer with NOTICEs. A NOTICE never gets an automatic reply, an
+//! error included, as the protocol requires.
+
+use super::channels::{find, irc_name, reach};
+use super::message::{self, Message};
+use super::numerics;
+use super::render::{irc_nick, prefix, write_split, CHATSERV_PREFIX, NICKSERV_PREFIX};
+use super::{fit, numeric, Ctx, Session, AWAYLEN, CHATSERV, NICKSERV};
+use crate::hub::{ChanId, Hub, MsgKind, Private, PrivateError, Sink};
+use crate::proto::frame::commands::{
+    MEMBERS_MAX_BYTES, WHO_MAX_BYTES, WHO_MAX_CHANNELS, WHO_MAX_USERS,
+};
+use crate::utils_errors as text;
+
+impl Session {
+    /// `PRIVMSG target :text` or `NOTICE target :text`; CTCP ACTION (`/me`) is kept as such.
+    pub(super) fn privmsg<S: Sink>(
+        &mut self,
+        notice: bool,
+        msg: &Message<'_>,
+        ctx: &mut Ctx<'_, S>,
+    ) {
+        let me = self.target().to_string();
+        let command = if notice { "NOTICE" } else { "PRIVMSG" };
+        // Errors go to PRIVMSG only: a NOTICE never gets an automatic reply.
+        let error = |ctx: &mut Ctx<'_, S>, n: numerics::Numeric, middle: &[&str], why: &str| {
+            if !notice {
+                numeric(ctx, n, &me, middle, why);
+            }
+        };
+        let Some(target) = msg.param(0).filter(|t| !t.is_empty()) else {
+            error(
+                ctx,
+                numerics::ERR_NORECIPIENT,
+                &[],
+                &text::irc_no_recipient(command),
+            );
+            return;
+        };
+        let raw = msg.param(1).unwrap_or("");
+        let (kind, body) = match message::action(raw) {
+            Some(body) => (MsgKind::Action, body),
+            None if notice => (MsgKind::Notice, raw),
+            None => (MsgKind::Chat, raw),
+        };
+        // `\x01` is a control character like the others: removed, except around an ACTION.
+        let body = crate::frame::clean(body);
+        if body.trim().is_empty() {
+            error(ctx, numerics::ERR_NOTEXTTOSEND, &[], text::IRC_NO_TEXT);
+            return;
+        }
+        if let Some(service) = [NICKSERV, CHATSERV]
+            .into_iter()
+            .find(|s| s.eq_ignore_ascii_case(target))
+        {
+            if !notice && kind == MsgKind::Chat {
+                self.service(service, &body, ctx);
+            }
+            return;
+        }
+        let Some(own) = ctx.hub.person(ctx.conn).map(prefix) else {
+            return;
+        };
+        let relayed = match kind {
+            MsgKind::Action => message::make_action(&body),
+            _ => body.to_string(),
+        };
+        let too_long = |to: &str| {
+            message::line_len(Some(&own), command, &[to], Some(&relayed)) > message::MAX_LINE
+        };
+        if target.starts_with('#') {
+            let Some(ch) = reach(ctx.hub, target) else {
+                error(
+                    ctx,
+                    numerics::ERR_NOSUCHCHANNEL,
+                    &[target],
+                    text::IRC_NO_SUCH_CHANNEL,
+                );
+                return;
+            };
+            if !ctx.hub.is_member(ctx.conn, ch) {
+                error(
+                    ctx,
+                    numerics::ERR_CANNOTSENDTOCHAN,
+                    &[target],
+                    text::IRC_CANNOT_SEND,
+                );
+                return;
+            }
+            let channel = irc_name(ctx.hub, ch).unwrap_or_default();
+            if too_long(&channel) {
+                error(
+                    ctx,
+                    numerics::ERR_INPUTTOOLONG,
+                    &[],
+                    text::IRC_INPUT_TOO_LONG,
+                );
+                return;
+            }
+            let _ = ctx.hub.say(ctx.conn, ch, &body, kind, ctx.sink);
+            return;
+        }
+        let found = find(ctx.hub, target);
+        let name = match found.and_then(|id| ctx.hub.name_of(id)) {
+            Some(name) => name.to_string(),
+            None => target.to_string(),
+        };
+        if too_long(&irc_nick(&name)) {
+            error(
+                ctx,
+                numerics::ERR_INPUTTOOLONG,
+                &[],
+                text::IRC_INPUT_TOO_LONG,
+            );
+            return;
+        }
+        match ctx.hub.private(ctx.conn, &name, &body, kind, ctx.sink) {
+            Ok(Private::Delivered) => {
+                let away = found.and_then(|id| ctx.hub.away_of(id)).map(str::to_string);
+                if let Some(away) = away {
+                    error(ctx, numerics::RPL_AWAY, &[&irc_nick(&name)], &away);
+                }
+            }
+            // The hub confirms it with the chat's offline text once it is stored.
+            Ok(Private::Stored) => {}
+            Err(PrivateError::NoSuchUser) => error(
+                ctx,
+                numerics::ERR_NOSUCHNICK,
+                &[target],
+                &text::no_such_user(target),
+            ),
+            Err(PrivateError::MailboxFull) => {
+                if !notice {
+                    notice_to(ctx, CHATSERV, &me, &[&text::mailbox_full(&name)]);
+                }
+            }
+            Err(PrivateError::NotLoggedIn) => {}
+        }
+    }
+
+    /// A command for NickServ or ChatServ (from `PRIVMSG`, or the `NICKSERV`/`NS`,
+    /// `CHATSERV`/`CS`, `IDENTIFY`, `SEARCH`, `SONNET`, `HELP` commands).
+    pub(super) fn service<S: Sink>(&mut self, service: &str, line: &str, ctx: &mut Ctx<'_, S>) {
+        let me = self.target().to_string();
+        let line = line.trim();
+        let (word, arg) = match line.split_once(' ') {
+            Some((w, a)) => (w, a.trim()),
+            None => (line, ""),
+        };
+        let word = word.to_ascii_uppercase();
+        let allowed = matches!(word.as_str(), "IDENTIFY" | "HELP");
+        if !allowed && !ctx.hub.is_open(ctx.conn) {
+            notice_to(ctx, NICKSERV, &me, &[text::IRC_IDENTIFY_FIRST]);
+            return;
+        }
+        match (service, word.as_str()) {
+            (_, "IDENTIFY") => self.identify(arg, ctx),
+            (_, "REGISTER") => ctx.hub.register(ctx.conn, arg, ctx.sink),
+            (NICKSERV, "HELP") => notice_to(ctx, NICKSERV, &me, text::NICKSERV_HELP),
+            (NICKSERV, _) => notice_to(
+                ctx,
+                NICKSERV,
+                &me,
+                &[&text::irc_service_unknown(NICKSERV, &word)],
+            ),
+            (_, "HELP") => notice_to(ctx, CHATSERV, &me, text::CHATSERV_HELP),
+            (_, "TIME") => {
+                let now = text::time_is(&ctx.hub.now_stamp());
+                notice_to(ctx, CHATSERV, &me, &[&now]);
+            }
+            (_, "SONNET" | "POEM") => {
+                let lines = crate::sonnets::reply(ctx.hub.sonnets(), arg);
+                let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+                notice_to(ctx, CHATSERV, &me, &refs);
+            }
+            (_, "SEARCH") => {
+                // The results come from the hub, rendered as ChatServ's notices.
+                if ctx.hub.search(ctx.conn, arg, ctx.sink).is_err() {
+                    notice_to(ctx, CHATSERV, &me, &[text::SEARCH_USAGE]);
+                }
+            }
+            (_, "WHO") => {
+                let lines = who(ctx.hub);
+                let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+                notice_to(ctx, CHATSERV, &me, &refs);
+            }
+            (_, "MEMBERS") => {
+                let line = members(ctx.hub, ctx.conn, arg);
+                notice_to(ctx, CHATSERV, &me, &[&line]);
+            }
+            _ => notice_to(
+                ctx,
+                CHATSERV,
+                &me,
+                &[&text::irc_service_unknown(CHATSERV, &word)],
+            ),
+        }
+    }
+
+    /// `IDENTIFY password` or `IDENTIFY nick password` (the Atheme form).
+    fn identify<S: Sink>(&mut self, arg: &str, ctx: &mut Ctx<'_, S>) {
+        let me = self.target().to_string();
+        let Some(name) = ctx.hub.name_of(ctx.conn).map(str::to_string) else {
+            return;
+        };
+        if ctx.hub.is_open(ctx.conn) {
+            let why = if ctx.hub.is_registered(&name) {
+                text::already_identified(&name)
+            } else {
+                text::irc_not_registered(&name)
+            };
+            notice_to(ctx, NICKSERV, &me, &[&why]);
+            return;
+        }
+        let password = match arg.split_once(' ') {
+            Some((first, rest))
+                if crate::names::name_key(first) == crate::names::name_key(&name) =>
+            {
+                rest.trim()
+            }
+            _ => arg,
+        };
+        ctx.hub.identify(ctx.conn, password, ctx.sink);
+    }
+}
+
+/// `AWAY :message` (`306`) or `AWAY` (`305`); senders of a `PRIVMSG` to an away user get
+/// `301`.
+pub(super) fn away<S: Sink>(msg: &Message<'_>, me: &str, ctx: &mut Ctx<'_, S>) {
+    let cleaned = crate::frame::clean(msg.param(0).unwrap_or(""));
+    let said = cleaned.trim();
+    if said.is_empty() {
+        ctx.hub.set_away(ctx.conn, None);
+        numeric(ctx, numerics::RPL_UNAWAY, me, &[], text::IRC_UNAWAY);
+    } else {
+        let cut: String = said.chars().take(AWAYLEN).collect();
+        ctx.hub.set_away(ctx.conn, Some(&cut));
+        numeric(ctx, numerics::RPL_NOWAWAY, me, &[], text::IRC_NOWAWAY);
+    }
+}
+
+/// NOTICEs from a pseudo-user to the session's client, a long line cut into several.
+pub(super) fn notice_to<S: Sink>(ctx: &mut Ctx<'_, S>, service: &str, to: &str, lines: &[&str]) {
+    notice(ctx, service, to, lines);
+}
+
+/// NOTICEs from NickServ or ChatServ (`service`) to `to`.
+pub(super) fn notice<S: Sink>(ctx: &mut Ctx<'_, S>, service: &str, to: &str, lines: &[&str]) {
+    let from = if service == NICKSERV {
+        NICKSERV_PREFIX
+    } else {
+        CHATSERV_PREFIX
+    };
+    let to = if to.is_empty() { "*" } else { to };
+    let mut buf = Vec::new();
+    for line in lines.iter().flat_map(|l| l.split('\n')) {
+        write_split(&mut buf, from, "NOTICE", to, line, false);
+    }
+    if !buf.is_empty() {
+        ctx.sink.emit(ctx.conn, &crate::hub::Out::Raw(&buf));
+    }
+}
+
+/// Names sorted, stopping past `max` bytes with `… and N more`.
+fn capped(mut names: Vec<&str>, max: usize) -> Vec<String> {
+    names.sort_unstable();
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 && bytes + name.len() + 2 > max {
+            out.push(text::who_more(names.len() - i));
+            break;
+        }
+        bytes += name.len() + 2;
+        out.push(name.to_string());
+    }
+    out
+}
+
+/// ChatServ's `who`: the chat's `/who`, with channels as IRC names them (channels IRC cannot
+/// carry left out).
+fn who(hub: &Hub) -> Vec<String> {
+    let mut users: Vec<(&str, String)> = hub
+        .users()
+        .map(|(id, p)| {
+            let chans: Vec<String> = hub
+                .channels_of(id)
+                .filter_map(|ch| irc_name(hub, ch))
+                .collect();
+            let where_ = if chans.is_empty() {
+                text::WHO_NO_CHANNEL.to_string()
+            } else {
+                chans.join(", ")
+            };
+            (&*p.name, where_)
+        })
+        .collect();
+    users.sort_unstable();
+    let mut lines = vec![text::WHO_USERS_HEADER.to_string()];
+    lines.extend(
+        users
+            .iter()
+            .take(WHO_MAX_USERS)
+            .map(|(name, channel)| text::who_user(name, channel)),
+    );
+    if users.len() > WHO_MAX_USERS {
+        lines.push(text::who_more(users.len() - WHO_MAX_USERS));
+    }
+    lines.push(text::WHO_GROUPS_HEADER.to_string());
+    let groups: Vec<(ChanId, String)> = (0..hub.channel_count())
+        .filter(|&ch| !hub.members(ch).is_empty())
+        .filter_map(|ch| Some((ch, irc_name(hub, ch)?)))
+        .collect();
+    let mut bytes = 0;
+    for (i, (ch, channel)) in groups.iter().enumerate() {
+        if i >= WHO_MAX_CHANNELS || bytes > WHO_MAX_BYTES {
+            lines.push(text::who_more(groups.len() - i));
+            break;
+        }
+        let names = capped(
+            hub.member_people(*ch).map(|p| &*p.name).collect(),
+            MEMBERS_MAX_BYTES,
+        );
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let line = text::who_group(channel, &refs);
+        bytes += line.len() + 1;
+        lines.push(line);
+    }
+    lines
+}
+
+/// ChatServ's `members [#channel]`: the channel named, or the first one the user joined.
+fn members(hub: &Hub, conn: crate::hub::ConnId, arg: &str) -> String {
+    let ch = if arg.is_empty() {
+        hub.channels_of(conn)
+            .find(|&ch| irc_name(hub, ch).is_some())
+    } else {
+        match reach(hub, arg) {
+            Some(ch) => Some(ch),
+            None => return text::irc_no_channel(fit(arg, 100)),
+        }
+    };
+    let Some(ch) = ch else {
+        return text::NOT_IN_CHANNEL.to_string();
+    };
+    let names = capped(
+        hub.member_people(ch).map(|p| &*p.name).collect(),
+        MEMBERS_MAX_BYTES,
+    );
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    text::members_of(&irc_name(hub, ch).unwrap_or_default(), &refs)
+}
