@@ -981,7 +981,7 @@ impl Server {
                             log::error!(
                                 "accept: {e}; refusing {peer}: server full (raise `ulimit -n`?)"
                             );
-                            refuse(stream);
+                            refuse(stream, kind, &self.irc);
                             true
                         }
                         Err(_) => false,
@@ -1006,7 +1006,7 @@ impl Server {
                 "refusing {peer}: server full ({} connections)",
                 self.conns.len()
             );
-            refuse(stream);
+            refuse(stream, kind, &self.irc);
             return;
         }
         let _ = stream.set_nodelay(true);
@@ -1702,10 +1702,24 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Tells a connection the server is full and closes it.
-fn refuse(mut stream: TcpStream) {
-    if let Ok(f) = frame::pad(text::SERVER_FULL) {
-        let _ = stream.write(&f);
+/// Tells a connection the server has no room for it, in its listener's protocol, with one
+/// write that cannot block the loop (a full socket buffer just loses the text). A TLS
+/// listener's connection is only closed: a handshake would be work for someone refused.
+fn refuse(mut stream: TcpStream, kind: ListenerKind, irc: &proto::irc::IrcConfig) {
+    if kind.tls {
+        return;
     }
+    let mut out = Vec::new();
+    match kind.proto {
+        Proto::Frame => {
+            if let Ok(f) = frame::pad(text::SERVER_FULL) {
+                out.extend_from_slice(&f);
+            }
+        }
+        Proto::Irc => proto::irc::render_reason(text::SERVER_FULL, irc, &mut out),
+        Proto::Web => proto::web::http::server_full(&mut out),
+    }
+    let _ = stream.write(&out);
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use chat::utils_errors as text;
@@ -272,6 +272,43 @@ fn the_server_full_text_past_max_clients() {
     a.sync("x");
     let mut c = server.connect();
     assert_eq!(c.expect_closed(), ["The server is full. Try again later."]);
+}
+
+/// Each listener refuses in its own protocol: an IRC client gets an `ERROR` line, a browser a
+/// `503`, never a 200-byte frame it cannot read.
+#[test]
+fn the_server_full_answer_speaks_each_listeners_protocol() {
+    let server = ServerProc::start(&[
+        "--max-clients",
+        "1",
+        "--irc-port",
+        "0",
+        "--web-port",
+        "0",
+        "--server-name",
+        "irc.test",
+    ]);
+    let _a = server.login("a");
+    let answer = |label: &str, send: &[u8]| {
+        let mut s = std::net::TcpStream::connect(server.addr_of(label)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(send);
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let irc = answer("IRC", b"NICK kay\r\nUSER kay 0 * :Kay\r\n");
+    assert_eq!(irc, "ERROR :The server is full. Try again later.\r\n");
+    let web = answer("web", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        web.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{web:?}"
+    );
+    assert!(web.contains("\r\nRetry-After: 10\r\n"), "{web:?}");
+    assert!(
+        web.ends_with("\r\n\r\nThe server is full. Try again later.\n"),
+        "{web:?}"
+    );
 }
 
 #[test]

@@ -462,10 +462,19 @@ impl Hub {
                 let Some(conn) = conn else { return };
                 if self.is_waiting(conn) {
                     log::warn!("{}: storage failed a {request:?} request", conn_label(conn));
+                    // A password check before login (SASL) must end as one, or the IRC
+                    // client waits for its 904 until the name timeout.
+                    let sasl = self.waits(conn, Wait::Hash)
+                        && self.clients.get(&conn).is_some_and(|c| c.person.is_none());
                     if let Some(client) = self.clients.get_mut(&conn) {
                         client.mail = None;
                     }
-                    self.reply(sink, conn, &[text::STORAGE_FAILED]);
+                    let kind = if sasl {
+                        ReplyKind::SaslFailed
+                    } else {
+                        ReplyKind::Plain
+                    };
+                    self.reply_kind(sink, conn, kind, &[text::STORAGE_FAILED]);
                     self.done_waiting(conn, sink);
                 }
             }

@@ -282,6 +282,22 @@ fn start(out: &mut Vec<u8>, status: u16, reason: &str, content_type: &str, len: 
     out.extend_from_slice(head.as_bytes());
 }
 
+/// The answer to a request the server has no room for: `503` with `Retry-After`, and the
+/// server-full text as its body.
+pub fn server_full(out: &mut Vec<u8>) {
+    let body = format!("{}\n", text::SERVER_FULL);
+    start(
+        out,
+        503,
+        "Service Unavailable",
+        "text/plain; charset=utf-8",
+        body.len(),
+    );
+    out.extend_from_slice(b"Retry-After: 10\r\n");
+    end(out);
+    out.extend_from_slice(body.as_bytes());
+}
+
 /// Writes the last header line and the blank line.
 fn end(out: &mut Vec<u8>) {
     out.extend_from_slice(b"Connection: close\r\n\r\n");

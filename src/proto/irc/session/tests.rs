@@ -14,7 +14,7 @@ use crate::hub::{ConnId, Hub, HubConfig, Limits, Out, Proto, Sink};
 use crate::names::name_key;
 use crate::proto;
 use crate::sonnets::Sonnets;
-use crate::storage::{HashJob, RegisteredName, Reply, Request, Startup};
+use crate::storage::{HashJob, RegisteredName, Reply, Request, RequestKind, Startup};
 use crate::utils_errors as text;
 
 const NOW: i64 = 1_772_600_767;
@@ -639,6 +639,27 @@ fn a_sasl_response_in_two_chunks_is_put_back_together() {
              :irc.test 903 * :SASL authentication successful\r\n"
         )
     );
+}
+
+#[test]
+fn a_sasl_check_that_storage_fails_still_ends_in_904() {
+    let mut f = F::registered(&["kay"]);
+    f.irc(1);
+    sasl_exchange(&mut f, 1, "kay", "kay", "sesame123");
+    assert_eq!(f.verify_job().1, "sesame123");
+    f.answer(Reply::Failed {
+        conn: Some(1),
+        request: RequestKind::Identify,
+        key: None,
+    });
+    assert_eq!(
+        f.take(1),
+        format!(
+            ":irc.test NOTICE * :{}\r\n:irc.test 904 * :SASL authentication failed\r\n",
+            text::STORAGE_FAILED
+        )
+    );
+    assert!(!f.hub.is_waiting(1));
 }
 
 #[test]
