@@ -1379,7 +1379,15 @@ impl<'r> Sim<'r> {
                     "{conn} timed out early (unidentified since {since:?})"
                 );
             }
-            Some(r) if r == text::identified_elsewhere(&name) => {
+            // The name as the connection that identified spells it, which a holder of a
+            // look-alike spelling does not (see the ignored test at the end).
+            Some(r)
+                if r.strip_prefix("Name ")
+                    .and_then(|rest| rest.split_once(' '))
+                    .is_some_and(|(other, _)| {
+                        name_key(other) == name_key(&name) && r == text::identified_elsewhere(other)
+                    }) =>
+            {
                 assert!(
                     !self.hub.is_open(conn),
                     "{conn} was identified, and told otherwise"
@@ -1633,4 +1641,43 @@ fn hub_fuzz() {
     });
     let line: Vec<String> = stats.iter().map(|(k, n)| format!("{k}: {n}")).collect();
     println!("hub_fuzz reached: {}", line.join(", "));
+}
+
+/// Found by [`hub_fuzz`], not fixed (the rule is for the lead to decide): a registration
+/// committed while a look-alike spelling of the name is held (logged in before the commit,
+/// when it was not yet too close) makes that holder identify under its own spelling; with the
+/// password it then owns the registered name spelled unlike its registration, which a login
+/// could never do (section 2: `Name … is too close to a registered name`).
+#[test]
+#[ignore = "a look-alike holder can identify as a registered name; see the comment"]
+fn a_look_alike_holder_never_owns_a_name_registered_meanwhile() {
+    use super::tests::{key, Fixture};
+    let mut f = Fixture::new();
+    f.login(1, "ALICE");
+    f.send(1, "/register good password");
+    assert_eq!(f.hashed().len(), 1);
+    f.hub.disconnect(1, None, &mut f.out);
+    // Cyrillic а: the same key, and free while the registration is not committed.
+    f.login(2, "\u{430}lice");
+    let out = f.answer(Reply::Registered {
+        conn: 1,
+        name: "ALICE".into(),
+        key: key("ALICE"),
+        history_from: 0,
+        hash: sim_hash("good password"),
+        result: Registration::Registered,
+    });
+    assert_eq!(out.len(), 1, "{out:?}");
+    f.send(2, "/identify good password");
+    f.hashed();
+    f.answer(Reply::Identified {
+        conn: 2,
+        key: key("ALICE"),
+        ok: true,
+    });
+    assert!(
+        !f.hub.is_open(2),
+        "{:?} acts under the registered name ALICE",
+        f.hub.name_of(2)
+    );
 }
