@@ -99,4 +99,92 @@ mod tests {
         assert_eq!(Command::parse("/"), Unknown("/"));
         assert_eq!(Command::parse("/join\tx"), Unknown("/join\tx"));
     }
+
+    /// Section 3 on any line: a command is `/` then a word up to the first space, matched
+    /// exactly; its argument is the rest, trimmed; anything else is chat. The parts returned
+    /// are slices of the line itself.
+    #[test]
+    fn parse_fuzz() {
+        use crate::hub::fuzz::{odd_text, run};
+        use rand::seq::IndexedRandom;
+        use rand::Rng;
+        const WORDS: &[&str] = &[
+            "/join",
+            "/create",
+            "/list",
+            "/time",
+            "/who",
+            "/sonnet",
+            "/poem",
+            "/help",
+            "/members",
+            "/leave",
+            "/msg",
+            "/search",
+            "/register",
+            "/identify",
+            "/quit",
+            "/JOIN",
+            "/joinx",
+            "/join\u{200b}",
+            "/ｊｏｉｎ",
+            "/",
+            "//",
+            "join",
+            " /join",
+        ];
+        run(
+            "parse_fuzz",
+            std::time::Duration::from_millis(300),
+            |rng, _| {
+                let mut line = match rng.random_range(0..3) {
+                    0 => odd_text(rng, 40),
+                    _ => WORDS.choose(rng).unwrap_or(&"/").to_string(),
+                };
+                for _ in 0..rng.random_range(0..3) {
+                    line.push_str(&" ".repeat(rng.random_range(0..3)));
+                    line.push_str(&odd_text(rng, 20));
+                }
+                let within = |part: &str| {
+                    let (start, end) =
+                        (line.as_ptr() as usize, line.as_ptr() as usize + line.len());
+                    let p = part.as_ptr() as usize;
+                    part.is_empty() || (p >= start && p + part.len() <= end)
+                };
+                let command = Command::parse(&line);
+                let Some(rest) = line.strip_prefix('/') else {
+                    assert_eq!(command, Chat(&line));
+                    return 1;
+                };
+                let (word, arg) = match rest.find(' ') {
+                    Some(i) => (&line[..i + 1], rest[i + 1..].trim()),
+                    None => (line.as_str(), ""),
+                };
+                let want = match word {
+                    "/join" => Join(arg),
+                    "/create" => Create(arg),
+                    "/list" => List,
+                    "/time" => Time,
+                    "/who" => Who,
+                    "/sonnet" | "/poem" => Sonnet(arg),
+                    "/help" => Help,
+                    "/members" => Members,
+                    "/leave" => Leave,
+                    "/msg" => Msg(arg),
+                    "/search" => Search(arg),
+                    "/register" => Register(arg),
+                    "/identify" => Identify(arg),
+                    "/quit" => Quit,
+                    _ => Unknown(word),
+                };
+                assert_eq!(command, want, "{line:?}");
+                if let Join(p) | Create(p) | Sonnet(p) | Msg(p) | Search(p) | Register(p)
+                | Identify(p) | Unknown(p) = command
+                {
+                    assert!(within(p), "{p:?} is not part of {line:?}");
+                }
+                1
+            },
+        );
+    }
 }

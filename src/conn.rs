@@ -608,4 +608,56 @@ mod tests {
         }
         assert!(pool.bytes() <= POOL_BYTES);
     }
+
+    /// Any stream, read in any pieces, with the reader stopping after any frame and holding
+    /// the rest of its read (as the loop does while the hub makes a connection wait), gives
+    /// exactly the stream's frames, in order; a buffer is held only for a partial frame.
+    #[test]
+    fn partial_fuzz() {
+        use rand::Rng;
+        crate::hub::fuzz::run(
+            "partial_fuzz",
+            std::time::Duration::from_millis(300),
+            |rng, _| {
+                let mut stream = vec![0u8; rng.random_range(0..3000)];
+                rng.fill(&mut stream[..]);
+                let mut pool = BufPool::default();
+                let mut p = Partial::default();
+                let (mut sent, mut got, mut held) = (0, Vec::new(), Vec::<u8>::new());
+                let mut reads = 0;
+                while sent < stream.len() || !held.is_empty() {
+                    // What an earlier read left comes first, then a new read.
+                    let data = if held.is_empty() {
+                        let n = rng.random_range(1..=600).min(stream.len() - sent);
+                        sent += n;
+                        stream[sent - n..sent].to_vec()
+                    } else {
+                        std::mem::take(&mut held)
+                    };
+                    reads += 1;
+                    let mut pos = 0;
+                    while pos < data.len() {
+                        match p.next(&data, &mut pos, &mut pool) {
+                            Some(f) => {
+                                got.push(f);
+                                if rng.random_bool(0.3) {
+                                    held = data[pos..].to_vec();
+                                    break;
+                                }
+                            }
+                            None => assert_eq!(pos, data.len()),
+                        }
+                    }
+                    assert_eq!(p.buf.is_some(), p.len > 0);
+                }
+                assert_eq!(usize::from(p.len), stream.len() % FRAME_LEN);
+                let want: Vec<&[u8]> = stream.chunks_exact(FRAME_LEN).collect();
+                assert_eq!(got.len(), want.len());
+                assert!(got.iter().zip(want).all(|(g, w)| g[..] == *w));
+                p.release(&mut pool);
+                assert!(p.buf.is_none() && pool.partials.len() <= 1);
+                reads
+            },
+        );
+    }
 }

@@ -345,4 +345,196 @@ mod tests {
         assert_eq!(frames[0], "short");
         assert_eq!(frames[1..].concat(), long);
     }
+
+    // ---- Fuzz tests (see `crate::hub::fuzz::run` for FUZZ_SECS and FUZZ_SEED) ----------------
+
+    use crate::hub::fuzz::{forbidden, odd_text, run};
+    use rand::rngs::SmallRng;
+    use rand::Rng;
+    use std::time::Duration;
+
+    /// Text made of pieces that matter to cutting: odd characters, runs of whitespace and of
+    /// slashes, long words.
+    fn cut_text(rng: &mut SmallRng) -> String {
+        let mut text = String::new();
+        for _ in 0..rng.random_range(0..8) {
+            match rng.random_range(0..4) {
+                0 => text.push_str(&odd_text(rng, 60)),
+                1 => text.push_str(&" ".repeat(rng.random_range(1..250))),
+                2 => text.push_str(&"/".repeat(rng.random_range(1..5))),
+                _ => text.push_str(&"é".repeat(rng.random_range(1..120))),
+            }
+        }
+        text
+    }
+
+    /// A valid cut of `text` for `max` and `no_slash`, as section 1 has it.
+    fn good_cut(text: &str, cut: usize, no_slash: bool) -> bool {
+        text.is_char_boundary(cut)
+            && cut > 0
+            && !text[..cut].ends_with(char::is_whitespace)
+            && !(no_slash && text[cut..].starts_with('/'))
+    }
+
+    #[test]
+    fn frame_decoder_fuzz() {
+        run(
+            "frame_decoder_fuzz",
+            Duration::from_millis(300),
+            |rng, _| {
+                let len = rng.random_range(0..2000);
+                let mut data = vec![0u8; len];
+                rng.fill(&mut data[..]);
+                let mut d = FrameDecoder::new();
+                let mut got: Vec<Frame> = Vec::new();
+                let mut pos = 0;
+                let mut feeds = 0;
+                while pos < data.len() {
+                    let n = rng.random_range(0..=450).min(data.len() - pos);
+                    d.feed(&data[pos..pos + n], |f| got.push(*f));
+                    pos += n;
+                    feeds += 1;
+                    assert_eq!(d.buffered(), pos % FRAME_LEN);
+                    assert_eq!(got.len(), pos / FRAME_LEN);
+                }
+                let want: Vec<&[u8]> = data.chunks_exact(FRAME_LEN).collect();
+                assert_eq!(got.len(), want.len());
+                assert!(got.iter().zip(want).all(|(g, w)| g[..] == *w));
+                feeds
+            },
+        );
+    }
+
+    #[test]
+    fn decode_clean_pad_fuzz() {
+        run(
+            "decode_clean_pad_fuzz",
+            Duration::from_millis(300),
+            |rng, _| {
+                // Any bytes decode, padding removed and nothing else.
+                let mut raw = [0u8; FRAME_LEN];
+                rng.fill(&mut raw[..]);
+                let decoded = decode(&raw);
+                assert!(!decoded.ends_with([' ', '\t', '\r', '\n', '\0']));
+                let end = raw
+                    .iter()
+                    .rposition(|b| !b" \t\r\n\0".contains(b))
+                    .map_or(0, |i| i + 1);
+                assert_eq!(decoded, String::from_utf8_lossy(&raw[..end]));
+                // Text round-trips through a frame, less its trailing padding.
+                let text = odd_text(rng, 80);
+                match pad(&text) {
+                    Ok(frame) => {
+                        assert_eq!(
+                            decode(&frame),
+                            text.trim_end_matches([' ', '\t', '\r', '\n', '\0'])
+                        )
+                    }
+                    Err(FrameError::TooLong(n)) => assert!(n == text.len() && n > FRAME_LEN),
+                }
+                // Cleaning removes exactly what section 1 says, and only that.
+                let cleaned = clean(&text);
+                let kept: String = text
+                    .chars()
+                    .filter(|&c| !forbidden(c) && c != '\n')
+                    .collect();
+                assert_eq!(cleaned, kept, "{text:?}");
+                assert_eq!(clean(&cleaned), cleaned);
+                1
+            },
+        );
+    }
+
+    #[test]
+    fn split_text_fuzz() {
+        run("split_text_fuzz", Duration::from_millis(300), |rng, _| {
+            let text = cut_text(rng);
+            let max = rng.random_range(1..=250);
+            let no_slash = rng.random_bool(0.5);
+            let pieces = split_text(&text, max, no_slash);
+            assert_eq!(pieces.concat(), text, "nothing lost or added");
+            let mut rest = text.as_str();
+            for (i, piece) in pieces.iter().enumerate() {
+                assert!(!piece.is_empty());
+                let first = piece.chars().next().map_or(0, char::len_utf8);
+                assert!(piece.len() <= max.max(first), "{} > {max}", piece.len());
+                if i + 1 < pieces.len() {
+                    let cut = piece.len();
+                    // The cut is the last good one within `max`, or, when there is none, the
+                    // last character boundary.
+                    let goods: Vec<usize> = (1..=max.min(rest.len()))
+                        .filter(|&c| good_cut(rest, c, no_slash))
+                        .collect();
+                    match goods.last() {
+                        Some(&best) => assert_eq!(cut, best, "{rest:?} max {max}"),
+                        None => {
+                            let mut hard = max;
+                            while !rest.is_char_boundary(hard) {
+                                hard -= 1;
+                            }
+                            assert_eq!(cut, hard.max(first), "{rest:?} max {max}");
+                        }
+                    }
+                }
+                rest = &rest[piece.len()..];
+            }
+            pieces.len() as u64
+        });
+    }
+
+    #[test]
+    fn pack_lines_fuzz() {
+        run("pack_lines_fuzz", Duration::from_millis(300), |rng, _| {
+            let lines: Vec<String> = (0..rng.random_range(0..30))
+                .map(|_| cut_text(rng).replace('\n', ""))
+                .collect();
+            let frames = pack_lines(lines.iter().map(String::as_str));
+            let pieces: Vec<&str> = lines
+                .iter()
+                .flat_map(|l| split_text(l, FRAME_LEN, false))
+                .collect();
+            let got: Vec<&str> = frames.iter().flat_map(|f| f.split('\n')).collect();
+            assert_eq!(
+                got, pieces,
+                "the lines, in order, cut where split_text cuts"
+            );
+            for (i, f) in frames.iter().enumerate() {
+                assert!(!f.is_empty() && f.len() <= FRAME_LEN, "{f:?}");
+                if let Some(next) = frames.get(i + 1) {
+                    // As many whole lines per frame as fit.
+                    let first = next.split('\n').next().unwrap_or_default();
+                    assert!(f.len() + 1 + first.len() > FRAME_LEN);
+                }
+            }
+            frames.len() as u64
+        });
+    }
+
+    #[test]
+    fn prefixed_frames_fuzz() {
+        run(
+            "prefixed_frames_fuzz",
+            Duration::from_millis(300),
+            |rng, _| {
+                let prefix = odd_text(rng, 70).into_bytes();
+                let body = cut_text(rng);
+                let mut frames: Vec<Frame> = Vec::new();
+                let fitted = prefixed_frames(&prefix, &body, |f| frames.push(*f));
+                assert_eq!(fitted, prefix.len() + 4 <= FRAME_LEN);
+                if !fitted {
+                    assert!(frames.is_empty());
+                    return 1;
+                }
+                let pieces = split_text(&body, FRAME_LEN - prefix.len(), false);
+                assert_eq!(frames.len(), pieces.len());
+                for (f, piece) in frames.iter().zip(pieces) {
+                    let mut want = prefix.clone();
+                    want.extend_from_slice(piece.as_bytes());
+                    want.resize(FRAME_LEN, b' ');
+                    assert_eq!(f[..], want[..]);
+                }
+                frames.len() as u64
+            },
+        );
+    }
 }

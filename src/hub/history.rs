@@ -507,6 +507,14 @@ impl Hub {
         );
         self.quit_channels(holder, None, sink);
         self.owners.remove(key);
+        // The name's offline messages are the registered name's now: their delivery stops, and
+        // what was not written yet stays stored for whoever identifies.
+        if self.waits(holder, Wait::Mail) {
+            if let Some(client) = self.clients.get_mut(&holder) {
+                client.mail = None;
+            }
+            self.done_waiting(holder, sink);
+        }
         self.require_identify(holder, sink);
     }
 

@@ -934,7 +934,76 @@ impl Hub {
         }
         self.seq
     }
+
+    /// Panics unless membership, names and pending identifications agree with each other
+    /// (for the fuzz tests, after every step).
+    #[cfg(test)]
+    pub(crate) fn assert_consistent(&self) {
+        for (ch, channel) in self.channels.iter().enumerate() {
+            let mut seen = HashSet::new();
+            for &m in &channel.members {
+                assert!(seen.insert(m), "{m} twice in channel {ch}");
+                let c = self.clients.get(&m);
+                assert!(
+                    c.is_some_and(|c| c.chans.iter().any(|&(x, _)| x == ch)),
+                    "member {m} of channel {ch} is gone or does not list it"
+                );
+            }
+        }
+        for (&id, c) in &self.clients {
+            assert_eq!(
+                c.person.is_some(),
+                c.key.is_some(),
+                "{id}: a name without a key"
+            );
+            let mut seen = HashSet::new();
+            for &(ch, _) in &c.chans {
+                assert!(seen.insert(ch), "{id} lists channel {ch} twice");
+                assert!(
+                    self.channels
+                        .get(ch)
+                        .is_some_and(|x| x.members.contains(&id)),
+                    "{id} lists channel {ch}, which does not list it"
+                );
+            }
+            let open = c.person.is_some() && c.auth == Auth::Open;
+            assert!(
+                open || c.chans.is_empty(),
+                "{id} is in channels unnamed or unidentified"
+            );
+            if let (true, Some(key)) = (open, c.key.as_deref()) {
+                assert_eq!(self.owners.get(key), Some(&id), "{id} does not own {key}");
+            }
+        }
+        for (key, &id) in &self.owners {
+            let c = self.clients.get(&id);
+            assert!(
+                c.is_some_and(|c| c.key.as_deref() == Some(&**key) && c.auth == Auth::Open),
+                "{key} is owned by {id}, gone, unidentified or under another name"
+            );
+            assert!(
+                !self.pending.contains_key(key),
+                "{key} both owned and pending"
+            );
+        }
+        for (key, holders) in &self.pending {
+            assert!(!holders.is_empty(), "an empty pending list for {key}");
+            let mut seen = HashSet::new();
+            for &id in holders {
+                assert!(seen.insert(id), "{id} pending twice for {key}");
+                let c = self.clients.get(&id);
+                assert!(
+                    c.is_some_and(|c| c.key.as_deref() == Some(&**key)
+                        && matches!(c.auth, Auth::MustIdentify { .. })),
+                    "{id} pending for {key}: gone, identified or under another name"
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+pub(crate) mod fuzz;

@@ -1258,6 +1258,73 @@ fn a_registration_committed_after_its_connection_closed_is_enforced() {
     );
 }
 
+/// Found by the hub fuzz test: a registration committed while the name's unregistered holder is
+/// being delivered its offline messages must stop that delivery (section 6: an unidentified
+/// connection sees no offline messages); they stay stored for whoever identifies.
+#[test]
+fn a_registration_committed_during_a_delivery_stops_it() {
+    let mut f = Fixture::new();
+    // Alice registers, and leaves before the registration is committed.
+    f.login(1, "Alice");
+    f.send(1, "/register good password");
+    assert_eq!(f.hashed().len(), 1);
+    f.hub.disconnect(1, None, &mut f.out);
+    // A message for her is stored while she is away.
+    f.login(3, "Bob");
+    f.send(3, "/msg Alice hi there");
+    let stored = f.stored();
+    assert!(
+        matches!(stored.last(), Some(Request::StoreOffline { .. })),
+        "{stored:?}"
+    );
+    f.answer(Reply::OfflineStored {
+        conn: 3,
+        recipient: "Alice".into(),
+    });
+    // Someone else takes the name, still unregistered: its delivery starts.
+    f.connect(2);
+    assert_eq!(f.send(2, "Alice"), vec![]);
+    assert!(f.hub.is_waiting(2));
+    assert_eq!(f.fetched(), (2, key("Alice")));
+    // The registration is committed: the holder must identify, and no longer waits.
+    let out = f.answer(registered_reply(1, "Alice", 0));
+    assert_eq!(out, vec![(2, text::registered_name_prompt("Alice", 60))]);
+    assert!(!f.hub.is_waiting(2));
+    // The fetch's answer comes late: nothing of it reaches the unidentified holder.
+    let message = OfflineMessage {
+        id: 1,
+        time: NOW,
+        sender: "Bob".into(),
+        text: "hi there".into(),
+    };
+    let offline = Reply::Offline {
+        conn: 2,
+        key: key("Alice"),
+        total: 1,
+        messages: vec![message.clone()],
+    };
+    assert_eq!(f.answer(offline), vec![]);
+    assert_eq!(f.flushed(2), vec![]);
+    assert!(f.stored().is_empty(), "nothing deleted");
+    // Once it identifies, the message is fetched again, from the start.
+    f.send(2, "/identify good password");
+    assert_eq!(f.hashed().len(), 1);
+    let out = f.answer(Reply::Identified {
+        conn: 2,
+        key: key("Alice"),
+        ok: true,
+    });
+    assert_eq!(out, vec![(2, text::identified("Alice"))]);
+    assert!(matches!(
+        &f.stored()[..],
+        [Request::FetchOffline {
+            conn: 2,
+            after: 0,
+            ..
+        }]
+    ));
+}
+
 #[test]
 fn a_registered_name_must_identify_first() {
     let mut f = Fixture::with(None, registered(&[("Reg", 0)]));
