@@ -515,6 +515,29 @@ impl Hub {
             }
             self.done_waiting(holder, sink);
         }
+        // A holder spelling the name otherwise (it logged in as `аlice` before `ALICE` was
+        // registered) could never log in with that spelling now, so it may not identify with
+        // it either: it is told so, as a login would be, and closed.
+        let spelled = self
+            .clients
+            .get(&holder)
+            .and_then(|c| c.name())
+            .map(str::to_string);
+        let registered = self.registered.get(key).map(|r| r.name.clone());
+        if let (Some(spelled), Some(registered)) = (spelled, registered) {
+            if spelled != registered {
+                log::info!(
+                    "{}: {spelled} is too close to the name just registered; closing",
+                    conn_label(holder)
+                );
+                sink.close(holder, Some(&text::name_too_close(&spelled)));
+                if let Some(c) = self.clients.get_mut(&holder) {
+                    c.person = None;
+                    c.key = None;
+                }
+                return;
+            }
+        }
         self.require_identify(holder, sink);
     }
 
