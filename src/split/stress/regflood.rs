@@ -11,6 +11,7 @@
 //! flooder left without one fails the run.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
@@ -33,8 +34,6 @@ const SYNC_COMMAND: &str = "/stress-sync";
 const TICK: Duration = Duration::from_millis(50);
 /// Runs longer than this show progress on stderr, once a second.
 const QUIET: Duration = Duration::from_secs(2);
-/// The bystanders' tokens; flooder `k` has token `k + BYSTANDERS`.
-const BYSTANDERS: usize = 2;
 
 /// A registration flood's options.
 #[derive(Debug, Clone)]
@@ -243,20 +242,45 @@ struct Trip {
     during: bool,
 }
 
-/// Where the run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    Setup,
-    Baseline,
-    Login,
-    Flood,
-    Done,
+/// Where the run is, shared by the two threads: the bystanders' thread moves it from
+/// [`SETUP`] to [`BASELINE_DONE`], the flooders' thread from there to [`FLOOD`] and [`OVER`].
+#[derive(Debug, Default)]
+struct Shared {
+    stage: AtomicU8,
 }
 
-struct Flood<'a> {
+const SETUP: u8 = 0;
+const BASELINE_DONE: u8 = 1;
+const FLOOD: u8 = 2;
+const OVER: u8 = 3;
+
+impl Shared {
+    fn get(&self) -> u8 {
+        self.stage.load(Ordering::Acquire)
+    }
+
+    fn set(&self, stage: u8) {
+        self.stage.store(stage, Ordering::Release);
+    }
+}
+
+/// Which connections a [`Group`] drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The two bystanders: setup, baseline, round trips through the flood.
+    Bystanders,
+    /// The flooders: log in, then `/register` at once.
+    Flooders,
+}
+
+/// One event loop's connections. The bystanders and the flooders each have their own loop,
+/// on their own thread: a bystander's message is read when it arrives, not after the
+/// thousands of answers the flooders get in the same instant (which would time the tool).
+struct Group<'a> {
     cfg: &'a RegfloodConfig,
+    part: Part,
+    shared: &'a Shared,
     poll: Poll,
-    /// The two bystanders, then the flooders.
     conns: Vec<Conn>,
     names: Vec<String>,
     /// Per flooder: its answer, once it has one.
@@ -266,7 +290,6 @@ struct Flood<'a> {
     sync_reply: Frame,
     exists_reply: Frame,
     channel: String,
-    stage: Stage,
     next_connect: usize,
     logged_in: usize,
     answered: usize,
@@ -294,44 +317,85 @@ fn frame_of(text: &str) -> Result<Frame, SplitError> {
 pub fn run_regflood(cfg: &RegfloodConfig) -> Result<RegfloodReport, SplitError> {
     cfg.validate()?;
     let limit = crate::os::raise_nofile_limit();
-    let needed = (cfg.flooders + BYSTANDERS + 32) as u64;
+    let needed = (cfg.flooders + 2 + 32) as u64;
     if needed > limit {
         return Err(SplitError::Config(format!(
             "{needed} file descriptors needed, the limit is {limit}"
         )));
     }
-    let mut flood = Flood::new(cfg)?;
-    let mut events = Events::with_capacity(4096);
-    flood.run(&mut events)?;
-    let report = flood.finish();
+    let run = (std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()))
+        % 10_000;
+    let shared = Shared::default();
+    let t0 = Instant::now();
+    let mut bystanders = Group::new(cfg, Part::Bystanders, &shared, run, t0)?;
+    let mut flooders = Group::new(cfg, Part::Flooders, &shared, run, t0)?;
+    let (by, fl) = std::thread::scope(|scope| {
+        let by = scope.spawn(|| {
+            let result = bystanders.run_bystanders();
+            // Whatever happened, the flooders' thread must not wait for a baseline.
+            if result.is_err() {
+                shared.set(OVER);
+            }
+            result
+        });
+        let fl = flooders.run_flooders();
+        // Whatever happened, the bystanders stop once their round trip is done.
+        shared.set(OVER);
+        let by = by
+            .join()
+            .unwrap_or_else(|_| Err(SplitError::Setup("the bystanders' thread failed".into())));
+        (by, fl)
+    });
+    by?;
+    fl?;
+    let by = bystanders.finish();
+    let mut report = flooders.finish();
+    report.baseline = by.baseline;
+    report.rtt = by.rtt;
+    report.bystander_faults = by.bystander_faults;
+    report.disconnects += by.disconnects;
+    report.timed_out |= by.timed_out;
     Ok(report)
 }
 
-impl<'a> Flood<'a> {
-    fn new(cfg: &'a RegfloodConfig) -> Result<Flood<'a>, SplitError> {
-        let run = (std::process::id()
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos()))
-            % 10_000;
-        let mut names = vec![format!("f{run:04}-a"), format!("f{run:04}-b")];
-        names.extend((0..cfg.flooders).map(|k| format!("r{run:04}-{k:06}")));
-        let channel = format!("regflood-{run:04}");
-        let t0 = Instant::now();
-        Ok(Flood {
-            cfg,
-            poll: Poll::new()?,
-            conns: (0..BYSTANDERS + cfg.flooders)
-                .map(|_| Conn::new(true))
+impl<'a> Group<'a> {
+    fn new(
+        cfg: &'a RegfloodConfig,
+        part: Part,
+        shared: &'a Shared,
+        run: u32,
+        t0: Instant,
+    ) -> Result<Group<'a>, SplitError> {
+        let names: Vec<String> = match part {
+            Part::Bystanders => vec![format!("f{run:04}-a"), format!("f{run:04}-b")],
+            Part::Flooders => (0..cfg.flooders)
+                .map(|k| format!("r{run:04}-{k:06}"))
                 .collect(),
+        };
+        let channel = format!("regflood-{run:04}");
+        Ok(Group {
+            cfg,
+            part,
+            shared,
+            poll: Poll::new()?,
+            conns: names.iter().map(|_| Conn::new(true)).collect(),
+            answers: vec![
+                None;
+                if part == Part::Flooders {
+                    names.len()
+                } else {
+                    0
+                }
+            ],
             names,
-            answers: vec![None; cfg.flooders],
-            rng: SmallRng::seed_from_u64(u64::from(run)),
+            rng: SmallRng::seed_from_u64(u64::from(run) ^ part as u64),
             buf: vec![0; 64 * 1024],
             sync_reply: frame_of(&text::invalid_control_message(SYNC_COMMAND))?,
             exists_reply: frame_of(&text::channel_exists(&channel))?,
             channel,
-            stage: Stage::Setup,
             next_connect: 0,
             logged_in: 0,
             answered: 0,
@@ -352,58 +416,92 @@ impl<'a> Flood<'a> {
         })
     }
 
-    fn run(&mut self, events: &mut Events) -> Result<(), SplitError> {
-        // The bystanders first, both in the channel, then the baseline.
-        self.connect_upto(BYSTANDERS)?;
-        while self.logged_in < BYSTANDERS {
+    /// The bystanders' thread: join, the baseline, then round trips until the flood is over.
+    fn run_bystanders(&mut self) -> Result<(), SplitError> {
+        let mut events = Events::with_capacity(64);
+        self.connect_upto(self.conns.len())?;
+        while self.logged_in < self.conns.len() {
             self.check("the bystanders join")?;
-            self.poll_once(events)?;
+            self.poll_once(&mut events)?;
         }
-        self.stage = Stage::Baseline;
         self.start_trip();
         while self.trips < u64::from(self.cfg.rounds) {
             self.check("the bystanders measure the baseline")?;
-            self.poll_once(events)?;
+            self.poll_once(&mut events)?;
         }
-        // The flooders log in; the bystanders wait.
-        self.stage = Stage::Login;
-        while self.logged_in < BYSTANDERS + self.cfg.flooders {
-            self.check("the flooders log in")?;
-            self.connect_upto(BYSTANDERS + self.cfg.flooders)?;
-            self.poll_once(events)?;
-            let (n, total) = (self.logged_in - BYSTANDERS, self.cfg.flooders);
-            self.progress(|| format!("setup: {n} of {total} flooders logged in"));
-        }
-        self.report.setup_secs = self.t0.elapsed().as_secs_f64();
-        // The flood: every /register at once, the bystanders chatting all through it.
-        let cpu_before = self.cfg.server_pid.and_then(procfs::cpu_secs);
-        let register = frame_of(&format!("/register {}", self.cfg.password))?;
-        self.stage = Stage::Flood;
-        let start = Instant::now();
-        for i in BYSTANDERS..self.conns.len() {
-            if let Err(e) = self.conns[i].send(&register) {
-                self.lost(i, &e.to_string());
-            }
-        }
-        for i in BYSTANDERS..self.conns.len() {
-            self.flush(i);
-        }
-        self.start_trip();
-        while self.flood_on() || self.trip.is_some_and(|t| t.during) {
+        self.shared.set(BASELINE_DONE);
+        // Quiet while the flooders log in; round trips from the flood's start to its end,
+        // and the last one begun during it.
+        loop {
             if Instant::now() >= self.deadline {
                 self.report.timed_out = true;
                 break;
             }
-            self.poll_once(events)?;
+            let stage = self.shared.get();
+            if stage == OVER && self.trip.is_none_or(|t| !t.during) {
+                break;
+            }
+            if stage == FLOOD && self.trip.is_none() && self.next_trip.is_none() {
+                self.start_trip();
+            }
+            self.poll_once(&mut events)?;
+        }
+        Ok(())
+    }
+
+    /// The flooders' thread: log in once the baseline is done, then every `/register` at once,
+    /// and wait for every answer.
+    fn run_flooders(&mut self) -> Result<(), SplitError> {
+        let mut events = Events::with_capacity(4096);
+        while self.shared.get() == SETUP {
+            if Instant::now() >= self.deadline {
+                return Err(SplitError::Setup("timed out before the flood".into()));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if self.shared.get() == OVER {
+            // The bystanders failed; their error is the one to report.
+            return Ok(());
+        }
+        while self.logged_in < self.conns.len() {
+            self.check("the flooders log in")?;
+            self.connect_upto(self.conns.len())?;
+            self.poll_once(&mut events)?;
+            let (n, total) = (self.logged_in, self.cfg.flooders);
+            self.progress(|| format!("setup: {n} of {total} flooders logged in"));
+        }
+        self.report.setup_secs = self.t0.elapsed().as_secs_f64();
+        let cpu_before = self.cfg.server_pid.and_then(procfs::cpu_secs);
+        let register = frame_of(&format!("/register {}", self.cfg.password))?;
+        let start = Instant::now();
+        log::debug!(
+            "the flood starts at {:.1} ms",
+            start.saturating_duration_since(self.t0).as_secs_f64() * 1e3
+        );
+        self.shared.set(FLOOD);
+        for i in 0..self.conns.len() {
+            if let Err(e) = self.conns[i].send(&register) {
+                self.lost(i, &e.to_string());
+            }
+        }
+        for i in 0..self.conns.len() {
+            self.flush(i);
+        }
+        while self.flood_on() {
+            if Instant::now() >= self.deadline {
+                self.report.timed_out = true;
+                break;
+            }
+            self.poll_once(&mut events)?;
             let (got, total) = (self.answered, self.cfg.flooders);
             self.progress(|| format!("flood: {got} of {total} registrations answered"));
         }
         self.report.flood_secs = start.elapsed().as_secs_f64();
+        self.shared.set(OVER);
         if let (Some(pid), Some(before)) = (self.cfg.server_pid, cpu_before) {
             self.report.server_cpu_secs =
                 procfs::cpu_secs(pid).map(|after| (after - before).max(0.0));
         }
-        self.stage = Stage::Done;
         Ok(())
     }
 
@@ -412,12 +510,12 @@ impl<'a> Flood<'a> {
         self.answered + self.gone < self.cfg.flooders
     }
 
-    fn finish(mut self) -> RegfloodReport {
+    fn finish(&mut self) -> RegfloodReport {
         let registry = self.poll.registry();
         for conn in &mut self.conns {
             conn.close(registry);
         }
-        let mut report = self.report;
+        let mut report = self.report.clone();
         report.unanswered = self.answers.iter().filter(|a| a.is_none()).count() as u64;
         report.baseline = Latency::of(&self.baseline);
         report.rtt = Latency::of(&self.rtt);
@@ -436,8 +534,18 @@ impl<'a> Flood<'a> {
                 "a bystander got an unexpected frame while {what}"
             )));
         }
+        if self.part == Part::Flooders && self.report.other > 0 {
+            return Err(SplitError::Setup(format!(
+                "a flooder got an unexpected frame while {what}"
+            )));
+        }
         if Instant::now() >= self.deadline {
             return Err(SplitError::Setup(format!("timed out while {what}")));
+        }
+        if self.part == Part::Flooders && self.shared.get() == OVER {
+            return Err(SplitError::Setup(format!(
+                "the bystanders stopped while {what}"
+            )));
         }
         Ok(())
     }
@@ -516,7 +624,7 @@ impl<'a> Flood<'a> {
             }
         }
         let mut frames = vec![frame_of(&self.names[i])?];
-        if i < BYSTANDERS {
+        if self.part == Part::Bystanders {
             frames.push(frame_of(&format!("/create {}", self.channel))?);
             frames.push(frame_of(&format!("/join {}", self.channel))?);
         }
@@ -545,7 +653,7 @@ impl<'a> Flood<'a> {
         }
         log::warn!("{} lost: {why}", self.names[i]);
         self.report.disconnects += 1;
-        if i >= BYSTANDERS && self.answers[i - BYSTANDERS].is_none() {
+        if self.part == Part::Flooders && self.answers[i].is_none() {
             self.gone += 1;
         }
         self.conns[i].close(self.poll.registry());
@@ -553,23 +661,21 @@ impl<'a> Flood<'a> {
 
     fn read(&mut self, i: usize) {
         let mut got: Vec<Frame> = Vec::new();
-        let now_ns = {
-            let conn = &mut self.conns[i];
-            let outcome = conn.read(&mut self.buf, self.t0, |_, f, _| got.push(*f));
-            match outcome {
-                ReadOutcome::Open => {}
-                ReadOutcome::Closed => self.lost(i, "closed by the server"),
-                ReadOutcome::Failed(why) => self.lost(i, &why),
-            }
-            Instant::now()
-        };
+        let outcome = self.conns[i].read(&mut self.buf, self.t0, |_, f, _| got.push(*f));
+        let now = Instant::now();
+        match outcome {
+            ReadOutcome::Open => {}
+            ReadOutcome::Closed => self.lost(i, "closed by the server"),
+            ReadOutcome::Failed(why) => self.lost(i, &why),
+        }
         for f in got {
-            self.on_frame(i, &f, now_ns);
+            self.on_frame(i, &f, now);
         }
     }
 
     fn on_frame(&mut self, i: usize, f: &Frame, now: Instant) {
-        if i < BYSTANDERS && frame::decode(f) == text::has_joined(&self.names[1 - i]) {
+        let bystander = self.part == Part::Bystanders;
+        if bystander && frame::decode(f) == text::has_joined(&self.names[1 - i]) {
             // The other bystander joined after this one (whenever that was seen).
             return;
         }
@@ -577,16 +683,15 @@ impl<'a> Flood<'a> {
             if *f == self.sync_reply {
                 self.conns[i].phase = Phase::Ready;
                 self.logged_in += 1;
-            } else if i < BYSTANDERS && *f == self.exists_reply {
+            } else if bystander && *f == self.exists_reply {
                 // The other bystander created the channel first.
             } else {
                 self.unexpected(i, f);
             }
             return;
         }
-        if i >= BYSTANDERS {
-            let k = i - BYSTANDERS;
-            if self.stage != Stage::Flood || self.answers[k].is_some() {
+        if !bystander {
+            if self.answers[i].is_some() || self.shared.get() < FLOOD {
                 self.unexpected(i, f);
                 return;
             }
@@ -596,17 +701,22 @@ impl<'a> Flood<'a> {
                 Answer::Busy => self.report.busy += 1,
                 Answer::Other => self.unexpected(i, f),
             }
-            self.answers[k] = Some(answer);
+            self.answers[i] = Some(answer);
             self.answered += 1;
             return;
         }
         match self.trip {
             Some(trip) if trip.from != i && trip.expect == *f => {
                 let ns = now.saturating_duration_since(trip.sent).as_nanos() as u64;
-                match self.stage {
-                    Stage::Baseline => self.baseline.record(ns),
-                    _ if trip.during => self.rtt.record(ns),
-                    _ => {}
+                if self.trips < u64::from(self.cfg.rounds) {
+                    self.baseline.record(ns);
+                } else if trip.during {
+                    self.rtt.record(ns);
+                    log::debug!(
+                        "round trip {} during the flood: {ns} ns, sent at {:.1} ms",
+                        self.trips,
+                        trip.sent.saturating_duration_since(self.t0).as_secs_f64() * 1e3
+                    );
                 }
                 self.trips += 1;
                 self.trip = None;
@@ -629,26 +739,20 @@ impl<'a> Flood<'a> {
                 frame::decode(f)
             );
         }
-        if i < BYSTANDERS {
-            self.report.bystander_faults += 1;
-        } else if self.stage == Stage::Flood {
-            self.report.other += 1;
-        } else {
-            // A flooder answered before it was asked anything: a fault of the setup.
-            self.report.other += 1;
+        match self.part {
+            Part::Bystanders => self.report.bystander_faults += 1,
+            Part::Flooders => self.report.other += 1,
         }
     }
 
-    /// The next round trip, from the bystander that received the last one (baseline: until
-    /// `rounds` are done; flood: while it is under way).
+    /// The next round trip, from the bystander that received the last one: during the
+    /// baseline until `rounds` are done, then only while the flood is under way.
     fn start_trip(&mut self) {
-        let during = self.stage == Stage::Flood && self.flood_on();
-        let wanted = match self.stage {
-            Stage::Baseline => self.trips < u64::from(self.cfg.rounds),
-            Stage::Flood => during,
-            _ => false,
-        };
-        if !wanted || self.trip.is_some() || self.next_trip.is_some() {
+        let stage = self.shared.get();
+        let during = stage == FLOOD;
+        let wanted =
+            self.part == Part::Bystanders && (self.trips < u64::from(self.cfg.rounds) || during);
+        if !wanted || self.trip.is_some() {
             return;
         }
         let from = (self.trips % 2) as usize;
