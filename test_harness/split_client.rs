@@ -1,5 +1,7 @@
 //! End-to-end tests of `split_client` against the real server: the course replay, the
-//! interactive mode with piped stdin, and the stress mode.
+//! interactive mode with piped stdin, the stress mode (over several servers, inside TLS and
+//! over WebSocket through stand-ins written here until the server speaks them, over IRC
+//! against a real InspIRCd) and the registration flood.
 
 mod common;
 

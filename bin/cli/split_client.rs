@@ -148,7 +148,8 @@ enum ProtoArg {
     Frames,
     /// WebSocket: ws://HOST:PORT/ws (wss:// with --tls), one text message per frame.
     Ws,
-    /// IRC: NICK/USER, JOIN #channel, PRIVMSG #channel :text.
+    /// IRC: NICK/USER (then wait for 001), JOIN #channel, PRIVMSG #channel :text; channel C
+    /// is #C.
     Irc,
 }
 
@@ -269,7 +270,8 @@ struct Stress {
     /// After joining, hold the connections this many seconds, send nothing, and stop.
     #[arg(long)]
     idle_secs: Option<u64>,
-    /// Extra clients that join stress-0 and never read.
+    /// Extra clients that join stress-0 and never read (past their TLS, WebSocket or IRC
+    /// handshake, which they must read).
     #[arg(long, default_value_t = 0)]
     no_read: usize,
     /// The largest single write, in bytes.
