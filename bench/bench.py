@@ -390,6 +390,14 @@ def run_slow_reader(plan, workdir):
             "runs": runs}
 
 
+def channel_room(channels):
+    """Room for `channels` channels on a server that limits them (`--max-channels`, 1,000 by
+    default); a server without the flag has no limit."""
+    if channels > 1000 and "--max-channels" in server_flags():
+        return ["--max-channels", channels]
+    return []
+
+
 def run_idle(plan, workdir, clients, storage_mode, max_clients):
     channels = max(1, clients // 10)
     if storage_mode == "history":
@@ -399,7 +407,8 @@ def run_idle(plan, workdir, clients, storage_mode, max_clients):
     else:
         storage = ["--ephemeral"]
     with Server(f"idle-{clients}-{storage_mode}",
-                storage + ["--max-clients", max_clients], workdir) as srv:
+                storage + ["--max-clients", max_clients] + channel_room(channels),
+                workdir) as srv:
         r = stress(srv, ["--clients", clients, "--channels", channels,
                          "--idle-secs", plan.idle_secs], 180)
     r["storage"] = storage_mode
@@ -461,8 +470,10 @@ def run_limit(plan, workdir):
     server-full text while the held clients stay connected."""
     clients = plan.held_clients
     data = workdir / "limit"
-    with Server("limit", ["--data-dir", str(data), "--max-clients", 20_000], workdir) as srv:
-        r = stress(srv, ["--clients", clients, "--channels", max(1, clients // 10),
+    channels = max(1, clients // 10)
+    with Server("limit", ["--data-dir", str(data), "--max-clients", 20_000]
+                + channel_room(channels), workdir) as srv:
+        r = stress(srv, ["--clients", clients, "--channels", channels,
                          "--idle-secs", plan.limit_hold_secs], 180,
                    during=lambda s: probe_past_the_limit(s, clients, plan.limit_extra, 120))
     d = r["during"]
