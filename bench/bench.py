@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import select
 import shutil
 import signal
@@ -126,14 +127,16 @@ class Server:
         self.stop()
 
 
-def stress(server, args, limit_secs, during=None):
-    """One `split_client stress` run against `server`; returns its JSON report. `during`, if
-    given, is called while the load tool runs, and what it returns is kept in the report."""
+def stress(server, args, limit_secs, during=None, port=None, mode="stress"):
+    """One `split_client stress` run against `server` (on its plain port, or `port`); returns
+    its JSON report. `during`, if given, is called while the load tool runs, and what it
+    returns is kept in the report. `mode` "regflood" runs that mode instead."""
+    port = server.port if port is None else port
     cmd = PINS.tool() + [
         str(BIN / "split_client"),
-        "stress",
+        mode,
         "127.0.0.1",
-        str(server.port),
+        str(port),
         *[str(a) for a in args],
         "--duration-secs",
         str(limit_secs),
@@ -163,7 +166,7 @@ def stress(server, args, limit_secs, during=None):
     report = json.loads(lines[-1])
     if extra is not None:
         report["during"] = extra
-    report["command"] = "split_client stress 127.0.0.1 PORT " + " ".join(
+    report["command"] = f"split_client {mode} 127.0.0.1 PORT " + " ".join(
         str(a) for a in args
     )
     return report
@@ -249,6 +252,11 @@ class Plan:
         # the held ones wait for them.
         self.limit_extra = 50 if smoke else 1500
         self.limit_hold_secs = 4 if smoke else 8
+        # Issue 9: bystander round trips through a flood of registrations.
+        self.regflood = dict(flooders=200 if smoke else 4000, rounds=20 if smoke else 200)
+        # Each transport beside a plain run of the same session (and InspIRCd beside IRC).
+        self.transport_sat_messages = 300 if smoke else 5000
+        self.transport_fixed = dict(clients=500, senders=50, rate=2, messages=2 if smoke else 20)
         # Offered deliveries per second for the latency picture, per layout.
         self.sweep_secs = 0.5 if smoke else 2.5
         self.sweeps = [
@@ -382,6 +390,14 @@ def run_slow_reader(plan, workdir):
             "runs": runs}
 
 
+def channel_room(channels):
+    """Room for `channels` channels on a server that limits them (`--max-channels`, 1,000 by
+    default); a server without the flag has no limit."""
+    if channels > 1000 and "--max-channels" in server_flags():
+        return ["--max-channels", channels]
+    return []
+
+
 def run_idle(plan, workdir, clients, storage_mode, max_clients):
     channels = max(1, clients // 10)
     if storage_mode == "history":
@@ -391,7 +407,8 @@ def run_idle(plan, workdir, clients, storage_mode, max_clients):
     else:
         storage = ["--ephemeral"]
     with Server(f"idle-{clients}-{storage_mode}",
-                storage + ["--max-clients", max_clients], workdir) as srv:
+                storage + ["--max-clients", max_clients] + channel_room(channels),
+                workdir) as srv:
         r = stress(srv, ["--clients", clients, "--channels", channels,
                          "--idle-secs", plan.idle_secs], 180)
     r["storage"] = storage_mode
@@ -453,8 +470,10 @@ def run_limit(plan, workdir):
     server-full text while the held clients stay connected."""
     clients = plan.held_clients
     data = workdir / "limit"
-    with Server("limit", ["--data-dir", str(data), "--max-clients", 20_000], workdir) as srv:
-        r = stress(srv, ["--clients", clients, "--channels", max(1, clients // 10),
+    channels = max(1, clients // 10)
+    with Server("limit", ["--data-dir", str(data), "--max-clients", 20_000]
+                + channel_room(channels), workdir) as srv:
+        r = stress(srv, ["--clients", clients, "--channels", channels,
                          "--idle-secs", plan.limit_hold_secs], 180,
                    during=lambda s: probe_past_the_limit(s, clients, plan.limit_extra, 120))
     d = r["during"]
@@ -490,11 +509,222 @@ def run_sweeps(plan, workdir, sat):
     return series
 
 
+# ---- The registration flood, transports, InspIRCd --------------------------------------------
+
+
+def run_regflood(plan, workdir):
+    """Issue 9: two bystanders chat while `flooders` new names send /register at once; the
+    server keeps its registrations on disk as in normal use (`--data-dir`)."""
+    spec = plan.regflood
+    data = workdir / "regflood"
+    shutil.rmtree(data, ignore_errors=True)
+    with Server("regflood", ["--data-dir", str(data)], workdir) as srv:
+        r = stress(srv, ["--flooders", spec["flooders"], "--rounds", spec["rounds"]], 300,
+                   mode="regflood")
+    log(f"regflood {spec['flooders']}: bystander p50 {ms(r, 'p50', 'rtt_ns'):.2f} ms, "
+        f"p99 {ms(r, 'p99', 'rtt_ns'):.2f} ms (before: {ms(r, 'p99', 'baseline_rtt_ns'):.2f} "
+        f"ms); {r['registered']} registered, {r['busy']} busy, {r['other']} other")
+    return r
+
+
+def server_flags():
+    """The long options the server under test accepts, from its --help."""
+    try:
+        out = subprocess.run([str(SERVER_BIN), "--help"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return set(re.findall(r"--[a-z][a-z0-9-]*", out))
+
+
+def make_certs(workdir):
+    """A CA and a certificate for 127.0.0.1, made by bench/certs.rs (rcgen)."""
+    certs = workdir / "certs"
+    helper = BIN / "examples" / "bench-certs"
+    subprocess.run([str(helper), str(certs)], check=True, timeout=30)
+    return certs
+
+
+# Each transport: the server flag that turns it on (its presence in `server --help` says the
+# server has it), the server's options for a port, and the load tool's options.
+TRANSPORTS = [
+    dict(key="tls", name="TLS", flag="--tls-port",
+         server=lambda port, certs: ["--tls-cert", certs / "cert.pem", "--tls-key",
+                                     certs / "key.pem", "--tls-port", port],
+         client=lambda certs: ["--tls", "--ca", certs / "ca.pem"]),
+    dict(key="ws", name="WebSocket", flag="--web-port",
+         server=lambda port, certs: ["--web-port", port],
+         client=lambda certs: ["--proto", "ws"]),
+    dict(key="irc", name="IRC", flag="--irc-port",
+         server=lambda port, certs: ["--irc-port", port],
+         client=lambda certs: ["--proto", "irc"]),
+]
+
+
+def wait_port(port, secs=10.0):
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def transport_specs(plan):
+    """The two scenarios run over every transport: (key, label, stress options, server
+    options)."""
+    sat = ["--clients", 100, "--senders", 10, "--messages", plan.transport_sat_messages,
+           "--window", plan.sat_window]
+    f = plan.transport_fixed
+    fixed = ["--clients", f["clients"], "--senders", f["senders"], "--rate", f["rate"],
+             "--messages", f["messages"], "--window", 32]
+    return [("saturation", "Saturation: 100 clients, 10 senders, window "
+             f"{plan.sat_window}, {plan.transport_sat_messages:,} messages each",
+             sat, ["--ephemeral", "--flood-rate", "0"]),
+            ("fixed", f"Fixed load: {f['clients']} clients, {f['senders']} senders × "
+             f"{f['rate']} msg/s", fixed, ["--ephemeral", "--flood-rate", "0"])]
+
+
+def run_transports(plan, workdir):
+    """Every scenario of `transport_specs` over plain frames, then over each transport the
+    server has (a fresh server each run, started with the transport's port so that only the
+    client's path differs); a transport the server lacks is recorded as skipped, with why."""
+    flags = server_flags()
+    certs = make_certs(workdir)
+    out = {"plain": {}, "skipped": {}}
+    for t in TRANSPORTS:
+        if t["flag"] not in flags:
+            out["skipped"][t["key"]] = f"the server has no `{t['flag']}` yet"
+            log(f"transport {t['name']}: skipped, the server has no {t['flag']} yet")
+    for key, label, args, server_args in transport_specs(plan):
+        with Server(f"plain-{key}", server_args, workdir) as srv:
+            r = stress(srv, args, 120)
+        r["label"] = label
+        out["plain"][key] = r
+        log(f"{key}, plain frames: {fmt_rate(r['deliveries_per_sec'])}, "
+            f"p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
+        for t in TRANSPORTS:
+            if t["key"] in out["skipped"]:
+                continue
+            port = free_port()
+            with Server(f"{t['key']}-{key}", server_args + t["server"](port, certs),
+                        workdir) as srv:
+                if not wait_port(port):
+                    raise RuntimeError(f"the server does not listen on {t['flag']} {port}")
+                r = stress(srv, args + t["client"](certs), 120, port=port)
+            r["label"] = label
+            out.setdefault(t["key"], {})[key] = r
+            log(f"{key}, {t['name']}: {fmt_rate(r['deliveries_per_sec'])}, "
+                f"p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
+    return out
+
+
+INSPIRCD_CONF = """<config format="xml">
+<define name="dir" value="{dir}">
+<path configdir="&dir;" datadir="&dir;/run" logdir="&dir;/run" runtimedir="&dir;/run">
+<server name="inspircd.bench" description="Load-test reference server" network="Bench">
+<admin name="bench" nick="bench" email="bench@localhost">
+<bind address="127.0.0.1" port="{port}" type="clients">
+<connect name="bench" allow="127.0.0.1" timeout="60" pingfreq="2m"
+         hardsendq="67108864" softsendq="16777216" recvq="1048576"
+         threshold="1000000" commandrate="100000000" fakelag="yes"
+         localmax="100000" globalmax="100000" maxconnwarn="no" limit="100000"
+         maxchans="1000" resolvehostnames="no" useident="no">
+<files motd="&dir;/motd.txt">
+<channels users="1000" opers="1000">
+<limits maxnick="32" maxchan="65" maxident="32" maxreal="130" maxquit="300" maxtopic="300" maxaway="200">
+<performance netbuffersize="65534" softlimit="20000" somaxconn="1024" clonesonconnect="no">
+<pid file="&dir;/run/inspircd.pid">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="&dir;/run/ircd.log">
+<options casemapping="ascii" prefixquit="Quit: " syntaxhints="no" hostintopic="yes">
+<security hideserver="" userstats="Pu" maxtargets="20">
+<whowas groupsize="10" maxgroups="1000" maxkeep="1h">
+"""
+
+
+class InspIrcd:
+    """Debian's InspIRCd on 127.0.0.1, pinned to the server's core, configured so that it does
+    not throttle (no flood limits, large send queues, the largest read buffer it takes). It
+    refuses to run as root: as root it runs as `nobody` (setpriv execs it, as taskset does, so
+    the pid is InspIRCd's own)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dir = Path(tempfile.mkdtemp(prefix="chat-bench-ircd-"))
+        os.chmod(self.dir, 0o755)
+        run = self.dir / "run"
+        run.mkdir()
+        self.port = free_port()
+        (self.dir / "inspircd.conf").write_text(INSPIRCD_CONF.format(dir=self.dir,
+                                                                     port=self.port))
+        (self.dir / "motd.txt").write_text("Load-test reference server.\n")
+        cmd = PINS.server()
+        if os.geteuid() == 0:
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            os.chown(run, nobody.pw_uid, nobody.pw_gid)
+            cmd += ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                    "--clear-groups", "--"]
+        cmd += [shutil.which("inspircd") or "/usr/sbin/inspircd", "--config",
+                str(self.dir / "inspircd.conf"), "--nofork"]
+        self.log = open(self.dir / "stdout.txt", "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        if not wait_port(self.port, 15):
+            self.stop()
+            raise RuntimeError(f"InspIRCd did not listen on {self.port}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def inspircd_version():
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "inspircd"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    return out or "?"
+
+
+def run_inspircd(plan):
+    """The transport scenarios over IRC against InspIRCd: the reference for our IRC port."""
+    if shutil.which("inspircd") is None and not Path("/usr/sbin/inspircd").exists():
+        log("InspIRCd: skipped, inspircd is not installed (run scripts/setup.sh)")
+        return {"skipped": "inspircd is not installed (`scripts/setup.sh` installs it)"}
+    out = {"version": inspircd_version()}
+    for key, label, args, _ in transport_specs(plan):
+        with InspIrcd(f"inspircd-{key}") as ircd:
+            r = stress(ircd, args + ["--proto", "irc"], 120)
+        r["label"] = label
+        out[key] = r
+        log(f"{key}, InspIRCd: {fmt_rate(r['deliveries_per_sec'])}, "
+            f"p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms, "
+            f"{cpu_ns(r):.0f} ns CPU/delivery")
+    return out
+
+
 # ---- Figures ------------------------------------------------------------------------------------
 
 
-def ms(r, key):
-    return r["latency_ns"][key] / 1e6
+def ms(r, key, field="latency_ns"):
+    return r[field][key] / 1e6
 
 
 def cpu_ns(r):
@@ -592,8 +822,11 @@ def fmt_rate(x):
     return f"{x / 1e6:.2f} M/s" if x >= 1e6 else f"{x / 1e3:.0f} k/s"
 
 
-def fmt_lat(r):
-    return f"{ms(r, 'p50'):.2f} / {ms(r, 'p99'):.2f} / {ms(r, 'max'):.1f} ms"
+def fmt_lat(r, field="latency_ns"):
+    top = ms(r, "max", field)
+    return (f"{ms(r, 'p50', field):.2f} / {ms(r, 'p99', field):.2f} / "
+            f"{top:.1f} ms" if top >= 10 else
+            f"{ms(r, 'p50', field):.2f} / {ms(r, 'p99', field):.2f} / {top:.2f} ms")
 
 
 def table(res):
@@ -647,6 +880,23 @@ def table(res):
         rate=False, cpu=False, lat=False, rss=True)
     row(f"Held: {held['clients']:,} clients at once", "`--data-dir` (temp)", held,
         rate=False, cpu=False, lat=False, rss=True)
+    reg = res.get("regflood")
+    if reg is not None:
+        rows.append("| " + " | ".join([
+            f"Bystander round trip during a flood of {reg['flooders']:,} registrations "
+            f"({reg['rtt_ns']['samples']:,} round trips; before the flood: "
+            f"{fmt_lat(reg, 'baseline_rtt_ns')})",
+            "`--data-dir` (temp)",
+            "–",
+            f"{reg['server_cpu_secs']:.2f} s over the flood"
+            if reg.get("server_cpu_secs") is not None else "–",
+            fmt_lat(reg, "rtt_ns"),
+            "–",
+            "–",
+            f"{reg['bystander_faults']} bystander faults; {reg['registered']:,} registered, "
+            f"{reg['busy']:,} busy, {reg['other']} other, {reg['unanswered']} unanswered"
+            + ("" if reg["passed"] else " (FAIL)"),
+        ]) + " |")
 
     def floor_row(name, r):
         rows.append("| " + " | ".join([
@@ -705,6 +955,17 @@ def table(res):
          f"dropped in {sum(r['no_read_dropped'] >= 1 for r in slow['runs']['with'])} of "
          f"{len(slow['runs']['with'])} runs",
          all(r["no_read_dropped"] >= 1 for r in slow["runs"]["with"])),
+    ]
+    reg = res.get("regflood")
+    if reg is not None:
+        targets.append(
+            (f"Flood of {reg['flooders']:,} registrations (issue 9): each confirmed or refused "
+             "with the busy text, every bystander message intact",
+             f"{reg['registered']:,} confirmed, {reg['busy']:,} busy, {reg['other']} other, "
+             f"{reg['unanswered']} unanswered in {reg['flood_secs']:.1f} s; bystander p99 "
+             f"{ms(reg, 'p99', 'rtt_ns'):.2f} ms during, {ms(reg, 'p99', 'baseline_rtt_ns'):.2f}"
+             " ms before", reg["passed"]))
+    targets += [
         ("No loss, duplicate, reordering or corruption in any run",
          "all clean" if all_clean(res) else "see table", all_clean(res)),
     ]
@@ -746,6 +1007,12 @@ def all_runs(res):
     yield res["limit"]
     for s in res["sweeps"]:
         yield from s["points"]
+    for key, group in res.get("transports", {}).items():
+        if key != "skipped":
+            yield from group.values()
+    for key in ("saturation", "fixed"):
+        if key in res.get("inspircd", {}):
+            yield res["inspircd"][key]
 
 
 def all_clean(res):
@@ -788,6 +1055,7 @@ def markdown(res, svg_name):
         "|---|---|---|",
     ]
     lines += [f"| {t[0]} | {t[1]} | {yes(*t[2:])} |" for t in targets]
+    lines += transports_table(res)
     lines += [
         "",
         f"![Latency percentiles against offered load](benchmarks/{svg_name})",
@@ -808,6 +1076,58 @@ def markdown(res, svg_name):
                 f"{ms(p, 'p999'):.2f} ms | {ms(p, 'max'):.1f} ms | {cpu_ns(p):.0f} ns |")
     lines += ["", END]
     return "\n".join(lines), targets
+
+
+# What each transport's runs need from the server, and how the load tool is started for them
+# (the rows say so while the server lacks the listener).
+PREPARED = {
+    "tls": ("server `--tls-cert cert.pem --tls-key key.pem --tls-port PORT` (a CA and a "
+            "certificate for 127.0.0.1 made at run time by bench/certs.rs, rcgen); load "
+            "`split_client stress 127.0.0.1 PORT --tls --ca ca.pem …`"),
+    "ws": "server `--web-port PORT`; load `split_client stress 127.0.0.1 PORT --proto ws …`",
+    "irc": "server `--irc-port PORT`; load `split_client stress 127.0.0.1 PORT --proto irc …`",
+}
+
+
+def transports_table(res):
+    """Each transport beside the plain run of the same session, and InspIRCd beside IRC."""
+    tr = res.get("transports")
+    if tr is None:
+        return []
+    lines = [
+        "",
+        "Transports, each run beside a plain run of the same session (same options, a fresh "
+        "server each, `--ephemeral --flood-rate 0`), and the same runs over IRC against "
+        "InspIRCd, the reference IRC server (pinned to the server's core like ours; "
+        "configured not to throttle: see bench/bench.py):",
+        "",
+        "| Scenario | Over | Deliveries/s | Server CPU per delivery | Latency p50 / p99 / max "
+        "| Lost/dup/reordered/corrupt |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def run_row(label, over, r):
+        lines.append(f"| {label} | {over} | {fmt_rate(r['deliveries_per_sec'])} | "
+                     f"{cpu_ns(r):.0f} ns | {fmt_lat(r)} | {faults(r)}"
+                     + ("" if clean(r) else " (FAIL)") + " |")
+
+    names = {t["key"]: t["name"] for t in TRANSPORTS}
+    ircd = res.get("inspircd", {})
+    for key, plain in tr["plain"].items():
+        run_row(plain["label"], "plain frames", plain)
+        for t in ("tls", "ws", "irc"):
+            if t in tr.get("skipped", {}):
+                lines.append(f"| {plain['label']} | {names[t]} | **not run**: "
+                             f"{tr['skipped'][t]} (prepared: {PREPARED[t]}) | – | – | – |")
+            elif key in tr.get(t, {}):
+                run_row(plain["label"], names[t], tr[t][key])
+        if key in ircd:
+            run_row(plain["label"], f"IRC, against InspIRCd {ircd.get('version', '')}",
+                    ircd[key])
+        elif "skipped" in ircd:
+            lines.append(f"| {plain['label']} | IRC, against InspIRCd | **not run**: "
+                         f"{ircd['skipped']} | – | – | – |")
+    return lines
 
 
 def fmt_load(l):
@@ -1001,6 +1321,9 @@ def main():
         res["held"] = run_idle(plan, workdir, plan.held_clients, "history", 20_000)
         res["limit"] = run_limit(plan, workdir)
         res["sweeps"] = run_sweeps(plan, workdir, res["saturation"])
+        res["regflood"] = run_regflood(plan, workdir)
+        res["transports"] = run_transports(plan, workdir)
+        res["inspircd"] = run_inspircd(plan)
     res["loadavg_after"] = loadavg()
     res["elapsed_secs"] = time.monotonic() - started
     other = (busy_secs() - busy0) - (own_secs() - own0)

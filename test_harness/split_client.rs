@@ -1,5 +1,7 @@
 //! End-to-end tests of `split_client` against the real server: the course replay, the
-//! interactive mode with piped stdin, and the stress mode.
+//! interactive mode with piped stdin, the stress mode (over several servers, inside TLS and
+//! over WebSocket through stand-ins written here until the server speaks them, over IRC
+//! against a real InspIRCd) and the registration flood.
 
 mod common;
 
@@ -657,4 +659,582 @@ fn floor_refuses_a_layout_it_cannot_run() {
         assert!(out.is_empty(), "{out}");
         assert!(err.contains("invalid configuration: "), "{bad:?}: {err}");
     }
+}
+
+// ---- Several servers, TLS, WebSocket, IRC, the registration flood ----------------------------
+
+#[path = "split_client_proxies.rs"]
+mod proxies;
+
+/// The deliveries of a stress run, checked to be complete and clean.
+fn assert_clean_pass(json: &str, expected: u64) {
+    assert_eq!(
+        json_field(json, "deliveries_expected"),
+        expected.to_string(),
+        "{json}"
+    );
+    assert_eq!(
+        json_field(json, "deliveries_received"),
+        expected.to_string(),
+        "{json}"
+    );
+    for key in [
+        "lost",
+        "duplicates",
+        "reordered",
+        "corrupt",
+        "disconnects",
+        "other_frames",
+    ] {
+        assert_eq!(json_field(json, key), "0", "{key} in {json}");
+    }
+    assert_eq!(json_field(json, "passed"), "true", "{json}");
+}
+
+#[test]
+fn stress_spreads_clients_over_several_servers_and_checks_every_delivery() {
+    let server = ServerProc::start(&[]);
+    let a = format!("127.0.0.1:{}", server.addr.port());
+    let b = a.clone();
+    // One server given twice stands for two nodes sharing channels.
+    let (json, err) = run_json(&[
+        "stress",
+        "--server",
+        &a,
+        "--server",
+        &b,
+        "--clients",
+        "12",
+        "--senders",
+        "4",
+        "--messages",
+        "40",
+        "--seed",
+        "9",
+        "--json",
+        "--duration-secs",
+        "15",
+    ]);
+    // One channel of 12, 4 senders: 4 × 40 × 11.
+    assert_clean_pass(&json, 1760);
+    assert_eq!(json_field(&json, "servers"), "2");
+    assert_eq!(json_field(&json, "placement"), "\"round-robin\"");
+    // Client i is on server i mod 2: each sender has 6 receivers on the other server.
+    assert!(
+        json.contains("\"cross_server_latency_ns\":{\"samples\":960,"),
+        "{json}"
+    );
+    assert!(
+        err.contains("  over:       frames, 2 server(s), clients spread round-robin\n"),
+        "{err}"
+    );
+
+    // Senders on the first, readers on the second: every delivery to a reader crosses.
+    let (json, err) = run_json(&[
+        "stress",
+        "--server",
+        &a,
+        "--server",
+        &a,
+        "--placement",
+        "split",
+        "--clients",
+        "10",
+        "--senders",
+        "2",
+        "--messages",
+        "30",
+        "--json",
+        "--duration-secs",
+        "15",
+    ]);
+    assert_clean_pass(&json, 2 * 30 * 9);
+    assert_eq!(json_field(&json, "placement"), "\"split\"");
+    // 8 readers get 2 × 30 each across; the two senders get each other's at home.
+    assert!(
+        json.contains("\"cross_server_latency_ns\":{\"samples\":480,"),
+        "{json}"
+    );
+    assert!(
+        err.contains("senders on the first, every other client on the second"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stress_over_two_unrelated_servers_finds_the_missing_deliveries() {
+    // Two servers that share nothing: what crosses between them is lost, and the run says so.
+    let one = ServerProc::start(&[]);
+    let two = ServerProc::start(&[]);
+    let a = format!("127.0.0.1:{}", one.addr.port());
+    let b = format!("127.0.0.1:{}", two.addr.port());
+    let (status, out, err) = Run::start(
+        &[
+            "stress",
+            "--server",
+            &a,
+            "--server",
+            &b,
+            "--placement",
+            "split",
+            "--clients",
+            "6",
+            "--senders",
+            "2",
+            "--messages",
+            "20",
+            "--json",
+            "--duration-secs",
+            "15",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1), "{err}");
+    // Only the two senders (both on the first server) hear each other.
+    assert_eq!(json_field(&out, "deliveries_received"), "40", "{out}");
+    assert_eq!(json_field(&out, "deliveries_expected"), "200", "{out}");
+    assert_eq!(json_field(&out, "lost"), "160", "{out}");
+    assert_eq!(json_field(&out, "passed"), "false");
+    assert!(err.trim_end().ends_with("result:     FAIL"), "{err}");
+    // Round-robin over the same two: each sender reaches only its own server's half.
+    let (status, out, _) = Run::start(
+        &[
+            "stress",
+            "--server",
+            &a,
+            "--server",
+            &b,
+            "--clients",
+            "4",
+            "--messages",
+            "20",
+            "--json",
+            "--duration-secs",
+            "15",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(json_field(&out, "deliveries_received"), "80", "{out}");
+    assert_eq!(json_field(&out, "deliveries_expected"), "240", "{out}");
+}
+
+#[test]
+fn stress_refuses_a_split_placement_without_two_servers() {
+    let (status, out, err) =
+        Run::start(&["stress", "127.0.0.1", "1", "--placement", "split"], None).finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(out.is_empty());
+    assert!(
+        err.contains(
+            "invalid configuration: senders on one server and readers on another needs two servers"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
+    let server = ServerProc::start(&[]);
+    let ca = proxies::Ca::new("split_client test CA");
+    let dir = common::TempDir::new("split-tls");
+    let ca_pem = ca.write_pem(&dir.0);
+    let ca_arg = ca_pem.to_str().unwrap();
+    let port = proxies::tls_proxy(ca.server_config(&["127.0.0.1"]), server.addr).to_string();
+    let (json, err) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--tls",
+        "--ca",
+        ca_arg,
+        "--clients",
+        "10",
+        "--messages",
+        "50",
+        "--no-read",
+        "1",
+        "--json",
+        "--duration-secs",
+        "15",
+    ]);
+    assert_clean_pass(&json, 10 * 50 * 9);
+    assert_eq!(json_field(&json, "tls"), "true");
+    assert!(
+        err.contains("  over:       frames inside TLS, 1 server(s)\n"),
+        "{err}"
+    );
+    // The probe answers through TLS too.
+    assert!(!json.contains("\"probe_ns\":null"), "{json}");
+
+    // A certificate for another name is refused, and the run says why.
+    let other = proxies::tls_proxy(ca.server_config(&["other.example"]), server.addr).to_string();
+    let (status, _, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            &other,
+            "--tls",
+            "--ca",
+            ca_arg,
+            "--clients",
+            "2",
+            "--duration-secs",
+            "10",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(err.contains("stress setup failed: "), "{err}");
+    assert!(
+        err.contains("TLS: invalid peer certificate: certificate not valid for name \"127.0.0.1\""),
+        "{err}"
+    );
+
+    // A CA the tool was not told of: the hint names --ca.
+    let (status, _, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            &port,
+            "--tls",
+            "--clients",
+            "2",
+            "--duration-secs",
+            "10",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(err.contains("(give --ca FILE for a private CA)"), "{err}");
+
+    // A plain port is not TLS: a clear failure, not a hang.
+    let plain = server.addr.port().to_string();
+    let (status, _, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            &plain,
+            "--tls",
+            "--ca",
+            ca_arg,
+            "--clients",
+            "2",
+            "--duration-secs",
+            "10",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        err.contains("(the server did not answer in TLS: is it a TLS port?)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stress_over_websocket_delivers_everything_through_a_bridge() {
+    let server = ServerProc::start(&[]);
+    let port = proxies::ws_bridge(server.addr, proxies::Origin::Own { tls: false }).to_string();
+    let (json, err) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--proto",
+        "ws",
+        "--clients",
+        "10",
+        "--messages",
+        "50",
+        "--channels",
+        "2",
+        "--no-read",
+        "1",
+        "--json",
+        "--duration-secs",
+        "15",
+    ]);
+    assert_clean_pass(&json, 10 * 50 * 4);
+    assert_eq!(json_field(&json, "proto"), "\"ws\"");
+    assert!(err.contains("  over:       ws, 1 server(s)\n"), "{err}");
+    assert!(!json.contains("\"probe_ns\":null"), "{json}");
+
+    // A refused upgrade stops the run with the status.
+    let refusing = proxies::ws_bridge(server.addr, proxies::Origin::RefuseAll).to_string();
+    let (status, _, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            &refusing,
+            "--proto",
+            "ws",
+            "--clients",
+            "2",
+            "--duration-secs",
+            "10",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        err.contains("the WebSocket upgrade failed: the server answered HTTP 403 Forbidden"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stress_over_websocket_inside_tls_is_wss() {
+    let server = ServerProc::start(&[]);
+    let ca = proxies::Ca::new("split_client wss CA");
+    let dir = common::TempDir::new("split-wss");
+    let ca_pem = ca.write_pem(&dir.0);
+    // TLS in front of the bridge: the page's own origin is then https://HOST:PORT.
+    let bridge = proxies::ws_bridge(server.addr, proxies::Origin::Own { tls: true });
+    let bridge_addr: std::net::SocketAddr = format!("127.0.0.1:{bridge}").parse().unwrap();
+    let port = proxies::tls_proxy(ca.server_config(&["127.0.0.1"]), bridge_addr).to_string();
+    let (json, err) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--proto",
+        "ws",
+        "--tls",
+        "--ca",
+        ca_pem.to_str().unwrap(),
+        "--clients",
+        "8",
+        "--messages",
+        "40",
+        "--json",
+        "--duration-secs",
+        "15",
+    ]);
+    assert_clean_pass(&json, 8 * 40 * 7);
+    assert_eq!(json_field(&json, "tls"), "true");
+    assert!(
+        err.contains("  over:       ws inside TLS, 1 server(s)\n"),
+        "{err}"
+    );
+}
+
+/// A real InspIRCd (Debian's `inspircd`, installed by `scripts/setup.sh`) on 127.0.0.1 and a
+/// free port, configured as the benchmark's reference server: no flood limits, large send
+/// queues. It refuses to run as root, so as root it runs as `nobody` (setpriv execs it, so
+/// the child is InspIRCd itself and is stopped by its own pid).
+struct InspIrcd {
+    child: std::process::Child,
+    port: u16,
+    _dir: common::TempDir,
+}
+
+impl InspIrcd {
+    fn start() -> InspIrcd {
+        let inspircd = common::tools::require("inspircd");
+        let dir = common::TempDir::new("inspircd");
+        let run = dir.0.join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let d = dir.arg();
+        let config = format!(
+            r#"<config format="xml">
+<define name="dir" value="{d}">
+<path configdir="&dir;" datadir="&dir;/run" logdir="&dir;/run" runtimedir="&dir;/run">
+<server name="inspircd.test" description="split_client test server" network="Test">
+<admin name="test" nick="test" email="test@localhost">
+<bind address="127.0.0.1" port="{port}" type="clients">
+<connect name="test" allow="127.0.0.1" timeout="60" pingfreq="2m" hardsendq="67108864" softsendq="16777216" recvq="1048576" threshold="1000000" commandrate="100000000" fakelag="yes" localmax="100000" globalmax="100000" maxconnwarn="no" limit="100000" maxchans="1000" resolvehostnames="no" useident="no">
+<files motd="&dir;/motd.txt">
+<channels users="1000" opers="1000">
+<limits maxnick="32" maxchan="65" maxident="32" maxreal="130" maxquit="300" maxtopic="300" maxaway="200">
+<performance netbuffersize="65534" softlimit="4000" somaxconn="1024" clonesonconnect="no">
+<pid file="&dir;/run/inspircd.pid">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="&dir;/run/ircd.log">
+<options casemapping="ascii" prefixquit="Quit: " syntaxhints="no" hostintopic="yes">
+<security hideserver="" userstats="Pu" maxtargets="20">
+"#
+        );
+        let conf = dir.0.join("inspircd.conf");
+        std::fs::write(&conf, config).unwrap();
+        std::fs::write(dir.0.join("motd.txt"), "split_client test server.\n").unwrap();
+        let mut cmd;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let nobody = c"nobody";
+            // SAFETY: a valid C string; the result is read at once, before any other call.
+            let pw = unsafe { libc::getpwnam(nobody.as_ptr()) };
+            assert!(!pw.is_null(), "no user nobody to run InspIRCd as");
+            // SAFETY: pw is a valid passwd record (checked above).
+            let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+            std::os::unix::fs::chown(&run, Some(uid), Some(gid)).unwrap();
+            cmd = Command::new(common::tools::require("setpriv"));
+            cmd.args([
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".into(),
+                "--".into(),
+            ])
+            .arg(&inspircd);
+        } else {
+            cmd = Command::new(&inspircd);
+        }
+        cmd.arg("--config").arg(&conf).arg("--nofork");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start inspircd");
+        let ircd = InspIrcd {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "InspIRCd did not listen on {port} within 15 s"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        ircd
+    }
+}
+
+impl Drop for InspIrcd {
+    fn drop(&mut self) {
+        // SAFETY: kill() with the pid of our own child and a valid signal.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn stress_over_irc_against_inspircd_delivers_everything() {
+    let ircd = InspIrcd::start();
+    let port = ircd.port.to_string();
+    let (json, err) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--proto",
+        "irc",
+        "--clients",
+        "12",
+        "--senders",
+        "6",
+        "--messages",
+        "60",
+        "--channels",
+        "2",
+        "--no-read",
+        "1",
+        "--json",
+        "--duration-secs",
+        "20",
+    ]);
+    // Two channels of 6 with 3 senders each: 6 × 60 × 5.
+    assert_clean_pass(&json, 1800);
+    assert_eq!(json_field(&json, "proto"), "\"irc\"");
+    assert!(err.contains("  over:       irc, 1 server(s)\n"), "{err}");
+    // The client that never reads registered and joined (client 0 saw its JOIN) before it
+    // stopped reading; InspIRCd's large send queue keeps it connected.
+    assert_eq!(json_field(&json, "no_read"), "1");
+    assert_eq!(json_field(&json, "no_read_dropped"), "0");
+}
+
+#[test]
+fn stress_over_irc_fails_when_the_server_is_not_irc() {
+    // A frame server is no IRC server: the registration never completes, and the run says so
+    // rather than hanging.
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let (status, out, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            &port,
+            "--proto",
+            "irc",
+            "--clients",
+            "2",
+            "--duration-secs",
+            "4",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains(
+            "stress setup failed: timed out while joining: 0 of 2 clients ready, 0 of 0 no-read \
+             clients joined; 2 still in their irc handshake (does the server speak it on that \
+             port?)"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn regflood_measures_the_bystanders_through_a_flood_of_registrations() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    // The server queues 16 hash jobs per hasher thread (one per core but one): more flooders
+    // than that get the busy text, whatever the machine.
+    let cores = thread::available_parallelism().map_or(2, |n| n.get());
+    let flooders = (16 * cores + 60).to_string();
+    let (json, err) = run_json(&[
+        "regflood",
+        "127.0.0.1",
+        &port,
+        "--flooders",
+        &flooders,
+        "--rounds",
+        "30",
+        "--json",
+        "--duration-secs",
+        "60",
+    ]);
+    let count = |key: &str| -> u64 { json_field(&json, key).parse().unwrap() };
+    assert_eq!(json_field(&json, "flooders"), flooders);
+    assert_eq!(
+        count("registered") + count("busy"),
+        flooders.parse::<u64>().unwrap(),
+        "{json}"
+    );
+    assert!(count("registered") >= 1, "{json}");
+    assert!(count("busy") >= 1, "{json}");
+    for key in ["other", "unanswered", "bystander_faults", "disconnects"] {
+        assert_eq!(count(key), 0, "{key} in {json}");
+    }
+    assert_eq!(json_field(&json, "passed"), "true");
+    let baseline = &json[json.find("\"baseline_rtt_ns\":").unwrap()..];
+    assert_eq!(json_field(baseline, "samples"), "30", "{json}");
+    let rtt = &json[json.find("\"rtt_ns\":").unwrap()..];
+    assert!(
+        json_field(rtt, "samples").parse::<u64>().unwrap() >= 1,
+        "{json}"
+    );
+    assert!(err.contains("  answers:    "), "{err}");
+    assert!(err.trim_end().ends_with("result:     PASS"), "{err}");
 }

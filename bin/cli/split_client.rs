@@ -3,13 +3,17 @@
 
 use std::io::{self, BufReader};
 use std::net::ToSocketAddrs;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use chat::split::session::PieceOptions;
-use chat::split::{self, FloorConfig, InteractiveConfig, ReplayConfig, SplitError, StressConfig};
+use chat::split::stress::{Placement, Proto, Target, Transport};
+use chat::split::{
+    self, FloorConfig, InteractiveConfig, RegfloodConfig, ReplayConfig, SplitError, StressConfig,
+};
 
 /// Sends every frame in random pieces: interactively, as the course's replay, or as a load test.
 #[derive(Parser)]
@@ -81,6 +85,11 @@ enum Mode {
     /// server of its own (--ephemeral --flood-rate 0): it writes its messages and names into
     /// the history, and it says when the server's flood limit held the senders back.
     Stress(Stress),
+    /// Chat round trips through a flood of registrations: two bystanders in one channel
+    /// measure their round trips, first alone (--rounds of them), then while --flooders
+    /// connections send /register at once; every registration must be confirmed or refused
+    /// with the busy text, and every bystander message arrive intact.
+    Regflood(Regflood),
     /// The machine's floor: loopback connections to itself, one thread writing each round's
     /// frame to every member of a group but one, another reading them all; no server at all.
     Floor(Floor),
@@ -132,10 +141,108 @@ fn floor(args: Floor) -> Result<bool, SplitError> {
     Ok(report.complete)
 }
 
+/// The protocol of `--proto`.
+#[derive(Clone, Copy, ValueEnum)]
+enum ProtoArg {
+    /// The course's 200-byte frames.
+    Frames,
+    /// WebSocket: ws://HOST:PORT/ws (wss:// with --tls), one text message per frame.
+    Ws,
+    /// IRC: NICK/USER (then wait for 001), JOIN #channel, PRIVMSG #channel :text; channel C
+    /// is #C.
+    Irc,
+}
+
+/// The placement of `--placement`.
+#[derive(Clone, Copy, ValueEnum)]
+enum PlacementArg {
+    /// Client i (sender or reader) on server i mod the number of servers.
+    RoundRobin,
+    /// Every sender on the first server, every other client on the second.
+    Split,
+}
+
+/// TLS options, shared by the load modes.
+#[derive(Args)]
+struct TlsArgs {
+    /// Speak TLS (1.2 or 1.3) on every connection, checking the server's certificate and
+    /// that it names HOST.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: trust the CA certificates in this PEM file instead of the system's roots.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn transport(&self, proto: Proto) -> Result<Transport, SplitError> {
+        let tls = if self.tls {
+            let config = chat::client::tls::client_config(self.ca.as_deref())
+                .map_err(|e| SplitError::Config(e.to_string()))?;
+            Some(config)
+        } else {
+            None
+        };
+        Ok(Transport { proto, tls })
+    }
+}
+
+/// Resolves HOST and PORT as given into a target (with the name TLS checks).
+fn target(host: &str, port: &str, tls: bool) -> Result<Target, SplitError> {
+    let port_num: u16 = port
+        .parse()
+        .map_err(|_| SplitError::Config(format!("invalid port {port}")))?;
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let addr = (bare, port_num)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            SplitError::Unreachable(chat::utils_errors::unable_to_connect(host, port))
+        })?;
+    let tls_name = if tls {
+        Some(chat::client::tls::server_name(host).map_err(|e| SplitError::Config(e.to_string()))?)
+    } else {
+        None
+    };
+    Ok(Target {
+        addr,
+        host: bare.to_owned(),
+        tls_name,
+    })
+}
+
+/// `HOST:PORT` (`[V6]:PORT` for an IPv6 address) into its two parts.
+fn host_port(server: &str) -> Result<(&str, &str), SplitError> {
+    server
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.is_empty() && !p.is_empty())
+        .ok_or_else(|| SplitError::Config(format!("--server {server}: expected HOST:PORT")))
+}
+
 #[derive(Args)]
 struct Stress {
-    host: String,
-    port: String,
+    /// The server's host (or give --server HOST:PORT, once or more).
+    #[arg(required_unless_present = "server")]
+    host: Option<String>,
+    /// The server's port.
+    #[arg(required_unless_present = "server")]
+    port: Option<String>,
+    /// A server, HOST:PORT; give it several times to spread the clients over several
+    /// servers (nodes of one cluster), after HOST PORT if those are given too.
+    #[arg(long, value_name = "HOST:PORT")]
+    server: Vec<String>,
+    /// How clients are spread over the servers.
+    #[arg(long, value_enum, default_value = "round-robin")]
+    placement: PlacementArg,
+    /// The protocol every client speaks.
+    #[arg(long, value_enum, default_value = "frames")]
+    proto: ProtoArg,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Reading clients.
     #[arg(long, default_value_t = 100)]
     clients: usize,
@@ -163,7 +270,8 @@ struct Stress {
     /// After joining, hold the connections this many seconds, send nothing, and stop.
     #[arg(long)]
     idle_secs: Option<u64>,
-    /// Extra clients that join stress-0 and never read.
+    /// Extra clients that join stress-0 and never read (past their TLS, WebSocket or IRC
+    /// handshake, which they must read).
     #[arg(long, default_value_t = 0)]
     no_read: usize,
     /// The largest single write, in bytes.
@@ -179,20 +287,31 @@ struct Stress {
 }
 
 fn stress(args: Stress) -> Result<bool, SplitError> {
-    let port: u16 = args
-        .port
-        .parse()
-        .map_err(|_| SplitError::Config(format!("invalid port {}", args.port)))?;
-    let addr = (args.host.as_str(), port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| {
-            SplitError::Unreachable(chat::utils_errors::unable_to_connect(
-                &args.host, &args.port,
-            ))
-        })?;
+    let tls = args.tls.tls;
+    let mut servers = Vec::new();
+    if let (Some(host), Some(port)) = (&args.host, &args.port) {
+        servers.push(target(host, port, tls)?);
+    }
+    for server in &args.server {
+        let (host, port) = host_port(server)?;
+        servers.push(target(host, port, tls)?);
+    }
+    let proto = match args.proto {
+        ProtoArg::Frames => Proto::Frames,
+        ProtoArg::Ws => Proto::Ws,
+        ProtoArg::Irc => Proto::Irc,
+    };
+    let placement = match args.placement {
+        PlacementArg::RoundRobin => Placement::RoundRobin,
+        PlacementArg::Split => Placement::Split,
+    };
+    if servers.is_empty() {
+        return Err(SplitError::Config("no server given".into()));
+    }
     let cfg = StressConfig {
+        servers,
+        placement,
+        transport: args.tls.transport(proto)?,
         clients: args.clients,
         senders: args.senders,
         messages: args.messages,
@@ -206,9 +325,58 @@ fn stress(args: Stress) -> Result<bool, SplitError> {
         max_write: args.max_write,
         progress: true,
         server_pid: args.server_pid,
-        ..StressConfig::new(addr)
     };
     let report = split::run_stress(&cfg)?;
+    eprintln!("{report}");
+    if args.json {
+        println!("{}", report.to_json());
+    }
+    Ok(report.passed())
+}
+
+#[derive(Args)]
+struct Regflood {
+    host: String,
+    port: String,
+    /// Connections that log in with new names and send /register at once.
+    #[arg(long, default_value_t = 4000)]
+    flooders: usize,
+    /// Bystander round trips measured before the flood (the baseline); during the flood
+    /// they go on until every registration is answered.
+    #[arg(long, default_value_t = 200)]
+    rounds: u32,
+    /// The pause between one bystander message's arrival and the next one's sending, in ms.
+    #[arg(long, default_value_t = 1)]
+    pause_ms: u64,
+    /// The password of every registration (8 to 64 characters).
+    #[arg(long, default_value = "flood-password")]
+    password: String,
+    /// Hard limit of the run, in seconds.
+    #[arg(long, default_value_t = 120)]
+    duration_secs: u64,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Also print the summary as one JSON line on stdout.
+    #[arg(long)]
+    json: bool,
+    /// The server's process id (same machine): report its CPU time over the flood.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+fn regflood(args: Regflood) -> Result<bool, SplitError> {
+    let cfg = RegfloodConfig {
+        transport: args.tls.transport(Proto::Frames)?,
+        flooders: args.flooders,
+        rounds: args.rounds,
+        pause: Duration::from_millis(args.pause_ms),
+        password: args.password,
+        duration: Duration::from_secs(args.duration_secs),
+        progress: true,
+        server_pid: args.server_pid,
+        ..RegfloodConfig::new(target(&args.host, &args.port, args.tls.tls)?)
+    };
+    let report = split::run_regflood(&cfg)?;
     eprintln!("{report}");
     if args.json {
         println!("{}", report.to_json());
@@ -237,6 +405,7 @@ pub fn main() -> ExitCode {
             split::run_replay(&cfg, &mut stdout.lock(), &mut stderr.lock()).map(|()| true)
         }
         Some(Mode::Stress(args)) => stress(args),
+        Some(Mode::Regflood(args)) => regflood(args),
         Some(Mode::Floor(args)) => floor(args),
         None => {
             let i = cli.interactive;

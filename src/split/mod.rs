@@ -8,7 +8,9 @@
 //! - [`replay`]: `split_client replay`, the course's split-messages scenario.
 //! - [`message`]: the stress messages: encoding, and verifying them byte for byte in place.
 //! - [`histogram`]: a fixed-size log-linear latency histogram.
-//! - [`stress`]: `split_client stress`, N clients in one mio event loop.
+//! - [`stress`]: `split_client stress`, N clients in one mio event loop, over one or several
+//!   servers, plain or TLS, as frames, WebSocket or IRC; and `split_client regflood`
+//!   ([`stress::regflood`]), chat round trips through a flood of registrations.
 //! - [`floor`]: `split_client floor`, the kernel's part of a fan-out with no server at all.
 
 pub mod floor;
@@ -23,6 +25,7 @@ pub mod stress;
 pub use floor::{run_floor, FloorConfig, FloorReport};
 pub use interactive::{run_interactive, InteractiveConfig};
 pub use replay::{run_replay, ReplayConfig};
+pub use stress::regflood::{run_regflood, RegfloodConfig, RegfloodReport};
 pub use stress::{run_stress, StressConfig, StressReport};
 
 /// What can stop the split client.

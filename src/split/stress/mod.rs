@@ -6,29 +6,37 @@
 //! overflows), log in and join (every client sends `/create C`, `/join C` and a sync command
 //! whose error reply tells that the server has handled the rest), let the no-read clients join,
 //! then either hold the connections idle or send the messages.
+//!
+//! The clients may be spread over several servers (nodes of one cluster: every delivery is
+//! checked across them as on one server), speak TLS ([`link`]), and speak the chat as frames,
+//! over WebSocket or over IRC ([`wire`]); the checks are the same for all.
 
-mod conn;
+pub mod conn;
+pub mod link;
 pub mod probe;
 pub mod procfs;
+pub mod regflood;
 pub mod report;
 pub mod tracker;
+pub mod wire;
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use self::conn::{Conn, Phase};
+use self::conn::{Conn, Phase, ReadOutcome};
+pub use self::conn::{Target, Transport};
 use self::probe::Probe;
 pub use self::report::{Latency, ServerUsage, StressReport};
 use self::tracker::{Layout, Tracker};
+pub use self::wire::Proto;
 use super::histogram::Histogram;
 use super::message::{self, Codec, Verdict};
 use super::SplitError;
@@ -59,11 +67,26 @@ const PROBE: Token = Token(usize::MAX - 1);
 /// The command whose error reply marks the end of a client's setup.
 const SYNC_COMMAND: &str = "/stress-sync";
 
+/// Which clients go to which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// Client `i` (sender or not) on server `i % servers`.
+    #[default]
+    RoundRobin,
+    /// Every sender on the first server, every other client on the second: each delivery
+    /// to a reader crosses from one node to another.
+    Split,
+}
+
 /// A stress run's options.
 #[derive(Debug, Clone)]
 pub struct StressConfig {
-    /// The server.
-    pub addr: SocketAddr,
+    /// The servers (at least one); see `placement`.
+    pub servers: Vec<Target>,
+    /// Which clients go to which server.
+    pub placement: Placement,
+    /// TLS or not, and the protocol.
+    pub transport: Transport,
     /// Reading clients.
     pub clients: usize,
     /// How many of them send (all when `None`).
@@ -97,7 +120,9 @@ impl StressConfig {
     /// The defaults: 100 clients, all sending 100 messages, 1 channel, window 32, 60 s limit.
     pub fn new(addr: SocketAddr) -> StressConfig {
         StressConfig {
-            addr,
+            servers: vec![Target::of_addr(addr)],
+            placement: Placement::RoundRobin,
+            transport: Transport::default(),
             clients: 100,
             senders: None,
             messages: 100,
@@ -141,7 +166,24 @@ impl StressConfig {
         if !self.rate.is_finite() || self.rate < 0.0 {
             return bad("rate must be 0 (unlimited) or a positive number".into());
         }
+        if self.servers.is_empty() || self.servers.len() > usize::from(u16::MAX) {
+            return bad("give at least one server".into());
+        }
+        if self.placement == Placement::Split && self.servers.len() != 2 {
+            return bad("senders on one server and readers on another needs two servers".into());
+        }
+        if self.transport.tls.is_some() && self.servers.iter().any(|t| t.tls_name.is_none()) {
+            return bad("TLS needs the name of every server".into());
+        }
         Ok(())
+    }
+
+    /// The server of client `i` (no-read clients count after the reading ones).
+    fn site(&self, i: usize) -> usize {
+        match self.placement {
+            Placement::RoundRobin => i % self.servers.len(),
+            Placement::Split => usize::from(i >= self.senders()),
+        }
     }
 }
 
@@ -285,6 +327,8 @@ struct Run<'a> {
     next_connect: usize,
     connecting: usize,
     disconnects: u64,
+    /// Why the first reading client was lost (for the setup's error).
+    first_loss: Option<String>,
     rate: Option<Rate>,
     /// Wakes the loop when the next rated send is due: epoll's timeout counts whole
     /// milliseconds, which would send a millisecond's messages in one clump.
@@ -336,7 +380,10 @@ impl<'a> Run<'a> {
             senders: cfg.senders(),
             channels: cfg.channels,
         };
-        let tracker = Tracker::new(layout, cfg.messages, cfg.window)?;
+        let mut tracker = Tracker::new(layout, cfg.messages, cfg.window)?;
+        if cfg.servers.len() > 1 {
+            tracker.set_sites((0..cfg.clients).map(|i| cfg.site(i) as u16).collect());
+        }
         let seed = cfg.seed.unwrap_or_else(rand::random);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -366,6 +413,7 @@ impl<'a> Run<'a> {
             next_connect: 0,
             connecting: 0,
             disconnects: 0,
+            first_loss: None,
             rate: None,
             timer: None,
             probe: None,
@@ -406,12 +454,10 @@ impl<'a> Run<'a> {
     fn start_connects(&mut self, upto: usize) -> Result<(), SplitError> {
         while self.in_flight() < MAX_IN_FLIGHT && self.next_connect < upto {
             let i = self.next_connect;
-            let stream = TcpStream::connect(self.cfg.addr)
-                .map_err(|e| SplitError::Setup(format!("connecting to {}: {e}", self.cfg.addr)))?;
-            let conn = &mut self.conns[i];
-            conn.stream = Some(stream);
-            conn.phase = Phase::Connecting;
-            conn.update_interest(self.poll.registry(), Token(i))?;
+            let target = &self.cfg.servers[self.cfg.site(i)];
+            self.conns[i]
+                .connect(target, self.poll.registry(), Token(i))
+                .map_err(|e| SplitError::Setup(format!("connecting to {}: {e}", target.label())))?;
             self.next_connect += 1;
             self.connecting += 1;
         }
@@ -420,20 +466,17 @@ impl<'a> Run<'a> {
 
     /// The handshake of connection `i` may be over: check it, then queue the login.
     fn finish_connect(&mut self, i: usize) -> Result<(), SplitError> {
-        let addr = self.cfg.addr;
-        let Some(stream) = self.conns[i].stream.as_ref() else {
-            return Ok(());
-        };
-        let failed = |e: io::Error| SplitError::Setup(format!("connecting to {addr}: {e}"));
-        if let Some(e) = stream.take_error().map_err(failed)? {
-            return Err(failed(e));
+        let target = &self.cfg.servers[self.cfg.site(i)];
+        match self.conns[i].finish_connect(target, &self.cfg.transport) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                return Err(SplitError::Setup(format!(
+                    "connecting to {}: {e}",
+                    target.label()
+                )))
+            }
         }
-        match stream.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
-            Err(e) => return Err(failed(e)),
-        }
-        let _ = stream.set_nodelay(true);
         self.connecting -= 1;
         let mut frames = vec![frame_of(&self.name_of(i))?];
         if i < self.cfg.clients {
@@ -447,7 +490,10 @@ impl<'a> Run<'a> {
             self.conns[i].phase = Phase::Ready;
         }
         for f in &frames {
-            self.conns[i].queue(f);
+            if let Err(e) = self.conns[i].send(f) {
+                self.lost(i, &e.to_string());
+                return Ok(());
+            }
         }
         self.flush(i);
         Ok(())
@@ -475,6 +521,9 @@ impl<'a> Run<'a> {
         if conn.reads {
             log::warn!("client {} lost: {why}", self.name_of(i));
             self.disconnects += 1;
+            if self.first_loss.is_none() {
+                self.first_loss = Some(format!("client {} lost: {why}", self.name_of(i)));
+            }
         } else {
             log::debug!("no-read client {} closed: {why}", self.name_of(i));
         }
@@ -501,7 +550,7 @@ impl<'a> Run<'a> {
             }
             if event.token() == PROBE {
                 if let Some(probe) = self.probe.as_mut() {
-                    probe.read(Instant::now());
+                    probe.on_event(event, self.poll.registry());
                 }
                 continue;
             }
@@ -517,8 +566,10 @@ impl<'a> Run<'a> {
                     if event.is_writable() {
                         self.flush(i);
                     }
-                    if event.is_readable() && self.conns[i].reads {
-                        if self.defer_reads && phase == Phase::Ready {
+                    let conn = &self.conns[i];
+                    if event.is_readable() && (conn.reads || !conn.established()) {
+                        // A no-read client reads only its handshakes: at once.
+                        if self.defer_reads && phase == Phase::Ready && conn.reads {
                             if !self.deferred_flag[i] {
                                 self.deferred_flag[i] = true;
                                 self.deferred.push(i as u32);
@@ -548,38 +599,28 @@ impl<'a> Run<'a> {
 
     /// Reads connection `i` until the socket is empty, handling every complete frame in place.
     fn read(&mut self, i: usize) {
-        loop {
-            let conn = &mut self.conns[i];
-            let Some(stream) = conn.stream.as_mut() else {
-                return;
-            };
-            match stream.read(&mut self.buf) {
-                Ok(0) => {
-                    self.lost(i, "closed by the server");
-                    return;
-                }
-                Ok(n) => {
-                    let now_ns = self.t0.elapsed().as_nanos() as u64;
-                    let mut frames = Frames {
-                        codec: &self.codec,
-                        tracker: &mut self.tracker,
-                        setup: &mut self.setup,
-                        sync_reply: &self.sync_reply,
-                        exists_reply: &self.exists_replies
-                            [self.layout.channel(i % self.cfg.clients)],
-                        phase: &mut conn.phase,
-                        r: i,
-                        now_ns,
-                    };
-                    conn.decoder.feed(&self.buf[..n], |f| frames.on_frame(f));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.lost(i, &e.to_string());
-                    return;
+        let conn = &mut self.conns[i];
+        let mut frames = Frames {
+            codec: &self.codec,
+            tracker: &mut self.tracker,
+            setup: &mut self.setup,
+            sync_reply: &self.sync_reply,
+            exists_reply: &self.exists_replies[self.layout.channel(i % self.cfg.clients)],
+            r: i,
+        };
+        let outcome = conn.read(&mut self.buf, self.t0, |phase, f, now_ns| {
+            frames.on_frame(phase, f, now_ns)
+        });
+        match outcome {
+            ReadOutcome::Open => {
+                // What the protocol owes (a PONG, output held until a handshake) and the
+                // interest of a client whose handshakes just ended.
+                if conn.pending() > 0 || !conn.reads {
+                    self.flush(i);
                 }
             }
+            ReadOutcome::Closed => self.lost(i, "closed by the server"),
+            ReadOutcome::Failed(why) => self.lost(i, &why),
         }
     }
 
@@ -597,13 +638,35 @@ impl<'a> Run<'a> {
         }
         if self.disconnects > 0 {
             return Err(SplitError::Setup(format!(
-                "the server closed {} connection(s) while {what}",
-                self.disconnects
+                "the server closed {} connection(s) while {what}{}",
+                self.disconnects,
+                self.first_loss
+                    .as_ref()
+                    .map_or(String::new(), |why| format!(" (first: {why})"))
             )));
         }
         if Instant::now() >= self.deadline {
+            let handshaking = self
+                .conns
+                .iter()
+                .filter(|c| c.link.is_some() && !c.established())
+                .count();
+            let hint = if handshaking > 0 {
+                format!(
+                    "; {handshaking} still in their {} handshake (does the server speak it on \
+                     that port?)",
+                    match (self.cfg.transport.tls.is_some(), self.cfg.transport.proto) {
+                        (true, Proto::Frames) => "TLS".to_string(),
+                        (true, p) => format!("TLS or {p}"),
+                        (false, p) => p.to_string(),
+                    }
+                )
+            } else {
+                String::new()
+            };
             return Err(SplitError::Setup(format!(
-                "timed out while {what}: {} of {} clients ready, {} of {} no-read clients joined",
+                "timed out while {what}: {} of {} clients ready, {} of {} no-read clients \
+                 joined{hint}",
                 self.setup.ready, self.cfg.clients, self.setup.no_read_joined, self.cfg.no_read
             )));
         }
@@ -673,7 +736,13 @@ impl<'a> Run<'a> {
     /// Sends every message and waits for every delivery (or the limit).
     fn send_all(&mut self, events: &mut Events) -> Result<(), SplitError> {
         let probe_name = self.codec.probe_name();
-        match Probe::connect(self.cfg.addr, &probe_name, self.poll.registry(), PROBE) {
+        match Probe::connect(
+            &self.cfg.servers[0],
+            &self.cfg.transport,
+            &probe_name,
+            self.poll.registry(),
+            PROBE,
+        ) {
             Ok(probe) => self.probe = Some(probe),
             // Without it the report only lacks the throttling verdict.
             Err(e) => log::warn!("no responsiveness probe: {e}"),
@@ -746,7 +815,7 @@ impl<'a> Run<'a> {
                 }
             }
             if let Some(probe) = self.probe.as_mut() {
-                wait = wait.min(probe.tick(Instant::now()));
+                wait = wait.min(probe.tick(Instant::now(), self.poll.registry()));
             }
             self.poll_once(events, wait)?;
             self.progress(|r| {
@@ -801,6 +870,7 @@ impl<'a> Run<'a> {
             }
             let now_ns = self.now_ns();
             let mut wrote = false;
+            let mut failed = None;
             while self.tracker.can_send(s) {
                 if let Some(rate) = self.rate.as_mut() {
                     if rate.credits[s] == 0 {
@@ -810,10 +880,15 @@ impl<'a> Run<'a> {
                 }
                 let msg = self.tracker.on_sent(s, now_ns);
                 self.codec.encode(msg, &mut frame);
-                self.conns[s].queue(&frame);
+                if let Err(e) = self.conns[s].send(&frame) {
+                    failed = Some(e.to_string());
+                    break;
+                }
                 wrote = true;
             }
-            if wrote {
+            if let Some(why) = failed {
+                self.lost(s, &why);
+            } else if wrote {
                 self.flush(s);
             }
         }
@@ -828,6 +903,7 @@ impl<'a> Run<'a> {
             self.tracker.expected()
         };
         let latency = Latency::of(&self.tracker.latency);
+        let cross = &self.tracker.cross_latency;
         let probe = self.probe.as_ref().map(|p| Latency::of(&p.rtt));
         StressReport {
             clients: self.cfg.clients,
@@ -860,6 +936,14 @@ impl<'a> Run<'a> {
             timed_out: self.timed_out,
             stalled: self.stalled,
             server: None,
+            servers: self.cfg.servers.len(),
+            placement: match self.cfg.placement {
+                Placement::RoundRobin => "round-robin",
+                Placement::Split => "split",
+            },
+            proto: self.cfg.transport.proto.name(),
+            tls: self.cfg.transport.tls.is_some(),
+            cross_server_latency: (self.cfg.servers.len() > 1).then(|| Latency::of(cross)),
         }
     }
 
@@ -881,20 +965,18 @@ struct Frames<'b> {
     setup: &'b mut SetupState,
     sync_reply: &'b Frame,
     exists_reply: &'b Frame,
-    phase: &'b mut Phase,
     r: usize,
-    now_ns: u64,
 }
 
 impl Frames<'_> {
     #[inline]
-    fn on_frame(&mut self, f: &Frame) {
-        if *self.phase == Phase::Setup {
-            self.on_setup_frame(f);
+    fn on_frame(&mut self, phase: &mut Phase, f: &Frame, now_ns: u64) {
+        if *phase == Phase::Setup {
+            self.on_setup_frame(phase, f);
             return;
         }
         match self.codec.verify(f) {
-            Verdict::Ours(msg) => self.tracker.on_message(self.r, msg, self.now_ns),
+            Verdict::Ours(msg) => self.tracker.on_message(self.r, msg, now_ns),
             Verdict::Corrupt => {
                 if self.tracker.counts.corrupt < 5 {
                     log::warn!("corrupt frame at client {}: {:?}", self.r, frame::decode(f));
@@ -929,9 +1011,9 @@ impl Frames<'_> {
         }
     }
 
-    fn on_setup_frame(&mut self, f: &Frame) {
+    fn on_setup_frame(&mut self, phase: &mut Phase, f: &Frame) {
         if f == self.sync_reply {
-            *self.phase = Phase::Ready;
+            *phase = Phase::Ready;
             self.setup.ready += 1;
             return;
         }

@@ -8,15 +8,16 @@
 //! wait in the senders' sockets. So messages that take many times the probe's round trip mean
 //! that the run measured the flood limit, not the server (see [`held_back`]).
 
-use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
+use mio::event::Event;
+use mio::{Registry, Token};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
 
+use super::conn::{Conn, Phase, ReadOutcome, Target, Transport};
 use super::report::Latency;
-use crate::frame::{self, Frame, FrameDecoder, FRAME_LEN};
+use crate::frame::{self, Frame, FRAME_LEN};
 use crate::split::histogram::Histogram;
 use crate::split::SplitError;
 use crate::utils_errors as text;
@@ -25,8 +26,6 @@ use crate::utils_errors as text;
 pub const PROBE_COMMAND: &str = "/stress-probe";
 /// The pause between an answer and the next question: 20 a second, far under any flood limit.
 pub const PROBE_EVERY: Duration = Duration::from_millis(50);
-/// How long the probe's blocking connect and login may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Fewer round trips than this give no verdict.
 pub const MIN_SAMPLES: u64 = 3;
 /// Messages are held back when their median latency is this many times the probe's…
@@ -44,14 +43,20 @@ pub fn held_back(messages: &Latency, probe: &Latency) -> bool {
         && messages.p50 >= probe.p50.saturating_add(MARGIN_NS)
 }
 
-/// The probe connection.
+/// The probe connection: a stress connection of its own (same transport and protocol as the
+/// clients), in no channel.
 #[derive(Debug)]
 pub struct Probe {
-    stream: TcpStream,
-    decoder: FrameDecoder,
+    conn: Conn,
+    target: Target,
+    transport: Transport,
+    token: Token,
+    name: Frame,
     question: Frame,
     answer: Frame,
-    buf: [u8; 4 * FRAME_LEN],
+    rng: SmallRng,
+    buf: Vec<u8>,
+    t0: Instant,
     /// When the outstanding question was sent.
     asked: Option<Instant>,
     /// When to ask next.
@@ -63,93 +68,129 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Connects, logs in as `name` (both blocking, at most a few seconds; on loopback, at
-    /// once), then registers the connection, non-blocking, for reading with `token`.
+    /// Starts connecting to `target` (non-blocking), registered with `token`; it logs in as
+    /// `name` once connected and asks once its handshakes are over.
     pub fn connect(
-        addr: SocketAddr,
+        target: &Target,
+        transport: &Transport,
         name: &str,
         registry: &Registry,
         token: Token,
     ) -> Result<Probe, SplitError> {
-        let failed = |e: io::Error| SplitError::Setup(format!("probe connecting to {addr}: {e}"));
         let frame_of = |t: &str| frame::pad(t).map_err(|e| SplitError::Config(e.to_string()));
-        let mut std_stream =
-            std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(failed)?;
-        std_stream.set_nodelay(true).map_err(failed)?;
-        std_stream
-            .set_write_timeout(Some(CONNECT_TIMEOUT))
-            .map_err(failed)?;
-        std_stream.write_all(&frame_of(name)?).map_err(failed)?;
-        std_stream.set_nonblocking(true).map_err(failed)?;
-        let mut stream = TcpStream::from_std(std_stream);
-        registry.register(&mut stream, token, Interest::READABLE)?;
+        let mut conn = Conn::new(true);
+        conn.connect(target, registry, token).map_err(|e| {
+            SplitError::Setup(format!("probe connecting to {}: {e}", target.label()))
+        })?;
+        let now = Instant::now();
         Ok(Probe {
-            stream,
-            decoder: FrameDecoder::new(),
+            conn,
+            target: target.clone(),
+            transport: transport.clone(),
+            token,
+            name: frame_of(name)?,
             question: frame_of(PROBE_COMMAND)?,
             answer: frame_of(&text::invalid_control_message(PROBE_COMMAND))?,
-            buf: [0; 4 * FRAME_LEN],
+            rng: SmallRng::seed_from_u64(0x9E0B_E5EE),
+            buf: vec![0; 16 * FRAME_LEN],
+            t0: now,
             asked: None,
-            next: Instant::now(),
+            next: now,
             rtt: Histogram::new(),
             broken: false,
         })
     }
 
-    /// Asks the next question when it is due and none is outstanding; returns how long the
-    /// caller may wait before calling again.
-    pub fn tick(&mut self, now: Instant) -> Duration {
+    /// Asks the next question when it is due, none is outstanding and the connection is up;
+    /// returns how long the caller may wait before calling again.
+    pub fn tick(&mut self, now: Instant, registry: &Registry) -> Duration {
         if self.broken || self.asked.is_some() {
             return PROBE_EVERY;
+        }
+        if self.conn.phase != Phase::Ready || !self.conn.established() {
+            return PROBE_EVERY.min(Duration::from_millis(5));
         }
         if now < self.next {
             return self.next - now;
         }
-        // One frame on an idle connection: the socket buffer always has room for it, so a
-        // short or refused write means the connection is unusable.
-        match self.stream.write(&self.question) {
-            Ok(n) if n == self.question.len() => self.asked = Some(now),
-            Ok(_) | Err(_) => self.broken = true,
+        if self.conn.send(&self.question).is_err() {
+            self.broken = true;
+            return PROBE_EVERY;
         }
+        self.asked = Some(now);
+        self.flush(registry);
         PROBE_EVERY
     }
 
-    /// Reads what the server sent; an answer to the outstanding question is a round trip.
-    pub fn read(&mut self, now: Instant) {
-        loop {
-            match self.stream.read(&mut self.buf) {
-                Ok(0) => {
-                    self.broken = true;
-                    return;
-                }
-                Ok(n) => {
-                    let (answer, asked, rtt) = (&self.answer, &mut self.asked, &mut self.rtt);
-                    let mut answered = false;
-                    self.decoder.feed(&self.buf[..n], |f| {
-                        if f == answer {
-                            if let Some(at) = asked.take() {
-                                rtt.record(now.saturating_duration_since(at).as_nanos() as u64);
-                                answered = true;
-                            }
-                        }
-                    });
-                    if answered {
-                        self.next = now + PROBE_EVERY;
+    fn flush(&mut self, registry: &Registry) {
+        if self
+            .conn
+            .flush(&mut self.rng, FRAME_LEN, registry, self.token)
+            .is_err()
+        {
+            self.broken = true;
+        }
+    }
+
+    /// Handles an event of the probe's socket: the end of its connect, output, answers.
+    pub fn on_event(&mut self, event: &Event, registry: &Registry) {
+        if self.broken {
+            return;
+        }
+        if self.conn.phase == Phase::Connecting {
+            match self.conn.finish_connect(&self.target, &self.transport) {
+                Ok(true) => {
+                    self.conn.phase = Phase::Ready;
+                    if self.conn.send(&self.name).is_err() {
+                        self.broken = true;
+                        return;
                     }
+                    self.flush(registry);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
+                Ok(false) => {}
+                Err(e) => {
+                    log::warn!("probe: {e}");
                     self.broken = true;
-                    return;
                 }
+            }
+            return;
+        }
+        if event.is_readable() {
+            self.read(registry);
+        }
+        if !self.broken {
+            self.flush(registry);
+        }
+    }
+
+    /// Reads what the server sent; an answer to the outstanding question is a round trip.
+    fn read(&mut self, registry: &Registry) {
+        let now = Instant::now();
+        let (answer, asked, rtt) = (&self.answer, &mut self.asked, &mut self.rtt);
+        let mut answered = false;
+        let outcome = self.conn.read(&mut self.buf, self.t0, |_, f, _| {
+            if f == answer {
+                if let Some(at) = asked.take() {
+                    rtt.record(now.saturating_duration_since(at).as_nanos() as u64);
+                    answered = true;
+                }
+            }
+        });
+        if answered {
+            self.next = now + PROBE_EVERY;
+        }
+        match outcome {
+            ReadOutcome::Open => {}
+            ReadOutcome::Closed | ReadOutcome::Failed(_) => {
+                self.broken = true;
+                self.conn.close(registry);
             }
         }
     }
 
     /// Deregisters and closes the connection.
     pub fn close(mut self, registry: &Registry) {
-        let _ = registry.deregister(&mut self.stream);
+        self.conn.close(registry);
     }
 }
 

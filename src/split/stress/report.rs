@@ -129,6 +129,18 @@ pub struct StressReport {
     pub stalled: bool,
     /// What the server used, when its pid was given.
     pub server: Option<ServerUsage>,
+    /// How many servers the clients were spread over.
+    pub servers: usize,
+    /// How they were spread: `round-robin`, or `split` (senders on the first, the others on
+    /// the second).
+    pub placement: &'static str,
+    /// The protocol: `frames`, `ws` or `irc`.
+    pub proto: &'static str,
+    /// Every connection inside TLS.
+    pub tls: bool,
+    /// With several servers: the latency of deliveries to a receiver on another server than
+    /// the sender's.
+    pub cross_server_latency: Option<Latency>,
 }
 
 impl StressReport {
@@ -158,6 +170,8 @@ impl StressReport {
                 "\"disconnects\":{},\"no_read_dropped\":{},\"other_frames\":{},",
                 "\"timed_out\":{},\"stalled\":{},\"send_lag_ns\":{},\"server\":{},",
                 "\"probe_ns\":{},\"throttled\":{},",
+                "\"servers\":{},\"placement\":\"{}\",\"proto\":\"{}\",\"tls\":{},",
+                "\"cross_server_latency_ns\":{},",
                 "\"passed\":{}}}"
             ),
             self.clients,
@@ -186,6 +200,13 @@ impl StressReport {
             self.server_json(),
             self.probe_json(),
             self.throttled,
+            self.servers,
+            self.placement,
+            self.proto,
+            self.tls,
+            self.cross_server_latency
+                .as_ref()
+                .map_or_else(|| "null".into(), Latency::to_json),
             self.passed(),
         )
     }
@@ -242,6 +263,20 @@ impl fmt::Display for StressReport {
             "stress: {} clients ({} senders, {} no-read) in {} channel(s), {} messages per sender",
             self.clients, self.senders, self.no_read, self.channels, self.messages_per_sender
         )?;
+        if self.servers > 1 || self.proto != "frames" || self.tls {
+            writeln!(
+                f,
+                "  over:       {}{}, {} server(s){}",
+                self.proto,
+                if self.tls { " inside TLS" } else { "" },
+                self.servers,
+                match (self.servers, self.placement) {
+                    (1, _) => "",
+                    (_, "split") => ", senders on the first, every other client on the second",
+                    _ => ", clients spread round-robin",
+                }
+            )?;
+        }
         writeln!(f, "  setup:      {:.3} s", self.setup_secs)?;
         if self.idle {
             writeln!(f, "  idle:       connections held, no messages sent")?;
@@ -266,6 +301,17 @@ impl fmt::Display for StressReport {
                 human_ns(l.max),
                 human_ns(l.mean)
             )?;
+            if let Some(c) = &self.cross_server_latency {
+                writeln!(
+                    f,
+                    "  across:     p50 {}, p99 {}, max {} ({} deliveries to another server than \
+                     the sender's)",
+                    human_ns(c.p50),
+                    human_ns(c.p99),
+                    human_ns(c.max),
+                    c.samples
+                )?;
+            }
             if self.throttled {
                 let probe = self.probe.unwrap_or_default();
                 writeln!(
@@ -418,6 +464,8 @@ mod tests {
             "\"server\":null",
             "\"probe_ns\":null",
             "\"throttled\":false",
+            "\"servers\":0,\"placement\":\"\",\"proto\":\"\",\"tls\":false,",
+            "\"cross_server_latency_ns\":null,\"passed\"",
         ] {
             assert!(json.contains(key), "{key}");
         }

@@ -92,8 +92,12 @@ pub struct Tracker {
     woken: Vec<bool>,
     wake: Vec<u32>,
     expected: u64,
+    /// Per client, the server it is on (only with several servers).
+    sites: Option<Vec<u16>>,
     /// Latency of every first arrival, in ns.
     pub latency: Histogram,
+    /// Latency of the first arrivals at a receiver on another server than the sender's.
+    pub cross_latency: Histogram,
     /// The counts so far.
     pub counts: Counts,
 }
@@ -132,9 +136,17 @@ impl Tracker {
             woken: vec![false; layout.senders],
             wake: Vec::with_capacity(layout.senders),
             expected,
+            sites: None,
             latency: Histogram::new(),
+            cross_latency: Histogram::new(),
             counts: Counts::default(),
         })
+    }
+
+    /// Tells which server each client is on (`sites[i]` for client `i`), so that deliveries
+    /// from one server to another are also measured apart.
+    pub fn set_sites(&mut self, sites: Vec<u16>) {
+        self.sites = (sites.len() == self.layout.clients).then_some(sites);
     }
 
     /// Deliveries the run must see.
@@ -229,7 +241,13 @@ impl Tracker {
             return;
         }
         self.counts.delivered += 1;
-        self.latency.record(now_ns.saturating_sub(msg.sent_ns));
+        let latency = now_ns.saturating_sub(msg.sent_ns);
+        self.latency.record(latency);
+        if let Some(sites) = &self.sites {
+            if sites[r] != sites[s] {
+                self.cross_latency.record(latency);
+            }
+        }
         let slot = self.slot(s, seq);
         self.remaining[slot] = self.remaining[slot].saturating_sub(1);
         if seq == self.acked[s] {
@@ -366,6 +384,28 @@ mod tests {
         assert_eq!(t.counts.delivered, 0);
         t.on_message(2, m, 9);
         assert_eq!(t.counts.delivered, 1);
+    }
+
+    #[test]
+    fn deliveries_between_servers_are_measured_apart() {
+        let mut t = tracker(4, 2, 1, 1);
+        // Clients 0 and 1 send; 0 and 2 are on server 0, 1 and 3 on server 1.
+        t.set_sites(vec![0, 1, 0, 1]);
+        let m0 = send(&mut t, 0, 0);
+        let m1 = send(&mut t, 1, 0);
+        for (r, m, at) in [
+            (1, m0, 10),
+            (2, m0, 20),
+            (3, m0, 30),
+            (0, m1, 40),
+            (2, m1, 50),
+        ] {
+            t.on_message(r, m, at);
+        }
+        assert_eq!(t.latency.count(), 5);
+        // 0 -> 1, 0 -> 3, 1 -> 0, 1 -> 2 cross; 0 -> 2 does not.
+        assert_eq!(t.cross_latency.count(), 4);
+        assert_eq!(t.cross_latency.max(), 50);
     }
 
     #[test]
