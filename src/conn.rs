@@ -14,7 +14,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::frame::{Frame, FRAME_LEN};
-use crate::hub::{ConnId, Proto};
+use crate::hub::{conn_label, ConnId, Proto};
 use crate::outq::{OutQueue, TurnLog};
 
 /// Output buffers kept for reuse hold at most this many bytes in all (see [`BufPool`]).
@@ -367,20 +367,21 @@ impl Conn {
 
     /// One read of at most `buf.len()` bytes of plaintext.
     pub fn read_some(&mut self, buf: &mut [u8]) -> ReadOutcome {
+        let id = self.id;
         match &mut self.transport {
-            Transport::Plain => read_plain(&mut self.stream, buf),
-            Transport::Tls(tls) => read_tls(tls, &mut self.stream, buf),
+            Transport::Plain => read_plain(&mut self.stream, buf, id),
+            Transport::Tls(tls) => read_tls(tls, &mut self.stream, buf, id),
         }
     }
 
     /// Reads and drops what the peer still sends (a closing connection, after its last
     /// words): raw bytes, not decrypted.
     pub fn read_raw(&mut self, buf: &mut [u8]) -> ReadOutcome {
-        read_plain(&mut self.stream, buf)
+        read_plain(&mut self.stream, buf, self.id)
     }
 }
 
-fn read_plain(stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
+fn read_plain(stream: &mut TcpStream, buf: &mut [u8], id: ConnId) -> ReadOutcome {
     loop {
         match stream.read(buf) {
             Ok(0) => return ReadOutcome::Eof,
@@ -388,7 +389,7 @@ fn read_plain(stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                log::debug!("read error: {e}");
+                log::debug!("{}: read error: {e}", conn_label(id));
                 return ReadOutcome::Failed;
             }
         }
@@ -400,6 +401,7 @@ fn read_tls(
     tls: &mut rustls::ServerConnection,
     stream: &mut TcpStream,
     buf: &mut [u8],
+    id: ConnId,
 ) -> ReadOutcome {
     loop {
         match tls.reader().read(buf) {
@@ -409,7 +411,7 @@ fn read_tls(
             // The socket closed without close_notify: the end of the stream all the same.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return ReadOutcome::Eof,
             Err(e) => {
-                log::debug!("TLS read error: {e}");
+                log::debug!("{}: TLS read error: {e}", conn_label(id));
                 return ReadOutcome::Failed;
             }
         }
@@ -424,7 +426,7 @@ fn read_tls(
             Ok(_) => {
                 if let Err(e) = tls.process_new_packets() {
                     // Garbage instead of a ClientHello, say: send the alert, close this one.
-                    log::debug!("TLS error: {e}");
+                    log::debug!("{}: TLS error: {e}", conn_label(id));
                     let _ = write_records(tls, stream);
                     return ReadOutcome::Failed;
                 }
@@ -432,7 +434,7 @@ fn read_tls(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                log::debug!("read error: {e}");
+                log::debug!("{}: read error: {e}", conn_label(id));
                 return ReadOutcome::Failed;
             }
         }

@@ -76,8 +76,13 @@ impl ServerProc {
 
     /// Starts a prepared server command with its stderr collected; it prints `lines`
     /// `Listening` lines.
-    pub fn spawn_logged(mut cmd: Command, lines: usize) -> ServerProc {
-        cmd.env("RUST_LOG", "info").stderr(Stdio::piped());
+    pub fn spawn_logged(cmd: Command, lines: usize) -> ServerProc {
+        Self::spawn_logged_at(cmd, lines, "info")
+    }
+
+    /// [`ServerProc::spawn_logged`] at the log level `level` (`RUST_LOG`'s value).
+    pub fn spawn_logged_at(mut cmd: Command, lines: usize, level: &str) -> ServerProc {
+        cmd.env("RUST_LOG", level).stderr(Stdio::piped());
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -140,6 +145,19 @@ impl ServerProc {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits (bounded) for the server to exit, then returns what it logged (started with
+    /// [`ServerProc::start_logged`] or [`ServerProc::spawn_logged_at`]), to its last line.
+    pub fn wait_exit_logged(self, within: Duration) -> (ExitStatus, String) {
+        let log = self.log.clone();
+        let status = self.wait_exit(within);
+        // The reader thread sees the end of the pipe just after the exit.
+        std::thread::sleep(Duration::from_millis(200));
+        let text = log
+            .and_then(|l| l.lock().ok().map(|l| l.clone()))
+            .unwrap_or_default();
+        (status, text)
     }
 
     /// The server's resident memory, in KiB.
