@@ -467,7 +467,11 @@ impl Conn {
     pub fn has_held(&self) -> bool {
         match &self.codec {
             Codec::Frame => !self.held.is_empty(),
-            Codec::Irc(irc) => !irc.buf.is_empty(),
+            // Lines not handled yet, or a session with something to settle (a JOIN that
+            // waited for the cluster) once the hub resumes it.
+            Codec::Irc(irc) => {
+                !irc.buf.is_empty() || irc.session.as_ref().is_some_and(|s| s.has_pending())
+            }
             Codec::Web(web) => web.stalled,
         }
     }

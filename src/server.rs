@@ -1176,6 +1176,7 @@ impl Server {
 
     /// Hands an IRC connection's complete lines to its session until the hub makes it wait.
     fn pump_irc(&mut self, index: usize, now: Instant) {
+        self.settle_irc(index, now);
         let mut pos = 0;
         loop {
             let Some(conn) = self.conns.get_mut(index) else {
@@ -1236,6 +1237,44 @@ impl Server {
                 if let Codec::Irc(irc) = &mut conn.codec {
                     irc.session = Some(session);
                 }
+            }
+        }
+    }
+
+    /// Lets an IRC session finish what waited for the hub (a `JOIN` the cluster had to
+    /// create the channel for) as soon as the hub no longer makes it wait, before its next
+    /// line.
+    fn settle_irc(&mut self, index: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        let hub_id = conn.id;
+        if conn.is_closing() || self.hub.is_waiting(hub_id) {
+            return;
+        }
+        let Codec::Irc(irc) = &mut conn.codec else {
+            return;
+        };
+        if !irc.session.as_ref().is_some_and(|s| s.has_pending()) {
+            return;
+        }
+        let Some(mut session) = irc.session.take() else {
+            return;
+        };
+        {
+            let mut outbox = outbox!(self);
+            let mut ctx = IrcCtx {
+                hub: &mut self.hub,
+                conn: hub_id,
+                cfg: &self.irc,
+                sink: &mut outbox,
+                now,
+            };
+            session.settle(&mut ctx);
+        }
+        if let Some(conn) = self.conns.get_mut(index) {
+            if let Codec::Irc(irc) = &mut conn.codec {
+                irc.session = Some(session);
             }
         }
     }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use chat::utils_errors as text;
@@ -21,8 +22,29 @@ struct Cluster {
 }
 
 fn node(redis: &Redis, db: &PgDatabase<'_>) -> ServerProc {
+    node_with(redis, db, &[])
+}
+
+fn node_with(redis: &Redis, db: &PgDatabase<'_>, extra: &[&str]) -> ServerProc {
     let (redis, db) = (redis.url(), db.url());
-    ServerProc::start(&["--cluster", &redis, "--db", &db])
+    let mut args = vec!["--cluster", &redis, "--db", &db];
+    args.extend_from_slice(extra);
+    ServerProc::start(&args)
+}
+
+/// The next IRC line from `r` that `want` accepts (every read bounded by the stream's timeout).
+fn irc_until(r: &mut impl BufRead, want: impl Fn(&str) -> bool) -> String {
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = r.read_line(&mut line).unwrap_or(0);
+        assert!(n > 0, "the IRC connection ended; saw {seen:?}");
+        let line = line.trim_end_matches("\r\n").to_string();
+        if want(&line) {
+            return line;
+        }
+        seen.push(line);
+    }
 }
 
 fn cluster(n: usize) -> Cluster {
@@ -85,6 +107,136 @@ fn the_course_scenario_with_alice_and_kay_on_different_nodes() {
     kay.expect_silence(QUIET);
     drop(alice);
     kay.expect("Alice has left");
+}
+
+/// Section 10's order: each sender's messages reach every member on every node in the order
+/// sent, however the senders' streams interleave (here two senders on two nodes, at full
+/// speed, and a reader on each of three nodes).
+#[test]
+fn each_senders_messages_arrive_in_order_on_every_node() {
+    const EACH: usize = 300;
+    let c = cluster(3);
+    let mut readers: Vec<Peer> = Vec::new();
+    let mut first = login(&c.nodes[0], "Reader0");
+    first.send("/create order");
+    first.sync("order");
+    readers.push(first);
+    for (i, node) in c.nodes.iter().enumerate().skip(1) {
+        let mut r = login(node, &format!("Reader{i}"));
+        r.send("/join order");
+        readers[0].expect(&format!("Reader{i} has joined"));
+        readers.push(r);
+    }
+    let mut senders: Vec<Peer> = Vec::new();
+    for (i, node) in c.nodes.iter().take(2).enumerate() {
+        let mut s = login(node, &format!("Sender{i}"));
+        s.send("/join order");
+        readers[0].expect(&format!("Sender{i} has joined"));
+        senders.push(s);
+    }
+    for n in 0..EACH {
+        for (i, s) in senders.iter_mut().enumerate() {
+            s.send(&format!("s{i} m{n}"));
+        }
+    }
+    for (r, reader) in readers.iter_mut().enumerate() {
+        let mut next = [0usize; 2];
+        while next != [EACH, EACH] {
+            let line = reader.recv();
+            if line.ends_with(" has joined") {
+                continue;
+            }
+            let (who, text) = line
+                .strip_prefix('[')
+                .and_then(|l| l.split_once("] "))
+                .unwrap_or_else(|| panic!("reader {r}: {line:?}"));
+            let i: usize = who.trim_start_matches("Sender").parse().unwrap();
+            assert_eq!(
+                text,
+                format!("s{i} m{}", next[i]),
+                "reader {r}: sender {i}'s messages out of order"
+            );
+            next[i] += 1;
+        }
+    }
+}
+
+/// Events cross nodes, not frames: an IRC client on one node and a frame client on another
+/// chat, each in its own protocol.
+#[test]
+fn an_irc_client_on_one_node_chats_with_a_frame_client_on_another() {
+    let redis = Redis::start();
+    let db = PgCluster::shared().database();
+    let frames = node(&redis, &db);
+    let irc = node_with(
+        &redis,
+        &db,
+        &["--irc-port", "0", "--server-name", "irc.test"],
+    );
+    let mut alice = login(&frames, "Alice");
+    alice.send("/create tas");
+    alice.sync("tas");
+    let stream = std::net::TcpStream::connect(irc.addr_of("IRC")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut out = stream.try_clone().unwrap();
+    let mut lines = std::io::BufReader::new(stream);
+    out.write_all(b"NICK kay\r\nUSER kay 0 * :Kay\r\n").unwrap();
+    irc_until(&mut lines, |l| l.contains(" 422 ") || l.contains(" 376 "));
+    out.write_all(b"JOIN #tas\r\n").unwrap();
+    let names = irc_until(&mut lines, |l| l.contains(" 353 "));
+    assert!(
+        names.ends_with(":Alice kay") || names.ends_with(":kay Alice"),
+        "{names}"
+    );
+    alice.expect("kay has joined");
+    alice.send("Hi from the frames");
+    let got = irc_until(&mut lines, |l| l.contains(" PRIVMSG "));
+    assert!(
+        got.starts_with(":Alice!") && got.ends_with(" PRIVMSG #tas :Hi from the frames"),
+        "{got}"
+    );
+    out.write_all(b"PRIVMSG #tas :Hello from IRC\r\n").unwrap();
+    alice.expect("[kay] Hello from IRC");
+    // The people of other nodes are people on IRC too: WHO, WHOIS, a private message.
+    out.write_all(b"WHO #tas\r\n").unwrap();
+    let mut who = Vec::new();
+    loop {
+        let l = irc_until(&mut lines, |l| l.contains(" 352 ") || l.contains(" 315 "));
+        if l.contains(" 315 ") {
+            break;
+        }
+        who.push(l);
+    }
+    assert_eq!(who.len(), 2, "{who:?}");
+    assert!(who.iter().any(|l| l.contains(" #tas Alice ")), "{who:?}");
+    out.write_all(b"WHOIS Alice\r\n").unwrap();
+    let whois = irc_until(&mut lines, |l| l.contains(" 311 ") || l.contains(" 401 "));
+    assert!(whois.contains(" 311 kay Alice "), "{whois}");
+    let chans = irc_until(&mut lines, |l| l.contains(" 319 ") || l.contains(" 318 "));
+    assert!(chans.ends_with(":#tas"), "{chans}");
+    out.write_all(b"PRIVMSG Alice :psst\r\n").unwrap();
+    alice.expect("[kay -> Alice] psst");
+    // JOIN of a new channel: the cluster creates it, then the client has its JOIN and NAMES
+    // (and the next channel of the list after it).
+    out.write_all(b"JOIN #fresh,#tas2\r\n").unwrap();
+    let joined = irc_until(&mut lines, |l| l.contains(" JOIN "));
+    assert!(
+        joined.starts_with(":kay!") && joined.ends_with(" JOIN #fresh"),
+        "{joined}"
+    );
+    let names = irc_until(&mut lines, |l| l.contains(" 353 "));
+    assert!(names.ends_with(" #fresh :kay"), "{names}");
+    let second = irc_until(&mut lines, |l| l.contains(" JOIN "));
+    assert!(second.ends_with(" JOIN #tas2"), "{second}");
+    eventually(
+        "the new channels reach the other node",
+        Duration::from_secs(5),
+        || reply_of(&mut alice, "/list") == "tas\nfresh\ntas2",
+    );
+    out.write_all(b"QUIT :bye\r\n").unwrap();
+    alice.expect("kay has left");
 }
 
 #[test]

@@ -137,6 +137,50 @@ impl Hub {
         })
     }
 
+    /// The people in a channel, each with its connection here (None: on another node): the
+    /// local members in joining order, then the other nodes'.
+    pub fn member_entries(&self, ch: ChanId) -> impl Iterator<Item = (Option<ConnId>, &Person)> {
+        self.members(ch)
+            .iter()
+            .filter_map(|&m| Some((Some(m), self.clients.get(&m)?.person.as_ref()?)))
+            .chain(self.remote_members(ch).map(|p| (None, p)))
+    }
+
+    /// How many people are in a channel, on every node.
+    pub fn member_count(&self, ch: ChanId) -> usize {
+        self.members(ch).len() + self.remote_members(ch).count()
+    }
+
+    /// Every user that may act under its name, here (with its connection) and on the other
+    /// nodes.
+    pub fn everyone(&self) -> impl Iterator<Item = (Option<ConnId>, &Person)> {
+        self.users()
+            .map(|(id, p)| (Some(id), p))
+            .chain(self.remote_people().map(|(p, _)| (None, p)))
+    }
+
+    /// The user holding a name (compared as names compare), here or on another node.
+    pub fn person_named(&self, name: &str) -> Option<(Option<ConnId>, &Person)> {
+        if let Some(id) = self.find_user(name).filter(|&id| self.is_open(id)) {
+            return Some((Some(id), self.person(id)?));
+        }
+        self.remote_person(&names::name_key(name))
+            .map(|p| (None, p))
+    }
+
+    /// The channels of the user holding a name, here or on another node.
+    pub fn channels_of_name(&self, name: &str) -> Vec<ChanId> {
+        if let Some(id) = self.find_user(name) {
+            return self.channels_of(id).collect();
+        }
+        let key = names::name_key(name);
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.remote.get(c.names.get(&key)?))
+            .map(|m| m.chans.clone())
+            .unwrap_or_default()
+    }
+
     /// The other nodes' users, each with its channels.
     pub fn remote_people(&self) -> impl Iterator<Item = (&Person, &[ChanId])> {
         self.cluster

@@ -369,6 +369,9 @@ impl Sink for FuzzSink {
     fn store(&mut self, request: Request) {
         self.storage.writer.push_back(Job::Request(request));
     }
+    fn cluster(&mut self, _op: crate::cluster::ClusterOp) -> bool {
+        false
+    }
     fn hash(&mut self, job: HashJob) -> bool {
         let s = &mut self.storage;
         if s.hash_busy || s.hashing.len() >= s.hash_cap {

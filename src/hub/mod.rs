@@ -181,11 +181,9 @@ pub trait Sink {
     /// Hands a password job to the hashers; false when their queue is full.
     fn hash(&mut self, job: HashJob) -> bool;
     /// Hands an operation to the cluster link; false when there is no cluster or its queue is
-    /// full.
-    fn cluster(&mut self, op: crate::cluster::ClusterOp) -> bool {
-        let _ = op;
-        false
-    }
+    /// full. (No default: a sink that wraps another must pass it on, or a cluster login
+    /// through it would fail.)
+    fn cluster(&mut self, op: crate::cluster::ClusterOp) -> bool;
     /// Asks for [`Hub::flushed`] once everything queued for `conn` so far is written.
     fn report_flush(&mut self, conn: ConnId);
     /// The connection no longer waits: its held input may be handled and it may be read.

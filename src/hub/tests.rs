@@ -43,6 +43,9 @@ impl Sink for Recorder {
     fn store(&mut self, request: Request) {
         self.stored.push(request);
     }
+    fn cluster(&mut self, _op: crate::cluster::ClusterOp) -> bool {
+        false
+    }
     fn hash(&mut self, job: HashJob) -> bool {
         if self.hash_full {
             return false;

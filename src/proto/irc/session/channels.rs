@@ -9,7 +9,7 @@ use super::register::need_more;
 use super::render::{self, irc_nick, is_service, prefix, user_of};
 use super::{numeric, Ctx, Job, Lines, Session, MAX_JOINED, WHO_MASK_MAX};
 use super::{CHATSERV, NICKSERV};
-use crate::hub::{ChanId, ConnId, Hub, Person, Sink};
+use crate::hub::{ChanId, ChannelError, ConnId, Hub, Person, Sink};
 use crate::utils_errors as text;
 
 /// The chat channel an IRC channel parameter reaches, if it exists and IRC can carry it.
@@ -43,8 +43,51 @@ impl Session {
             return;
         }
         for name in list.split(',').filter(|n| !n.is_empty()) {
-            self.join_one(name, &me, ctx);
+            if self.has_pending() {
+                // A channel before this one waits for the cluster: this one goes after it.
+                self.deferred_joins.push_back(name.to_string());
+            } else {
+                self.join_one(name, &me, ctx);
+            }
         }
+    }
+
+    /// Completes a `JOIN` that waited for the cluster to create its channel (the client gets
+    /// its `JOIN` and `NAMES`, or `403` when the hub refused and said why), then the rest of
+    /// its list.
+    pub(super) fn settle_joins<S: Sink>(&mut self, ctx: &mut Ctx<'_, S>) {
+        while self.has_pending() && !ctx.hub.is_waiting(ctx.conn) {
+            let me = self.target().to_string();
+            if let Some((chat, asked)) = self.pending_join.take() {
+                let joined = ctx
+                    .hub
+                    .channel_id(&chat)
+                    .filter(|&ch| ctx.hub.is_member(ctx.conn, ch));
+                match joined {
+                    Some(ch) => self.joined(ch, ctx),
+                    None => numeric(
+                        ctx,
+                        numerics::ERR_NOSUCHCHANNEL,
+                        &me,
+                        &[&asked],
+                        text::IRC_NO_SUCH_CHANNEL,
+                    ),
+                }
+            } else if let Some(next) = self.deferred_joins.pop_front() {
+                self.join_one(&next, &me, ctx);
+            }
+        }
+    }
+
+    /// The joiner's own `JOIN` line and the channel's `NAMES`.
+    fn joined<S: Sink>(&mut self, ch: ChanId, ctx: &mut Ctx<'_, S>) {
+        let (Some(channel), Some(own)) = (irc_name(ctx.hub, ch), ctx.hub.person(ctx.conn)) else {
+            return;
+        };
+        let mut lines = Lines::default();
+        lines.message(&prefix(own), "JOIN", &[&channel], None);
+        lines.send(ctx);
+        self.push_job(Job::Names { ch, next: 0 }, "NAMES", ctx);
     }
 
     fn join_one<S: Sink>(&mut self, name: &str, me: &str, ctx: &mut Ctx<'_, S>) {
@@ -91,17 +134,14 @@ impl Session {
                 ctx.hub.create(ctx.conn, chat, ctx.sink)
             }
         };
-        let Ok(ch) = joined else {
-            no_such(ctx);
-            return;
-        };
-        let (Some(channel), Some(own)) = (irc_name(ctx.hub, ch), ctx.hub.person(ctx.conn)) else {
-            return;
-        };
-        let mut lines = Lines::default();
-        lines.message(&prefix(own), "JOIN", &[&channel], None);
-        lines.send(ctx);
-        self.push_job(Job::Names { ch, next: 0 }, "NAMES", ctx);
+        match joined {
+            Ok(ch) => self.joined(ch, ctx),
+            // In a cluster: settled when the cluster has answered (see `settle_joins`).
+            Err(ChannelError::Pending) => {
+                self.pending_join = Some((chat.to_string(), name.to_string()));
+            }
+            Err(_) => no_such(ctx),
+        }
     }
 
     /// `PART #a,#b [:reason]`.
@@ -245,24 +285,20 @@ impl Session {
         let mut lines = Lines::default();
         if mask.contains(['*', '?']) || mask == "0" {
             let pattern = if mask == "0" { "*" } else { mask };
-            let mut found: Vec<(ConnId, String)> = ctx
+            let mut found: Vec<(Option<ConnId>, &Person, String)> = ctx
                 .hub
-                .users()
+                .everyone()
                 .filter_map(|(id, p)| {
                     let nick = irc_nick(&p.name);
-                    glob(pattern, &nick).then(|| (id, nick.into_owned()))
+                    glob(pattern, &nick).then(|| (id, p, nick.into_owned()))
                 })
                 .collect();
-            found.sort_by(|a, b| a.1.cmp(&b.1));
-            for (id, _) in found.into_iter().take(WHO_MASK_MAX) {
-                if let Some(p) = ctx.hub.person(id) {
-                    who_line(&mut lines, &server, &me, "*", ctx.hub, id, p);
-                }
-            }
-        } else if let Some(id) = find(ctx.hub, mask) {
-            if let Some(p) = ctx.hub.person(id) {
+            found.sort_by(|a, b| a.2.cmp(&b.2));
+            for (id, p, _) in found.into_iter().take(WHO_MASK_MAX) {
                 who_line(&mut lines, &server, &me, "*", ctx.hub, id, p);
             }
+        } else if let Some((id, p)) = find_person(ctx.hub, mask) {
+            who_line(&mut lines, &server, &me, "*", ctx.hub, id, p);
         }
         lines.numeric(
             &server,
@@ -454,12 +490,10 @@ pub(super) fn whois<S: Sink>(msg: &Message<'_>, me: &str, ctx: &mut Ctx<'_, S>) 
             &[service, s],
             Some(text::IRC_SERVER_INFO),
         );
-    } else if let Some((id, p)) =
-        find(ctx.hub, asked).and_then(|id| Some((id, ctx.hub.person(id)?)))
-    {
+    } else if let Some((id, p)) = find_person(ctx.hub, asked) {
         let nick = irc_nick(&p.name);
         let user = user_of(p);
-        let realname = ctx.hub.realname_of(id).unwrap_or(&p.name);
+        let realname = id.and_then(|id| ctx.hub.realname_of(id)).unwrap_or(&p.name);
         lines.numeric(
             s,
             numerics::RPL_WHOISUSER,
@@ -469,7 +503,8 @@ pub(super) fn whois<S: Sink>(msg: &Message<'_>, me: &str, ctx: &mut Ctx<'_, S>) 
         );
         let chans: Vec<String> = ctx
             .hub
-            .channels_of(id)
+            .channels_of_name(&p.name)
+            .into_iter()
             .filter_map(|ch| irc_name(ctx.hub, ch))
             .collect();
         pack(
@@ -487,10 +522,12 @@ pub(super) fn whois<S: Sink>(msg: &Message<'_>, me: &str, ctx: &mut Ctx<'_, S>) 
             &[&nick, s],
             Some(text::IRC_SERVER_INFO),
         );
-        if let Some(away) = ctx.hub.away_of(id) {
+        if let Some(away) = id.and_then(|id| ctx.hub.away_of(id)) {
             lines.numeric(s, numerics::RPL_AWAY, me, &[&nick], Some(away));
         }
-        if ctx.hub.is_registered(&p.name) && ctx.hub.is_open(id) {
+        // Whoever holds a registered name as an open user (here or on another node) has
+        // identified it.
+        if ctx.hub.is_registered(&p.name) {
             lines.numeric(
                 s,
                 numerics::RPL_WHOISACCOUNT,
@@ -536,6 +573,23 @@ pub(super) fn find(hub: &Hub, nick: &str) -> Option<ConnId> {
     None
 }
 
+/// The user an IRC client means by `nick`, here or on another node, with its connection when
+/// it is here: by name, or by the alias under which IRC shows a name it cannot carry.
+pub(super) fn find_person<'h>(hub: &'h Hub, nick: &str) -> Option<(Option<ConnId>, &'h Person)> {
+    if is_service(nick) {
+        return None;
+    }
+    if let Some(found) = hub.person_named(nick) {
+        return Some(found);
+    }
+    if render::is_alias(nick) {
+        return hub
+            .everyone()
+            .find(|(_, p)| message::same_casefold(&irc_nick(&p.name), nick));
+    }
+    None
+}
+
 /// Packs `items` into numerics `<client> <middle…> :item item…`, each line within 512 bytes.
 fn pack(
     lines: &mut Lines,
@@ -572,7 +626,7 @@ fn pack(
 /// One `322`: a channel, its members on every transport, no topic.
 fn list_line(lines: &mut Lines, server: &str, me: &str, hub: &Hub, ch: ChanId) {
     if let Some(channel) = irc_name(hub, ch) {
-        let count = hub.members(ch).len().to_string();
+        let count = hub.member_count(ch).to_string();
         lines.numeric(
             server,
             numerics::RPL_LIST,
@@ -590,13 +644,15 @@ fn who_line(
     me: &str,
     channel: &str,
     hub: &Hub,
-    id: ConnId,
+    id: Option<ConnId>,
     p: &Person,
 ) {
     let nick = irc_nick(&p.name);
     let user = user_of(p);
-    let flags = if hub.away_of(id).is_some() { "G" } else { "H" };
-    let realname = hub.realname_of(id).unwrap_or(&p.name);
+    // Away messages and real names are known for this node's users only.
+    let away = id.and_then(|id| hub.away_of(id)).is_some();
+    let flags = if away { "G" } else { "H" };
+    let realname = id.and_then(|id| hub.realname_of(id)).unwrap_or(&p.name);
     let trailing = format!("0 {realname}");
     lines.numeric(
         server,
@@ -635,17 +691,17 @@ pub(super) fn step<S: Sink>(job: &mut Job, lines: &mut Lines, me: &str, ctx: &Ct
             let Some(channel) = irc_name(hub, *ch) else {
                 return true;
             };
-            let members = hub.members(*ch);
             let mut nicks = Vec::new();
             let mut bytes = 0;
-            while *next < members.len() && bytes < super::STEP_BYTES {
-                if let Some(p) = hub.person(members[*next]) {
-                    let nick = irc_nick(&p.name).into_owned();
-                    bytes += nick.len() + 1;
-                    nicks.push(nick);
-                }
+            let mut rest = hub.member_entries(*ch).skip(*next).peekable();
+            while bytes < super::STEP_BYTES {
+                let Some((_, p)) = rest.next() else { break };
+                let nick = irc_nick(&p.name).into_owned();
+                bytes += nick.len() + 1;
+                nicks.push(nick);
                 *next += 1;
             }
+            let more = rest.peek().is_some();
             pack(
                 lines,
                 server,
@@ -654,7 +710,7 @@ pub(super) fn step<S: Sink>(job: &mut Job, lines: &mut Lines, me: &str, ctx: &Ct
                 &["=", &channel],
                 &nicks,
             );
-            if *next < members.len() {
+            if more {
                 return false;
             }
             lines.numeric(
@@ -668,15 +724,11 @@ pub(super) fn step<S: Sink>(job: &mut Job, lines: &mut Lines, me: &str, ctx: &Ct
         }
         Job::Who { ch, next, mask } => {
             let channel = irc_name(hub, *ch).unwrap_or_else(|| mask.clone());
-            let members = hub.members(*ch);
-            while *next < members.len() {
+            for (id, p) in hub.member_entries(*ch).skip(*next) {
                 if full(lines) {
                     return false;
                 }
-                let id = members[*next];
-                if let Some(p) = hub.person(id) {
-                    who_line(lines, server, me, &channel, hub, id, p);
-                }
+                who_line(lines, server, me, &channel, hub, id, p);
                 *next += 1;
             }
             lines.numeric(

@@ -285,10 +285,11 @@ fn capped(mut names: Vec<&str>, max: usize) -> Vec<String> {
 /// carry left out).
 fn who(hub: &Hub) -> Vec<String> {
     let mut users: Vec<(&str, String)> = hub
-        .users()
-        .map(|(id, p)| {
-            let chans: Vec<String> = hub
-                .channels_of(id)
+        .people()
+        .into_iter()
+        .map(|(p, chans)| {
+            let chans: Vec<String> = chans
+                .into_iter()
                 .filter_map(|ch| irc_name(hub, ch))
                 .collect();
             let where_ = if chans.is_empty() {
@@ -312,7 +313,7 @@ fn who(hub: &Hub) -> Vec<String> {
     }
     lines.push(text::WHO_GROUPS_HEADER.to_string());
     let groups: Vec<(ChanId, String)> = (0..hub.channel_count())
-        .filter(|&ch| !hub.members(ch).is_empty())
+        .filter(|&ch| hub.member_entries(ch).next().is_some())
         .filter_map(|ch| Some((ch, irc_name(hub, ch)?)))
         .collect();
     let mut bytes = 0;

@@ -138,6 +138,11 @@ pub struct Session {
     last_heard: Instant,
     pinged: Option<Instant>,
     jobs: VecDeque<Job>,
+    /// In a cluster, a `JOIN` of a new channel waits for the cluster to create it: the chat
+    /// name and the parameter as the client sent it. Settled once the hub stops waiting.
+    pending_join: Option<(String, String)>,
+    /// The rest of a `JOIN #a,#b` list behind a pending one, joined in order after it.
+    deferred_joins: VecDeque<String>,
 }
 
 impl Session {
@@ -157,6 +162,8 @@ impl Session {
             last_heard: now,
             pinged: None,
             jobs: VecDeque::new(),
+            pending_join: None,
+            deferred_joins: VecDeque::new(),
         }
     }
 
@@ -175,6 +182,7 @@ impl Session {
         self.last_heard = ctx.now;
         self.pinged = None;
         self.settle_sasl(ctx);
+        self.settle_joins(ctx);
         let text = message::decode(bytes);
         let msg = match message::parse(&text) {
             Ok(msg) => msg,
@@ -202,6 +210,17 @@ impl Session {
     }
 
     /// The client sent a line longer than IRC allows.
+    /// True while a `JOIN` waits for the cluster: the loop calls [`Session::settle`] once the
+    /// hub no longer makes the connection wait, before its next line.
+    pub fn has_pending(&self) -> bool {
+        self.pending_join.is_some() || !self.deferred_joins.is_empty()
+    }
+
+    /// Finishes what waited for the hub (a `JOIN` the cluster had to create the channel for).
+    pub fn settle<S: Sink>(&mut self, ctx: &mut Ctx<'_, S>) {
+        self.settle_joins(ctx);
+    }
+
     pub fn too_long<S: Sink>(&mut self, ctx: &mut Ctx<'_, S>) {
         let target = self.target().to_string();
         numeric(
@@ -216,6 +235,7 @@ impl Session {
     /// Time passed (the loop calls it about once a second): pings an idle client, closes a
     /// dead one, and sends the next part of a long reply.
     pub fn tick<S: Sink>(&mut self, ctx: &mut Ctx<'_, S>) {
+        self.settle_joins(ctx);
         if let Some(sent) = self.pinged {
             if ctx.now.saturating_duration_since(sent) >= PING_TIMEOUT {
                 let silent = ctx.now.saturating_duration_since(self.last_heard).as_secs();

@@ -436,7 +436,7 @@ pub fn isupport(network: &str) -> [Vec<String>; 2] {
 /// can carry.
 pub(super) fn lusers<S: Sink>(lines: &mut Lines, me: &str, ctx: &Ctx<'_, S>) {
     let s: &str = &ctx.cfg.server_name;
-    let users = ctx.hub.users().count();
+    let users = ctx.hub.everyone().count();
     let unknown = ctx.hub.connections().saturating_sub(users);
     let channels = ctx
         .hub
@@ -562,6 +562,9 @@ impl<S: Sink> Sink for HoldPrompt<'_, S> {
     }
     fn hash(&mut self, job: HashJob) -> bool {
         self.inner.hash(job)
+    }
+    fn cluster(&mut self, op: crate::cluster::ClusterOp) -> bool {
+        self.inner.cluster(op)
     }
     fn report_flush(&mut self, conn: ConnId) {
         self.inner.report_flush(conn);

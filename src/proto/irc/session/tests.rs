@@ -57,6 +57,9 @@ impl Sink for Rec {
     fn store(&mut self, request: Request) {
         self.stored.push(request);
     }
+    fn cluster(&mut self, _op: crate::cluster::ClusterOp) -> bool {
+        false
+    }
     fn hash(&mut self, job: HashJob) -> bool {
         self.hashed.push(job);
         true
