@@ -47,6 +47,7 @@ impl Hub {
         self.channels.push(Channel {
             name: name.into(),
             members: Vec::new(),
+            last_join: 0,
         });
         self.channel_ids.insert(names::channel_key(name), ch);
         ch
@@ -135,6 +136,7 @@ impl Hub {
             },
         );
         self.channels[ch].members.push(conn);
+        self.channels[ch].last_join = seq;
         self.tell_join(sink, conn, ch, seq);
     }
 

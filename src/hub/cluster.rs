@@ -7,6 +7,7 @@
 //! claimed in Redis before a login completes; channels are created there, atomically. Without
 //! a cluster none of this runs and the hub is what it always was.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::{ChanId, ConnId, Hub, MsgKind, Out, Person, ReplyKind, Sink, Wait};
@@ -506,8 +507,13 @@ impl Hub {
     /// The local members of a channel who joined it before an event from another node: an
     /// event that reaches this node late (it was ordered before a member's join by the
     /// cluster's clock) is not theirs to see, just as it would not be on one server.
-    fn local_members(&self, ch: ChanId, seq: u64) -> Vec<ConnId> {
-        self.members(ch)
+    fn local_members(&self, ch: ChanId, seq: u64) -> Cow<'_, [ConnId]> {
+        if self.channels.get(ch).is_some_and(|c| c.last_join < seq) {
+            // Everyone joined before it (the usual case): the list as it is.
+            return Cow::Borrowed(self.members(ch));
+        }
+        let late: Vec<ConnId> = self
+            .members(ch)
             .iter()
             .copied()
             .filter(|conn| {
@@ -515,7 +521,8 @@ impl Hub {
                     .get(conn)
                     .is_some_and(|c| c.chans.iter().any(|&(x, joined)| x == ch && joined < seq))
             })
-            .collect()
+            .collect();
+        Cow::Owned(late)
     }
 
     fn observe(&mut self, seq: Option<u64>) {

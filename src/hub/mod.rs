@@ -321,6 +321,9 @@ struct Channel {
     name: Box<str>,
     /// Members in joining order; a broadcast walks this list.
     members: Vec<ConnId>,
+    /// The seq of the latest join here: an event from another node ordered after it is for
+    /// every member (see `local_members`).
+    last_join: u64,
 }
 
 /// The configurable limits of the hub.
