@@ -711,7 +711,10 @@ impl Server {
         let cluster = match &cfg.cluster {
             Some(url) => {
                 let channels = hub.channel_names().map(str::to_string).collect();
-                let link = ClusterHandle::start(url, link_waker, channels)?;
+                // `--cluster` needs `--db` (checked with the flags).
+                let db = cfg.db.as_deref().unwrap_or_default();
+                let number = crate::storage::cluster_node_number(db)?;
+                let link = ClusterHandle::start(url, number, link_waker, channels)?;
                 hub.join_cluster(link.node());
                 Some(link)
             }

@@ -507,6 +507,21 @@ fn redis_restarting_loses_nothing_and_the_cluster_is_whole_again_within_5_second
     );
     kay.send("after");
     alice.expect("[Kay] after");
+    // A node started after the restart (Redis forgot every node number) is a node of its
+    // own: it hears the others and they hear it.
+    let third = node(&c.redis, &c._db);
+    let mut carol = login(&third, "Carol");
+    eventually("the new node knows tas", Duration::from_secs(5), || {
+        reply_of(&mut carol, "/list") == "tas"
+    });
+    carol.send("/join tas");
+    alice.expect("Carol has joined");
+    kay.expect("Carol has joined");
+    carol.send("hello from the third");
+    alice.expect("[Carol] hello from the third");
+    kay.expect("[Carol] hello from the third");
+    alice.send("welcome");
+    carol.expect("[Alice] welcome");
 }
 
 #[test]

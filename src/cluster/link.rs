@@ -21,7 +21,6 @@ use super::{
     QUEUE,
 };
 
-const NODES: &str = "chat:nodes";
 const EVENTS: &str = "chat:events";
 const CHANNELS: &str = "chat:channels";
 const CHANNEL_KEYS: &str = "chat:channel_keys";
@@ -106,6 +105,7 @@ impl Shared {
 
 pub(super) fn start(
     url: &str,
+    number: u64,
     waker: Arc<mio::Waker>,
     channels: Vec<String>,
 ) -> Result<ClusterHandle, ClusterError> {
@@ -115,11 +115,9 @@ pub(super) fn start(
     };
     let client = Client::open(url).map_err(err)?;
     let mut conn = connect(&client).map_err(err)?;
-    let n: u64 = redis::cmd("INCR")
-        .arg(NODES)
-        .query(&mut conn)
-        .map_err(err)?;
-    let node = NodeId::try_from(n % 1024).unwrap_or(0);
+    let node = claim_node(&mut conn, number)
+        .map_err(err)?
+        .ok_or(ClusterError::NoFreeNode)?;
     // Where the reader starts: the stream's newest entry now, before the snapshot is read, so
     // that nothing falls between them (what both see is applied twice, harmlessly).
     let start_id = last_id(&mut conn).map_err(err)?;
@@ -169,6 +167,28 @@ pub(super) fn start(
 }
 
 /// True when some node renews its heartbeat in the cluster at `url`.
+/// The first node id from `number` on (wrapping at 1024) whose heartbeat no running node
+/// holds, taken with SET NX so that two nodes starting at once cannot both have it.
+fn claim_node(conn: &mut Connection, number: u64) -> redis::RedisResult<Option<NodeId>> {
+    let lease = u64::try_from(LEASE.as_millis()).unwrap_or(4000);
+    for k in 0..1024 {
+        let Ok(node) = NodeId::try_from((number + k) % 1024) else {
+            continue;
+        };
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(node_key(node))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(lease)
+            .query(conn)?;
+        if taken.is_some() {
+            return Ok(Some(node));
+        }
+    }
+    Ok(None)
+}
+
 pub(super) fn others_alive(url: &str) -> Result<bool, ClusterError> {
     let err = |source| ClusterError::Connect {
         url: url.to_string(),
@@ -176,11 +196,25 @@ pub(super) fn others_alive(url: &str) -> Result<bool, ClusterError> {
     };
     let client = Client::open(url).map_err(err)?;
     let mut conn = connect(&client).map_err(err)?;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("chat:node:*")
-        .query(&mut conn)
-        .map_err(err)?;
-    Ok(!keys.is_empty())
+    // SCAN rather than KEYS: Redis holds a key per name, and KEYS would stop it to walk them.
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("chat:node:*")
+            .arg("COUNT")
+            .arg(1000)
+            .query(&mut conn)
+            .map_err(err)?;
+        if !keys.is_empty() {
+            return Ok(true);
+        }
+        if next == 0 {
+            return Ok(false);
+        }
+        cursor = next;
+    }
 }
 
 /// The id of the stream's newest entry, or `0-0` when it is empty.

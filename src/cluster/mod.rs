@@ -225,6 +225,8 @@ pub enum ClusterError {
     },
     #[error("cannot start a cluster thread: {0}")]
     Spawn(#[source] std::io::Error),
+    #[error("every one of the 1024 node ids is in use by a running node")]
+    NoFreeNode,
 }
 
 /// The event loop's end of the cluster link.
@@ -237,14 +239,17 @@ pub struct ClusterHandle {
 }
 
 impl ClusterHandle {
-    /// Connects to Redis at `url`, takes a node number and starts the link's threads. The
-    /// node's channels so far (from storage) are offered to the cluster's list.
+    /// Connects to Redis at `url`, takes a node id from `number` (a number never given
+    /// before, from the database: the first id from it that no running node holds) and starts
+    /// the link's threads. The node's channels so far (from storage) are offered to the
+    /// cluster's list.
     pub fn start(
         url: &str,
+        number: u64,
         waker: Arc<mio::Waker>,
         channels: Vec<String>,
     ) -> Result<ClusterHandle, ClusterError> {
-        link::start(url, waker, channels)
+        link::start(url, number, waker, channels)
     }
 
     /// True when another node of the cluster at `url` is running now.

@@ -435,6 +435,13 @@ impl Storage {
     }
 }
 
+/// A new node number for a cluster whose storage is the PostgreSQL at `url` (its schema
+/// brought up to date first): numbers never repeat, whatever happens to Redis.
+pub fn cluster_node_number(url: &str) -> Result<u64, StorageError> {
+    let config = postgres::config(url)?;
+    postgres::node_number(&config)
+}
+
 /// The lock file inside the storage directory.
 pub const LOCK_FILE: &str = "lock";
 

@@ -247,6 +247,16 @@ impl Postgres {
     }
 }
 
+/// A new cluster node number, on a connection of its own (at start, before the loop runs).
+pub(super) fn node_number(config: &Config) -> Result<u64, StorageError> {
+    let mut link = Link::open(config, "node numbering")?;
+    let Some(client) = link.client.as_mut() else {
+        return Err(StorageError::PostgresUnavailable("not connected".into()));
+    };
+    schema::migrate(client)?;
+    schema::next_node_number(client)
+}
+
 impl Backend for Postgres {
     type Error = PgError;
 

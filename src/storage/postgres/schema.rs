@@ -113,8 +113,23 @@ CREATE TABLE state (
 INSERT INTO state (id, last_seq, members_ok_seq) VALUES (0, 0, 0);
 ";
 
+/// Version 2: the cluster's node numbers. A sequence in the database, which lasts, rather
+/// than a counter in Redis, which a restart may empty (two nodes would then share a number
+/// and ignore each other's events).
+const V2: &str = "
+CREATE SEQUENCE node_numbers;
+";
+
 /// The migrations, oldest first; never edit one that has shipped, append a new one.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The next node number of the cluster on this database (see [`V2`]).
+pub(super) fn next_node_number(client: &mut Client) -> Result<u64, StorageError> {
+    let n: i64 = client
+        .query_one("SELECT nextval('node_numbers')", &[])?
+        .try_get(0)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
 
 /// The advisory lock that migrations hold (any number; this one spells "chat").
 const MIGRATION_LOCK: i64 = 0x6368_6174;
