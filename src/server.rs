@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -282,6 +282,26 @@ impl ServerConfig {
                 ));
             }
         }
+        if let Some(port) = self.irc_tls_port {
+            if !tls {
+                return Err(bad(
+                    "irc-tls-port",
+                    port,
+                    "needs --tls-cert FILE and --tls-key FILE",
+                ));
+            }
+        }
+        if let Some(o) = self
+            .web_origin
+            .iter()
+            .find(|o| crate::proto::web::normalize_origin(o).is_none())
+        {
+            return Err(bad(
+                "web-origin",
+                o,
+                "must be an origin as a browser sends it: scheme://host[:port]",
+            ));
+        }
         if self.no_plain && self.listeners().is_empty() {
             return Err(bad(
                 "no-plain",
@@ -366,11 +386,21 @@ struct Listener {
 
 /// A flag value that cannot work.
 #[derive(Debug, thiserror::Error)]
-#[error("--{flag} {value}: {why}")]
 pub struct ConfigError {
     flag: &'static str,
     value: String,
     why: &'static str,
+}
+
+impl std::fmt::Display for ConfigError {
+    /// `--flag value: why`, or `--flag: why` for a flag that takes no value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.value.is_empty() {
+            write!(f, "--{}: {}", self.flag, self.why)
+        } else {
+            write!(f, "--{} {}: {}", self.flag, self.value, self.why)
+        }
+    }
 }
 
 /// What can stop the server from starting or running.
@@ -1762,6 +1792,17 @@ fn refuse(mut stream: TcpStream, kind: ListenerKind, irc: &proto::irc::IrcConfig
         Proto::Web => proto::web::http::server_full(&mut out),
     }
     let _ = stream.write(&out);
+    // Closing a socket with unread input resets the connection, and a reset can destroy the
+    // text at the client before it is read: what the client sent already (its name, say) is
+    // read and dropped first, boundedly, and our side is shut down cleanly.
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match stream.read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {

@@ -479,6 +479,11 @@ fn redis_restarting_loses_nothing_and_the_cluster_is_whole_again_within_5_second
     std::thread::sleep(Duration::from_millis(500));
     // Each node goes on serving its own clients.
     round_trip(&mut alice);
+    // What needs the cluster is refused, and the refusal changes nothing: Alice stays in tas
+    // (Kay would see her leave).
+    alice.send("/create elsewhere");
+    alice.expect(text::STORAGE_FAILED);
+    assert!(reply_of(&mut alice, "/members").starts_with("Members of tas: Alice"));
     for i in 0..5 {
         kay.send(&format!("while away {i}"));
     }

@@ -272,6 +272,17 @@ fn the_server_full_text_past_max_clients() {
     a.sync("x");
     let mut c = server.connect();
     assert_eq!(c.expect_closed(), ["The server is full. Try again later."]);
+    // A client that sends its name at once still reads the text (the server reads what it
+    // sent before closing, so the close is not a reset that destroys the text).
+    for i in 0..20 {
+        let mut c = server.connect();
+        c.send(&format!("late{i}"));
+        assert_eq!(
+            c.expect_closed(),
+            ["The server is full. Try again later."],
+            "connection {i}"
+        );
+    }
 }
 
 /// Each listener refuses in its own protocol: an IRC client gets an `ERROR` line, a browser a

@@ -353,14 +353,53 @@ fn no_plain_listens_only_inside_tls() {
     p.send("Alice");
     p.send("/time");
     assert!(p.recv().starts_with("Time is: "));
-    // Refused at start: a TLS port without a certificate, --no-plain with nothing else.
-    for args in [&["--tls-port", "0"][..], &["--no-plain"]] {
+    // Refused at start, each with the flag and why: a TLS port without a certificate,
+    // --no-plain with nothing else, a certificate without its key, an origin that is none.
+    let cert_path = cert.cert.to_str().unwrap();
+    let refusals: [(&[&str], &str); 6] = [
+        (
+            &["--tls-port", "0"],
+            "--tls-port 0: needs --tls-cert FILE and --tls-key FILE",
+        ),
+        (
+            &["--irc-tls-port", "0"],
+            "--irc-tls-port 0: needs --tls-cert FILE and --tls-key FILE",
+        ),
+        (
+            &["--no-plain"],
+            "--no-plain: leaves nothing to listen on: give --tls-port (or an IRC port) too",
+        ),
+        // clap's own check (exit 2), before the server's (exit 1).
+        (
+            &["--tls-cert", cert_path, "--web-port", "0"],
+            "required arguments were not provided:\n  --tls-key <FILE>",
+        ),
+        (
+            &["--web-port", "0", "--web-origin", "nonsense"],
+            "--web-origin nonsense: must be an origin as a browser sends it: scheme://host[:port]",
+        ),
+        (
+            &[
+                "--web-port",
+                "0",
+                "--web-origin",
+                "https://ok.example",
+                "--web-origin",
+                "ftp:/x",
+            ],
+            "--web-origin ftp:/x: must be an origin as a browser sends it: scheme://host[:port]",
+        ),
+    ];
+    for (args, said) in refusals {
         let out = Command::new(env!("CARGO_BIN_EXE_server"))
             .args(["0", "--bind", "127.0.0.1", "--ephemeral"])
             .args(args)
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{args:?}");
+        let code = if args[0] == "--tls-cert" { 2 } else { 1 };
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
     }
 }

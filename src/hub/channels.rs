@@ -60,6 +60,37 @@ impl Hub {
         name: &str,
         sink: &mut impl Sink,
     ) -> Result<ChanId, ChannelError> {
+        self.create_as(conn, name, false, sink)
+    }
+
+    /// Creates a channel and joins it alone: once the channel exists, the connection leaves
+    /// every other channel first (the course protocol's one channel at a time; in a cluster,
+    /// when the cluster has made the channel). A refused creation changes nothing: the
+    /// connection stays where it was.
+    pub fn create_alone(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        sink: &mut impl Sink,
+    ) -> Result<ChanId, ChannelError> {
+        self.create_as(conn, name, true, sink)
+    }
+
+    /// Leaves every channel (each one's members are told).
+    pub(super) fn leave_all(&mut self, conn: ConnId, sink: &mut impl Sink) {
+        let chans: Vec<ChanId> = self.channels_of(conn).collect();
+        for ch in chans {
+            let _ = self.part(conn, ch, None, sink);
+        }
+    }
+
+    fn create_as(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        alone: bool,
+        sink: &mut impl Sink,
+    ) -> Result<ChanId, ChannelError> {
         let name = check_channel_name(name)?;
         if !self.is_open(conn) {
             return Err(ChannelError::NotLoggedIn);
@@ -71,10 +102,16 @@ impl Hub {
             return Err(ChannelError::TooMany);
         }
         if self.cluster.is_some() {
+            if let Some(c) = self.clients.get_mut(&conn) {
+                c.create_alone = alone;
+            }
             if !self.create_remote(conn, name, sink) {
                 self.reply(sink, conn, &[crate::utils_errors::STORAGE_FAILED]);
             }
             return Err(ChannelError::Pending);
+        }
+        if alone {
+            self.leave_all(conn, sink);
         }
         let ch = self.add_channel(name);
         log::info!("{}: created channel {name}", super::conn_label(conn));

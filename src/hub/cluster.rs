@@ -464,8 +464,15 @@ impl Hub {
             return;
         }
         let existing = self.channel_id(name);
+        let alone = self
+            .clients
+            .get_mut(&conn)
+            .is_some_and(|c| std::mem::take(&mut c.create_alone));
         match outcome {
             Created::Created => {
+                if alone {
+                    self.leave_all(conn, sink);
+                }
                 let ch = existing.unwrap_or_else(|| self.add_channel(name));
                 sink.store(Request::Event(Event::Channel {
                     name: name.to_string(),

@@ -291,6 +291,9 @@ struct Client {
     account: Option<Box<str>>,
     /// An IRC real name (from `USER`), shown by `WHO` and `WHOIS`.
     realname: Option<Box<str>>,
+    /// A creation waiting for the cluster was a [`Hub::create_alone`]: on success the
+    /// connection leaves its other channels first.
+    create_alone: bool,
 }
 
 impl Client {
@@ -308,6 +311,7 @@ impl Client {
             away: None,
             account: None,
             realname: None,
+            create_alone: false,
         }
     }
 

@@ -175,8 +175,9 @@ fn create(hub: &mut Hub, conn: ConnId, arg: &str, sink: &mut impl Sink) {
         hub.reply(sink, conn, &[&text::too_many_channels(name, max)]);
         return;
     }
-    leave_all(hub, conn, sink);
-    let _ = hub.create(conn, name, sink);
+    // The course's one channel at a time: the hub leaves the others once the channel exists
+    // (in a cluster, when the cluster has made it), and not at all when it is refused.
+    let _ = hub.create_alone(conn, name, sink);
 }
 
 /// `/msg NAME TEXT`.
