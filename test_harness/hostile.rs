@@ -622,6 +622,16 @@ fn a_full_disk_never_widens_what_search_shows() {
     bob.expect("'secret' not found");
     bob.send("/search visible");
     assert_eq!(unstamp(&bob.recv()), "(T) [room] Alice: visible before");
+    // Nothing said while the disk was full was lost: it was kept, and stored once it could be.
+    alice.send("/search secret");
+    let found: Vec<String> = alice.recv().lines().map(unstamp).collect();
+    assert_eq!(
+        found,
+        [
+            "(T) [room] Alice: secret while full",
+            "(T) [room] Alice: secret after"
+        ]
+    );
     let log = server.log();
     assert_eq!(
         log.matches("history is not being stored").count(),

@@ -7,11 +7,14 @@
 //! answered with [`Reply::Failed`]; the rest of the batch commits. When the transaction itself
 //! fails (at BEGIN or COMMIT, or a statement error that rolls it back, such as a full disk or a
 //! lost connection), the batch is retried a few times within a fraction of a second, then given
-//! up, so that chat goes on while the disk is full or the database away: its messages are lost
-//! (said once per episode in the log, with a count when it ends), the requests someone waits
-//! for are answered with [`Reply::Failed`], and the **membership changes** are kept and
-//! applied before every later batch until they are stored: who may see what must never be
-//! widened by a lost `/leave` (searches meanwhile know of it, see [`SearchJob`]).
+//! up, so that chat goes on while the disk is full or the database away (said once per episode
+//! in the log, with counts when it ends): the requests someone waits for are answered with
+//! [`Reply::Failed`]; the **events** (messages, joins, leaves, names, channels) are kept, in
+//! order, and applied before every later batch until they are stored, so that a database
+//! restart loses no history. Membership changes are kept up to [`MAX_UNSTORED`] (who may see
+//! what must never be widened by a lost `/leave`; searches meanwhile know of it, see
+//! [`SearchJob`]); the other events up to [`MAX_KEPT_MESSAGES`], past which they are lost
+//! (and counted).
 
 use std::collections::VecDeque;
 use std::sync::mpsc::Sender;
@@ -32,6 +35,9 @@ const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Membership changes kept for retrying at most; past it they are dropped and searches find
 /// nothing (rather than too much) until the next start.
 const MAX_UNSTORED: usize = 100_000;
+/// Other events (messages above all) kept for retrying at most, while storage fails: about
+/// 15 MB, a long database restart's worth of chat on a busy server.
+const MAX_KEPT_MESSAGES: usize = 50_000;
 
 /// What a job leads to once its transaction is committed.
 enum Outcome {
@@ -49,8 +55,10 @@ pub(super) struct Writer<B: Backend> {
     /// The highest seq of any event committed (or given up) so far.
     last_seq: u64,
     reader: Sender<SearchJob>,
-    /// Membership changes of failed batches, applied before every batch until stored.
+    /// Events of failed batches, in order, applied before every batch until stored.
     unstored: Vec<Event>,
+    /// How many of `unstored` are not membership changes.
+    kept_messages: usize,
     /// Membership changes were dropped: searches find nothing until the next start.
     blind: bool,
     /// Since when the disk has failed every batch, and how many requests were lost.
@@ -70,6 +78,7 @@ impl<B: Backend> Writer<B> {
             last_seq,
             reader,
             unstored: Vec::new(),
+            kept_messages: 0,
             blind: false,
             failing: None,
         }
@@ -90,9 +99,10 @@ impl<B: Backend> Writer<B> {
         }
         if !self.unstored.is_empty() {
             log::error!(
-                "storage: {} membership changes could not be stored; the next start closes \
-                 the stays they concern where storage last knew them",
-                self.unstored.len()
+                "storage: {} events ({} of them membership changes) could not be stored; the \
+                 next start closes the stays they concern where storage last knew them",
+                self.unstored.len(),
+                self.unstored.len() - self.kept_messages
             );
         }
         log::debug!("storage: writer stopped at seq {}", self.last_seq);
@@ -115,11 +125,13 @@ impl<B: Backend> Writer<B> {
             match self.apply(batch) {
                 Ok((outcomes, last_seq)) => {
                     self.last_seq = last_seq;
+                    let late = self.unstored.len();
                     self.unstored.clear();
+                    self.kept_messages = 0;
                     if let Some((since, lost)) = self.failing.take() {
                         log::warn!(
-                            "storage: history is being stored again, after {:.1} s in which \
-                             {lost} requests were lost",
+                            "storage: history is being stored again, after {:.1} s: {late} \
+                             kept events are stored now, {lost} requests were lost",
                             since.elapsed().as_secs_f64()
                         );
                     }
@@ -146,34 +158,40 @@ impl<B: Backend> Writer<B> {
     /// A batch could not be stored: chat goes on without it; membership changes are kept.
     fn give_up(&mut self, batch: &VecDeque<Job>, from_loop: usize, error: Option<B::Error>) {
         let error = error.map_or_else(|| "unknown error".to_string(), |e| e.to_string());
-        match &mut self.failing {
-            None => {
-                log::error!(
-                    "storage: history is not being stored: {error}; chat goes on, and \
-                     membership changes are kept until they can be stored"
-                );
-                self.failing = Some((Instant::now(), batch.len()));
-            }
-            Some((_, lost)) => *lost += batch.len(),
+        if self.failing.is_none() {
+            log::error!(
+                "storage: history is not being stored: {error}; chat goes on, and its events \
+                 are kept until they can be stored"
+            );
+            self.failing = Some((Instant::now(), 0));
         }
+        let mut lost = 0;
         let mut outcomes = Vec::with_capacity(batch.len());
         for job in batch {
-            log::debug!("storage: lost {}", describe(job));
             if let Job::Request(Request::Event(event)) = job {
                 if let Some(seq) = event.seq() {
                     self.last_seq = self.last_seq.max(seq);
                 }
-                if event.is_membership() {
-                    if self.unstored.len() < MAX_UNSTORED {
+                if !event.is_membership() {
+                    if self.kept_messages < MAX_KEPT_MESSAGES {
                         self.unstored.push(event.clone());
-                    } else if !self.blind {
-                        log::error!(
-                            "storage: more than {MAX_UNSTORED} membership changes could not \
-                             be stored; searches find nothing until the server restarts"
-                        );
-                        self.blind = true;
+                        self.kept_messages += 1;
+                    } else {
+                        log::debug!("storage: lost {}", describe(job));
+                        lost += 1;
                     }
+                } else if self.unstored.len() - self.kept_messages < MAX_UNSTORED {
+                    self.unstored.push(event.clone());
+                } else if !self.blind {
+                    log::error!(
+                        "storage: more than {MAX_UNSTORED} membership changes could not \
+                             be stored; searches find nothing until the server restarts"
+                    );
+                    self.blind = true;
                 }
+            } else if !matches!(job, Job::Request(Request::Search { .. })) {
+                // Refused (whoever waits for it is told).
+                lost += 1;
             }
             outcomes.push(match job {
                 // A search only reads: it runs even while writes fail.
@@ -194,6 +212,9 @@ impl<B: Backend> Writer<B> {
                 )),
                 _ => failed(job),
             });
+        }
+        if let Some((_, total)) = &mut self.failing {
+            *total += lost;
         }
         self.dispatch(outcomes, from_loop);
     }

@@ -295,6 +295,8 @@ impl Postgres {
     ) -> Result<Vec<Applied>, PgError> {
         // The words first: they need no connection, and a replay reuses them.
         let words = writes::words(&mut self.lexer, jobs)?;
+        // Kept events are messages too, searchable once stored.
+        let unstored_words = writes::event_words(&mut self.lexer, unstored)?;
         let (client, fresh) = self.link.client()?;
         if fresh || self.statements.is_none() {
             self.statements = None;
@@ -307,7 +309,7 @@ impl Postgres {
             client,
             statements,
             &mut self.ids,
-            unstored,
+            (unstored, &unstored_words),
             jobs,
             &words,
             last_seq,

@@ -111,6 +111,25 @@ pub(super) fn words(lexer: &mut Lexer, jobs: &[&Job]) -> Result<Vec<Option<Strin
         .collect())
 }
 
+/// The `tsvector` text of each kept event that is a message (see [`words`]).
+pub(super) fn event_words(
+    lexer: &mut Lexer,
+    events: &[Event],
+) -> Result<Vec<Option<String>>, PgError> {
+    fn text(e: &Event) -> Option<&str> {
+        match e {
+            Event::Chat { text, .. } | Event::Private { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+    let texts: Vec<&str> = events.iter().filter_map(text).collect();
+    let mut vectors = lexer.tsvectors(&texts)?.into_iter();
+    Ok(events
+        .iter()
+        .map(|e| text(e).and_then(|_| vectors.next()))
+        .collect())
+}
+
 fn message_text<'a>(job: &&'a Job) -> Option<&'a str> {
     match job {
         Job::Request(Request::Event(Event::Chat { text, .. } | Event::Private { text, .. })) => {
@@ -224,7 +243,7 @@ pub(super) fn apply(
     client: &mut Client,
     st: &Statements,
     ids: &mut Ids,
-    unstored: &[Event],
+    unstored: (&[Event], &[Option<String>]),
     jobs: &[&Job],
     words: &[Option<String>],
     last_seq: u64,
@@ -250,7 +269,7 @@ fn pass(
     client: &mut Client,
     st: &Statements,
     ids: &mut Ids,
-    unstored: &[Event],
+    unstored: (&[Event], &[Option<String>]),
     jobs: &[&Job],
     words: &[Option<String>],
     last_seq: u64,
@@ -261,8 +280,10 @@ fn pass(
     let mut pending = Pending::default();
     // The kept changes must all be stored, or nothing: any failure is the batch's.
     let unstored_result = (|| {
-        for event in unstored {
-            write_event(&mut tx, st, ids, event, None, &mut pending)?;
+        let (events, event_words) = unstored;
+        for (i, event) in events.iter().enumerate() {
+            let words = event_words.get(i).and_then(Option::as_deref);
+            write_event(&mut tx, st, ids, event, words, &mut pending)?;
         }
         pending.flush(&mut tx, st)
     })();

@@ -921,7 +921,7 @@ fn reopening_keeps_the_schema_version_and_all_data(engine: Engine) {
         version,
         match engine {
             Engine::Sqlite => 3,
-            Engine::Postgres => 1,
+            Engine::Postgres => 2,
         }
     );
     let stored = place.row("SELECT password_hash FROM users WHERE name = 'ann'");

@@ -38,7 +38,7 @@ fn until_not_failed(f: &mut Fixture, request: impl Fn() -> Request) -> Reply {
 }
 
 #[test]
-fn a_restart_of_postgresql_fails_what_waits_keeps_memberships_and_recovers() {
+fn a_restart_of_postgresql_fails_what_waits_keeps_its_events_and_recovers() {
     let cluster = PgCluster::start();
     let db = cluster.database();
     let mut f = open_url(&db.url()).unwrap();
@@ -47,7 +47,8 @@ fn a_restart_of_postgresql_fails_what_waits_keeps_memberships_and_recovers() {
     assert_eq!(f.texts("ann", "outage"), strings(&["before the outage"]));
 
     cluster.stop();
-    // The leave must survive the outage; the message is lost, as on a full disk.
+    // The leave and the message are kept, and stored once the database is back; what
+    // someone waits for is refused.
     f.event(leave(3, "ann", "x"));
     f.event(chat(4, "x", "bob", "during the outage"));
     store_offline(&f, "bob", "carol", 4, "lost in the outage");
@@ -140,6 +141,10 @@ fn a_restart_of_postgresql_fails_what_waits_keeps_memberships_and_recovers() {
         }
         other => panic!("unexpected {other:?}"),
     }
+    // Nothing the chat said meanwhile was lost: bob finds his messages of the outage.
+    assert_eq!(f.texts("bob", "during"), strings(&["during the outage"]));
+    let (total, _) = f.search_as("bob", None, "filler");
+    assert_eq!(total, 1000);
     let offline = fetch_offline(&mut f, "carol");
     assert_eq!(offline.len(), 1);
     assert_eq!(offline[0].text, "after the outage");
@@ -152,6 +157,19 @@ fn a_restart_of_postgresql_fails_what_waits_keeps_memberships_and_recovers() {
         db.psql("SELECT from_seq, to_seq FROM memberships ORDER BY from_seq",),
         "1|3\n1102|"
     );
+}
+
+#[test]
+fn cluster_node_numbers_never_repeat() {
+    let db = PgCluster::shared().database();
+    let numbers: Vec<u64> = (0..5)
+        .map(|_| crate::storage::cluster_node_number(&db.url()).unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5]);
+    // Storage opening the same database (migrated already) goes on from there.
+    let f = open_url(&db.url()).unwrap();
+    f.shutdown();
+    assert_eq!(crate::storage::cluster_node_number(&db.url()).unwrap(), 6);
 }
 
 #[test]
