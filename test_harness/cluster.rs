@@ -293,6 +293,39 @@ fn channel_rules_hold_across_nodes_and_every_node_sees_the_same() {
         }
         assert_eq!(refused, 1, "round {round}");
     }
+    // Channels created at the same moment on three nodes: /list shows them in one order,
+    // the same everywhere.
+    for round in 0..5 {
+        for (p, who) in [(&mut a, "a"), (&mut b, "b"), (&mut d, "d")] {
+            p.send(&format!("/create at{round}{who}"));
+        }
+    }
+    for p in [&mut a, &mut b, &mut d] {
+        p.send("/time");
+        while !p.recv().starts_with("Time is: ") {}
+    }
+    let mut last = Vec::new();
+    eventually(
+        "one /list order on every node",
+        Duration::from_secs(5),
+        || {
+            let lists: Vec<String> = [&mut a, &mut b, &mut d]
+                .into_iter()
+                .map(|p| {
+                    p.send("/list");
+                    let mut t = p.recv();
+                    while t.ends_with("has left") || t.ends_with("has joined") {
+                        t = p.recv();
+                    }
+                    t
+                })
+                .collect();
+            let same = lists.iter().all(|l| l == &lists[0]) && lists[0].lines().count() == 22;
+            last = lists;
+            same
+        },
+    );
+    assert!(last[0].starts_with("first\nsecond\nrace0"), "{last:?}");
 }
 
 #[test]
@@ -475,10 +508,33 @@ fn redis_restarting_loses_nothing_and_the_cluster_is_whole_again_within_5_second
     let mut kay = login(&c.nodes[1], "Kay");
     kay.send("/join tas");
     alice.expect("Kay has joined");
+    let mut reg = login(&c.nodes[0], "Reg");
+    reg.send("/register secretpassword");
+    reg.expect(&text::now_registered("Reg"));
+    reg.send("/quit");
+    reg.expect_closed();
+    let mut owner = None;
+    eventually(
+        "node 1 to know Reg is registered",
+        Duration::from_secs(5),
+        || {
+            let mut p = c.nodes[1].login("Reg");
+            let ok = p.recv() == text::registered_name_prompt("Reg", 60);
+            if ok {
+                owner = Some(p);
+            }
+            ok
+        },
+    );
+    let mut owner = owner.unwrap();
     c.redis.stop();
     std::thread::sleep(Duration::from_millis(500));
     // Each node goes on serving its own clients.
     round_trip(&mut alice);
+    // A right password while the cluster cannot give the name: refused, and it stays as it
+    // was (unidentified, free to try again), never told it is identified.
+    owner.send("/identify secretpassword");
+    owner.expect(text::STORAGE_FAILED);
     // What needs the cluster is refused, and the refusal changes nothing: Alice stays in tas
     // (Kay would see her leave).
     alice.send("/create elsewhere");
@@ -502,13 +558,16 @@ fn redis_restarting_loses_nothing_and_the_cluster_is_whole_again_within_5_second
         "{:?}",
         back.elapsed()
     );
+    owner.send("/identify secretpassword");
+    owner.expect(&text::identified("Reg"));
     // Whole again: names and presence are back in Redis.
     let mut late = c.nodes[0].login("Kay");
     late.expect(&text::name_in_use("Kay"));
     let mut dee = login(&c.nodes[0], "Dee");
     assert_eq!(
         reply_of(&mut dee, "/who"),
-        "Users: ------------\nAlice: tas\nDee: -\nKay: tas\nGroups: -----------\ntas: Alice, Kay"
+        "Users: ------------\nAlice: tas\nDee: -\nKay: tas\nReg: -\nGroups: -----------\n\
+         tas: Alice, Kay"
     );
     kay.send("after");
     alice.expect("[Kay] after");

@@ -8,7 +8,7 @@
 //! the channels it knows) and hands the hub a fresh snapshot of the other nodes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -48,13 +48,13 @@ fn name_key(key: &str) -> String {
     format!("chat:name:{key}")
 }
 
-/// Creates a channel unless it exists or there are too many: 1 created, 0 exists, -1 too many.
+/// Creates a channel unless it exists or there are too many: the list's new length (at least
+/// 1) when created, 0 when it exists, -1 when there are too many.
 const CREATE_CHANNEL: &str = r"
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('RPUSH', KEYS[1], ARGV[2])
-return 1
+return redis.call('RPUSH', KEYS[1], ARGV[2])
 ";
 
 /// Deletes a name's claim only if it is still ours.
@@ -87,6 +87,9 @@ struct Shared {
     waker: Arc<mio::Waker>,
     /// The other nodes seen (in the snapshot or the stream), watched for a missing heartbeat.
     nodes: Mutex<HashSet<NodeId>>,
+    /// How many operations wait in the backlog for Redis to come back; past [`QUEUE`] the
+    /// loop's [`ClusterHandle::submit`] refuses, so that nothing it accepted is ever dropped.
+    backlog: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -125,6 +128,7 @@ pub(super) fn start(
     let (ops_tx, ops_rx) = mpsc::sync_channel(QUEUE);
     let (msgs_tx, msgs_rx) = mpsc::channel();
     let up = Arc::new(AtomicBool::new(true));
+    let backlog = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
         node,
@@ -133,6 +137,7 @@ pub(super) fn start(
         msgs: msgs_tx,
         waker,
         nodes: Mutex::new(HashSet::new()),
+        backlog: backlog.clone(),
     });
     let mut writer = Writer {
         client: client.clone(),
@@ -163,10 +168,10 @@ pub(super) fn start(
         msgs: msgs_rx,
         up,
         stop,
+        backlog,
     })
 }
 
-/// True when some node renews its heartbeat in the cluster at `url`.
 /// The first node id from `number` on (wrapping at 1024) whose heartbeat no running node
 /// holds, taken with SET NX so that two nodes starting at once cannot both have it.
 fn claim_node(conn: &mut Connection, number: u64) -> redis::RedisResult<Option<NodeId>> {
@@ -189,6 +194,7 @@ fn claim_node(conn: &mut Connection, number: u64) -> redis::RedisResult<Option<N
     Ok(None)
 }
 
+/// True when some node renews its heartbeat in the cluster at `url`.
 pub(super) fn others_alive(url: &str) -> Result<bool, ClusterError> {
     let err = |source| ClusterError::Connect {
         url: url.to_string(),
@@ -196,22 +202,26 @@ pub(super) fn others_alive(url: &str) -> Result<bool, ClusterError> {
     };
     let client = Client::open(url).map_err(err)?;
     let mut conn = connect(&client).map_err(err)?;
-    // SCAN rather than KEYS: Redis holds a key per name, and KEYS would stop it to walk them.
+    let keys = scan_keys(&mut conn, "chat:node:*").map_err(err)?;
+    Ok(!keys.is_empty())
+}
+
+/// The keys matching `pattern`, by SCAN rather than KEYS: Redis holds a key per name, and
+/// KEYS would stop it while it walks them all.
+fn scan_keys(conn: &mut Connection, pattern: &str) -> redis::RedisResult<Vec<String>> {
     let mut cursor: u64 = 0;
+    let mut found = Vec::new();
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg("chat:node:*")
+            .arg(pattern)
             .arg("COUNT")
             .arg(1000)
-            .query(&mut conn)
-            .map_err(err)?;
-        if !keys.is_empty() {
-            return Ok(true);
-        }
+            .query(conn)?;
+        found.extend(keys);
         if next == 0 {
-            return Ok(false);
+            return Ok(found);
         }
         cursor = next;
     }
@@ -364,13 +374,11 @@ impl Writer {
                 })
             }
             op => {
-                if self.backlog.len() < QUEUE {
-                    self.backlog.push_back(op);
-                } else {
-                    log::error!(
-                        "cluster: Redis away too long: an event for the other nodes is lost"
-                    );
-                }
+                // Bounded by submit's refusals (QUEUE waiting here, QUEUE in the channel).
+                self.backlog.push_back(op);
+                self.shared
+                    .backlog
+                    .store(self.backlog.len(), Ordering::Relaxed);
             }
         }
     }
@@ -464,10 +472,13 @@ impl Writer {
                     .arg(name)
                     .arg(*max)
                     .invoke(conn)?;
+                // The list's new length on success: the channel's place is one before it.
                 let outcome = match r {
-                    1 => {
+                    1.. => {
                         self.channels.push(name.clone());
-                        Created::Created
+                        Created::Created {
+                            pos: u64::try_from(r - 1).unwrap_or(0),
+                        }
                     }
                     0 => Created::Exists,
                     _ => Created::TooMany,
@@ -506,7 +517,7 @@ impl Writer {
         Ok(())
     }
 
-    /// Once a second: reconnects if needed, renews this node's leases, and looks for nodes
+    /// Every beat (0.4 s): reconnects if needed, renews this node's leases, and looks for nodes
     /// that stopped renewing theirs.
     fn beat(&mut self) {
         if self.conn.is_none() {
@@ -542,9 +553,12 @@ impl Writer {
             if let Err(e) = self.apply(&op) {
                 self.backlog.push_front(op);
                 self.lost(&e);
-                return;
+                break;
             }
         }
+        self.shared
+            .backlog
+            .store(self.backlog.len(), Ordering::Relaxed);
     }
 
     fn renew(&mut self) -> redis::RedisResult<()> {
@@ -654,7 +668,7 @@ impl Writer {
             .query(conn)?;
         let mut users = Vec::new();
         let mut nodes = HashSet::new();
-        let keys: Vec<String> = redis::cmd("KEYS").arg("chat:presence:*").query(conn)?;
+        let keys = scan_keys(conn, "chat:presence:*")?;
         for key in keys {
             let Some(other) = key
                 .strip_prefix("chat:presence:")

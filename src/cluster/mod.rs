@@ -25,7 +25,7 @@
 mod hlc;
 mod link;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,7 +114,13 @@ pub enum Wire {
         key: String,
     },
     /// A channel was created.
-    Channel { node: NodeId, name: String },
+    Channel {
+        node: NodeId,
+        name: String,
+        /// Its place in the cluster's list of channels.
+        #[serde(default)]
+        pos: Option<u64>,
+    },
     /// A name was registered (its hash travels so every node can check passwords).
     Registered {
         node: NodeId,
@@ -179,7 +185,11 @@ pub enum ClusterOp {
 /// How a channel creation went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
-    Created,
+    /// Made; `pos` is its place in the cluster's list of channels (what `/list` shows in
+    /// order on every node).
+    Created {
+        pos: u64,
+    },
     Exists,
     /// The cluster has the most channels it may.
     TooMany,
@@ -236,6 +246,8 @@ pub struct ClusterHandle {
     msgs: Receiver<ClusterMsg>,
     up: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    /// How many operations wait for Redis to come back (see `Shared::backlog`).
+    backlog: Arc<AtomicUsize>,
 }
 
 impl ClusterHandle {
@@ -265,6 +277,11 @@ impl ClusterHandle {
     /// Queues an operation; never blocks. False when the queue is full (the caller refuses
     /// the command).
     pub fn submit(&self, op: ClusterOp) -> bool {
+        if self.backlog.load(Ordering::Relaxed) >= QUEUE {
+            // Redis has been away for a long while and this much waits for it: refused, so
+            // that the sender is told, rather than accepted and dropped later.
+            return false;
+        }
         match self.ops.try_send(op) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => false,

@@ -44,13 +44,36 @@ pub fn check_channel_name(name: &str) -> Result<&str, ChannelError> {
 impl Hub {
     pub(super) fn add_channel(&mut self, name: &str) -> ChanId {
         let ch = self.channels.len();
+        // One server: creation order. A cluster: last until its place is known.
+        let rank = if self.cluster.is_some() {
+            u64::MAX
+        } else {
+            ch as u64
+        };
         self.channels.push(Channel {
             name: name.into(),
             members: Vec::new(),
             last_join: 0,
+            rank,
         });
         self.channel_ids.insert(names::channel_key(name), ch);
+        // Its rank is the highest so far (or unknown): its place is last.
+        self.order.push(ch);
         ch
+    }
+
+    /// Puts a channel where its rank says in the `/list` order.
+    pub(super) fn place(&mut self, ch: ChanId, rank: u64) {
+        let Some(channel) = self.channels.get_mut(ch) else {
+            return;
+        };
+        channel.rank = rank;
+        self.order.retain(|&x| x != ch);
+        let channels = &self.channels;
+        let at = self
+            .order
+            .partition_point(|&x| (channels[x].rank, x) < (rank, ch));
+        self.order.insert(at, ch);
     }
 
     /// Creates a channel and joins it. Nothing changes on an error.
@@ -291,7 +314,10 @@ impl Hub {
             sender_key: key.to_string(),
             text: stored,
         }));
-        self.tell_chat(sink, conn, ch, msg, kind, seq);
+        if !self.tell_chat(sink, conn, ch, msg, kind, seq) {
+            // The channel's members here have it; those on other nodes will not.
+            self.reply(sink, conn, &[crate::utils_errors::STORAGE_FAILED]);
+        }
         Ok(())
     }
 
@@ -302,18 +328,22 @@ impl Hub {
     }
 
     pub(super) fn list_from(&mut self, conn: ConnId, start: ChanId, sink: &mut impl Sink) {
+        // `start` and `end` are places in the /list order.
         let mut end = start;
         let mut bytes = 0;
-        while end < self.channels.len() && bytes < LIST_CHUNK {
-            bytes += self.channels[end].name.len() + 1;
+        while end < self.order.len() && bytes < LIST_CHUNK {
+            bytes += self.channels[self.order[end]].name.len() + 1;
             end += 1;
         }
         if end > start {
             // Each part is one reply: the frame codec packs its lines into whole frames.
-            let lines: Vec<&str> = self.channels[start..end].iter().map(|c| &*c.name).collect();
+            let lines: Vec<&str> = self.order[start..end]
+                .iter()
+                .map(|&ch| &*self.channels[ch].name)
+                .collect();
             self.reply(sink, conn, &lines);
         }
-        if end < self.channels.len() {
+        if end < self.order.len() {
             self.set_wait(conn, Wait::List { next: end });
             sink.report_flush(conn);
         } else {

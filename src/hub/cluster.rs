@@ -73,11 +73,17 @@ impl Hub {
         self.cluster = Some(ClusterState::new(node, self.seq));
     }
 
-    /// Tells the other nodes, when there are any.
-    pub(super) fn publish(&self, sink: &mut impl Sink, wire: Wire) {
-        if self.cluster.is_some() {
-            sink.cluster(ClusterOp::Publish(wire));
+    /// Tells the other nodes, when there are any; false when the link refused (Redis has
+    /// been away so long that its backlog is full).
+    pub(super) fn publish(&self, sink: &mut impl Sink, wire: Wire) -> bool {
+        if self.cluster.is_none() {
+            return true;
         }
+        let accepted = sink.cluster(ClusterOp::Publish(wire));
+        if !accepted {
+            log::warn!("cluster: the link refused an event (Redis away, its backlog full)");
+        }
+        accepted
     }
 
     /// Puts a local user's current state in this node's presence (or removes it).
@@ -281,6 +287,7 @@ impl Hub {
         }
     }
 
+    /// Publishes a local chat message; false when the link refused it (the sender is told).
     pub(super) fn tell_chat(
         &self,
         sink: &mut impl Sink,
@@ -289,9 +296,9 @@ impl Hub {
         text: &str,
         kind: MsgKind,
         seq: u64,
-    ) {
+    ) -> bool {
         if let Some(node) = self.node() {
-            self.publish(
+            return self.publish(
                 sink,
                 Wire::Chat {
                     node,
@@ -303,9 +310,10 @@ impl Hub {
                 },
             );
         }
+        true
     }
 
-    /// A private message for another node's user.
+    /// A private message for another node's user; false when the link refused it.
     pub(super) fn tell_private(
         &self,
         sink: &mut impl Sink,
@@ -314,14 +322,14 @@ impl Hub {
         text: &str,
         kind: MsgKind,
         seq: u64,
-    ) {
+    ) -> bool {
         let to_node = self
             .cluster
             .as_ref()
             .and_then(|c| c.names.get(to))
             .map(|&(n, _)| n);
         if let (Some(node), Some(to_node)) = (self.node(), to_node) {
-            self.publish(
+            return self.publish(
                 sink,
                 Wire::Private {
                     node,
@@ -334,6 +342,7 @@ impl Hub {
                 },
             );
         }
+        true
     }
 
     /// Creates a channel cluster-wide: the connection waits for the answer.
@@ -404,9 +413,21 @@ impl Hub {
             return;
         };
         let identified = self.registered.contains_key(&key);
+        let identifying = self
+            .clients
+            .get_mut(&conn)
+            .is_some_and(|c| std::mem::take(&mut c.identifying));
         match ok {
             Some(true) => {
                 self.owners.insert(key.clone(), conn);
+                if identifying {
+                    self.reply_kind(
+                        sink,
+                        conn,
+                        ReplyKind::Identified,
+                        &[&text::identified(&name)],
+                    );
+                }
                 self.logged_in(conn, sink);
                 if identified {
                     // A registered name identified here: its holders elsewhere go.
@@ -431,6 +452,16 @@ impl Hub {
             Some(false) if identified => {
                 // Another node's connection identified it first.
                 sink.close(conn, Some(&text::identified_elsewhere(&name)));
+            }
+            None if identifying => {
+                // The password was right but the cluster cannot be asked: the connection
+                // stays as it was, unidentified, and may send /identify again.
+                if let Some(c) = self.clients.get_mut(&conn) {
+                    c.auth = super::Auth::MustIdentify { tries: 0 };
+                }
+                self.pending.entry(key.clone()).or_default().push(conn);
+                self.reply_kind(sink, conn, ReplyKind::Plain, &[text::STORAGE_FAILED]);
+                self.done_waiting(conn, sink);
             }
             refused => {
                 let reply = if refused.is_some() {
@@ -469,11 +500,12 @@ impl Hub {
             .get_mut(&conn)
             .is_some_and(|c| std::mem::take(&mut c.create_alone));
         match outcome {
-            Created::Created => {
+            Created::Created { pos } => {
                 if alone {
                     self.leave_all(conn, sink);
                 }
                 let ch = existing.unwrap_or_else(|| self.add_channel(name));
+                self.place(ch, pos);
                 sink.store(Request::Event(Event::Channel {
                     name: name.to_string(),
                     time: self.clock.now(),
@@ -484,6 +516,7 @@ impl Hub {
                         Wire::Channel {
                             node,
                             name: name.to_string(),
+                            pos: Some(pos),
                         },
                     );
                 }
@@ -683,9 +716,12 @@ impl Hub {
                     },
                 );
             }
-            Wire::Channel { name, .. } => {
-                if self.channel_id(&name).is_none() {
-                    self.add_channel(&name);
+            Wire::Channel { name, pos, .. } => {
+                let ch = self
+                    .channel_id(&name)
+                    .unwrap_or_else(|| self.add_channel(&name));
+                if let Some(pos) = pos {
+                    self.place(ch, pos);
                 }
             }
             Wire::Registered {
@@ -845,10 +881,12 @@ impl Hub {
     /// hub knew. Nobody is taken away here: a node that is still putting its users back into
     /// a restarted Redis would look empty; departures come as logouts, or with a dead node.
     fn snapshot(&mut self, users: Vec<RemoteUser>, channels: Vec<String>) {
-        for name in &channels {
-            if self.channel_id(name).is_none() {
-                self.add_channel(name);
-            }
+        // The cluster's list, in its order: every node shows /list so.
+        for (pos, name) in channels.iter().enumerate() {
+            let ch = self
+                .channel_id(name)
+                .unwrap_or_else(|| self.add_channel(name));
+            self.place(ch, pos as u64);
         }
         for user in users {
             self.remote_login(user);

@@ -108,7 +108,9 @@ impl Hub {
         }));
         if remote.is_some() {
             // Another node's user: that node delivers it.
-            self.tell_private(sink, conn, &key, body, kind, seq);
+            if !self.tell_private(sink, conn, &key, body, kind, seq) {
+                self.reply(sink, conn, &[text::STORAGE_FAILED]);
+            }
             return Ok(Private::Delivered);
         }
         match online {
@@ -657,15 +659,20 @@ impl Hub {
         };
         if ok {
             let claiming = self.take_name(conn, &key, &name, sink);
+            if claiming {
+                // Said once the cluster has given the name (see `claimed`).
+                if let Some(c) = self.clients.get_mut(&conn) {
+                    c.identifying = true;
+                }
+                return;
+            }
             self.reply_kind(
                 sink,
                 conn,
                 ReplyKind::Identified,
                 &[&text::identified(&name)],
             );
-            if !claiming {
-                self.start_mail(conn, sink);
-            }
+            self.start_mail(conn, sink);
             return;
         }
         let tries = tries + 1;

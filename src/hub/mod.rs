@@ -294,6 +294,9 @@ struct Client {
     /// A creation waiting for the cluster was a [`Hub::create_alone`]: on success the
     /// connection leaves its other channels first.
     create_alone: bool,
+    /// In a cluster, `/identify` succeeded and the name is being claimed: the identified text
+    /// waits for the claim (it may fail while Redis is away).
+    identifying: bool,
 }
 
 impl Client {
@@ -312,6 +315,7 @@ impl Client {
             account: None,
             realname: None,
             create_alone: false,
+            identifying: false,
         }
     }
 
@@ -328,6 +332,9 @@ struct Channel {
     /// The seq of the latest join here: an event from another node ordered after it is for
     /// every member (see `local_members`).
     last_join: u64,
+    /// Where `/list` shows it: its creation order on one server; in a cluster, its place in
+    /// the cluster's list (the same on every node), `u64::MAX` until that is known.
+    rank: u64,
 }
 
 /// The configurable limits of the hub.
@@ -385,6 +392,8 @@ pub struct Hub {
     /// Connections that hold a registered name without having identified, by key.
     pending: HashMap<Box<str>, Vec<ConnId>>,
     channels: Vec<Channel>,
+    /// The channels in `/list` order: by rank, then by id.
+    order: Vec<ChanId>,
     channel_ids: HashMap<Box<str>, ChanId>,
     clock: Box<dyn Clock>,
     sonnets: Option<Sonnets>,
@@ -435,6 +444,7 @@ impl Hub {
             owners: HashMap::new(),
             pending: HashMap::new(),
             channels: Vec::new(),
+            order: Vec::new(),
             channel_ids: HashMap::new(),
             clock: config.clock,
             sonnets: config.sonnets,
@@ -502,12 +512,17 @@ impl Hub {
 
     /// The channels in creation order.
     pub fn channel_names(&self) -> impl Iterator<Item = &str> {
-        self.channels.iter().map(|c| &*c.name)
+        self.order.iter().map(|&ch| &*self.channels[ch].name)
     }
 
     /// How many channels exist.
     pub fn channel_count(&self) -> usize {
         self.channels.len()
+    }
+
+    /// The channels in `/list` order (creation order; in a cluster, the cluster's order).
+    pub fn channels_in_order(&self) -> &[ChanId] {
+        &self.order
     }
 
     /// The channel with this name (compared case-insensitively).

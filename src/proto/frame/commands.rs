@@ -257,7 +257,10 @@ fn who(hub: &mut Hub, conn: ConnId, sink: &mut impl Sink) {
         lines.push(text::who_more(users.len() - WHO_MAX_USERS));
     }
     lines.push(text::WHO_GROUPS_HEADER.to_string());
-    let groups: Vec<ChanId> = (0..hub.channel_count())
+    let groups: Vec<ChanId> = hub
+        .channels_in_order()
+        .iter()
+        .copied()
         .filter(|&ch| hub.member_people(ch).next().is_some())
         .collect();
     let mut bytes = 0;

@@ -671,11 +671,12 @@ pub(super) fn step<S: Sink>(job: &mut Job, lines: &mut Lines, me: &str, ctx: &Ct
     let full = |lines: &Lines| lines.buf.len() >= super::STEP_BYTES;
     match job {
         Job::List { next } => {
-            while *next < hub.channel_count() {
+            // `next` is a place in the /list order.
+            while let Some(&ch) = hub.channels_in_order().get(*next) {
                 if full(lines) {
                     return false;
                 }
-                list_line(lines, server, me, hub, *next);
+                list_line(lines, server, me, hub, ch);
                 *next += 1;
             }
             lines.numeric(

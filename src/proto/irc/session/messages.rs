@@ -312,7 +312,10 @@ fn who(hub: &Hub) -> Vec<String> {
         lines.push(text::who_more(users.len() - WHO_MAX_USERS));
     }
     lines.push(text::WHO_GROUPS_HEADER.to_string());
-    let groups: Vec<(ChanId, String)> = (0..hub.channel_count())
+    let groups: Vec<(ChanId, String)> = hub
+        .channels_in_order()
+        .iter()
+        .copied()
         .filter(|&ch| hub.member_entries(ch).next().is_some())
         .filter_map(|ch| Some((ch, irc_name(hub, ch)?)))
         .collect();
