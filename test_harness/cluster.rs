@@ -401,6 +401,38 @@ fn private_and_offline_messages_find_their_recipient_on_any_node() {
     alice.expect(&text::no_such_user("Nobody"));
 }
 
+/// A mailbox's bound holds across nodes: the database counts what every node stored.
+#[test]
+fn the_offline_bound_counts_what_every_node_stored() {
+    let redis = Redis::start();
+    let db = PgCluster::shared().database();
+    let nodes: Vec<ServerProc> = (0..2)
+        .map(|_| node_with(&redis, &db, &["--max-offline", "2"]))
+        .collect();
+    let mut kay = login(&nodes[1], "Kay");
+    kay.send("/quit");
+    kay.expect_closed();
+    let mut alice = login(&nodes[0], "Alice");
+    eventually("Kay to be offline", Duration::from_secs(5), || {
+        alice.send("/msg Kay one");
+        alice.recv() == text::user_offline("Kay")
+    });
+    alice.send("/msg Kay two");
+    alice.expect(&text::user_offline("Kay"));
+    // The other node has stored nothing for Kay itself: the database says the box is full.
+    let mut bob = login(&nodes[1], "Bob");
+    bob.send("/msg Kay three");
+    bob.expect(&text::mailbox_full("Kay"));
+    let mut kay = nodes[1].login("Kay");
+    let got = kay.recv();
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 3, "{got:?}");
+    assert_eq!(lines[0], "You have 2 offline messages:");
+    assert!(lines[1].ends_with(") [Alice -> Kay] one"), "{got:?}");
+    assert!(lines[2].ends_with(") [Alice -> Kay] two"), "{got:?}");
+    kay.expect_silence(QUIET);
+}
+
 #[test]
 fn a_name_registered_on_one_node_identifies_on_another() {
     let c = cluster(3);

@@ -872,6 +872,7 @@ impl Hub {
                     recipient_key: to.to_string(),
                     time: self.clock.now(),
                     text: text.to_string(),
+                    max: Some(self.limits.max_offline),
                 });
             }
         }

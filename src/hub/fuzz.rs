@@ -527,6 +527,7 @@ impl SimStorage {
                 recipient_key,
                 time,
                 text,
+                ..
             } => {
                 self.add_offline(&recipient_key, time, &sender, &text);
                 if let Some(conn) = notify {

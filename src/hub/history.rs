@@ -134,6 +134,8 @@ impl Hub {
                     recipient_key: key.to_string(),
                     time,
                     text: stored,
+                    // In a cluster every node stores for the mailbox: the database counts.
+                    max: self.cluster.is_some().then_some(self.limits.max_offline),
                 });
                 if notify.is_some() {
                     self.set_wait(conn, Wait::Storage);
@@ -375,6 +377,22 @@ impl Hub {
                 if self.waits(conn, Wait::Storage) {
                     self.reply(sink, conn, &[&text::user_offline(&recipient)]);
                     self.done_waiting(conn, sink);
+                }
+            }
+            Reply::OfflineFull {
+                conn,
+                recipient,
+                key,
+            } => {
+                if let Some(count) = self.mail.get_mut(key.as_str()) {
+                    *count = count.saturating_sub(1);
+                }
+                match conn {
+                    Some(conn) if self.waits(conn, Wait::Storage) => {
+                        self.reply(sink, conn, &[&text::mailbox_full(&recipient)]);
+                        self.done_waiting(conn, sink);
+                    }
+                    _ => log::info!("offline message for {recipient} not stored: mailbox full"),
                 }
             }
             Reply::Offline {

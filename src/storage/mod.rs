@@ -127,7 +127,9 @@ pub enum Request {
     /// A plain write; no reply.
     Event(Event),
     /// Stores a private message for an offline user; replies [`Reply::OfflineStored`] after
-    /// commit to `notify`, when there is someone to tell.
+    /// commit to `notify`, when there is someone to tell. With `max`, not when the mailbox
+    /// holds that many already (counted in the database, which a cluster's nodes share):
+    /// [`Reply::OfflineFull`] then.
     StoreOffline {
         notify: Option<ConnId>,
         sender: String,
@@ -135,6 +137,7 @@ pub enum Request {
         recipient_key: String,
         time: i64,
         text: String,
+        max: Option<usize>,
     },
     /// Fetches up to `limit` of a user's stored messages after id `after`, oldest first;
     /// replies [`Reply::Offline`].
@@ -272,6 +275,12 @@ pub struct RegisteredName {
 pub enum Reply {
     /// The offline message is committed.
     OfflineStored { conn: ConnId, recipient: String },
+    /// The offline message was not stored: the mailbox holds its `max` already.
+    OfflineFull {
+        conn: Option<ConnId>,
+        recipient: String,
+        key: String,
+    },
     /// Some of a user's offline messages, oldest first (none: there are no more); `total` is
     /// how many are stored for the user in all.
     Offline {

@@ -34,6 +34,7 @@ pub(super) struct Statements {
     store_offline: Statement,
     fetch_offline: Statement,
     count_offline: Statement,
+    lock_mailbox: Statement,
     delete_offline: Statement,
     state: Statement,
     messages: Statement,
@@ -80,6 +81,10 @@ impl Statements {
             )?,
             count_offline: client
                 .prepare("SELECT count(*) FROM offline WHERE recipient_key = $1")?,
+            // Nodes storing for one mailbox at once take turns, so that the count they check
+            // is the one they add to (held to the end of the transaction).
+            lock_mailbox: client
+                .prepare("SELECT pg_advisory_xact_lock(1667785076, hashtext($1))")?,
             delete_offline: client.prepare("DELETE FROM offline WHERE id = ANY($1)")?,
             messages: client.prepare(
                 "INSERT INTO messages (seq, time, channel_id, sender, sender_id, recipient,
@@ -412,7 +417,21 @@ fn apply_job(
             recipient_key,
             time,
             text,
+            max,
         } => {
+            if let Some(max) = max {
+                tx.execute(&st.lock_mailbox, &[recipient_key])?;
+                let held: i64 = tx
+                    .query_one(&st.count_offline, &[recipient_key])?
+                    .try_get(0)?;
+                if usize::try_from(held).unwrap_or(usize::MAX) >= *max {
+                    return Ok(Applied::Reply(Reply::OfflineFull {
+                        conn: *notify,
+                        recipient: recipient.clone(),
+                        key: recipient_key.clone(),
+                    }));
+                }
+            }
             tx.execute(
                 &st.store_offline,
                 &[time, sender, recipient, recipient_key, text],

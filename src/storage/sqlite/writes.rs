@@ -126,7 +126,20 @@ fn apply_job(tx: &Transaction<'_>, ids: &mut Ids, job: &Job) -> rusqlite::Result
             recipient_key,
             time,
             text,
+            max,
         } => {
+            if let Some(max) = max {
+                let held: i64 = tx
+                    .prepare_cached("SELECT count(*) FROM offline WHERE recipient_key = ?1")?
+                    .query_row([recipient_key], |row| row.get(0))?;
+                if usize::try_from(held).unwrap_or(usize::MAX) >= *max {
+                    return Ok(Applied::Reply(Reply::OfflineFull {
+                        conn: *notify,
+                        recipient: recipient.clone(),
+                        key: recipient_key.clone(),
+                    }));
+                }
+            }
             tx.prepare_cached(
                 "INSERT INTO offline (time, sender, recipient, recipient_key, text)
                  VALUES (?1, ?2, ?3, ?4, ?5)",

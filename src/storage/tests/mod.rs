@@ -638,7 +638,39 @@ fn store_offline(f: &Fixture, sender: &str, recipient: &str, time: i64, text: &s
         recipient_key: key(recipient),
         time,
         text: text.into(),
+        max: None,
     });
+}
+
+/// With `max`, a mailbox is counted in the database: a message past it is not stored.
+fn a_full_mailbox_is_counted_by_the_database(engine: Engine) {
+    let place = Place::new(engine, "mailbox");
+    let mut f = place.open();
+    let bounded = |time: i64| Request::StoreOffline {
+        notify: Some(3),
+        sender: "bob".into(),
+        recipient: "Carol".into(),
+        recipient_key: key("carol"),
+        time,
+        text: format!("message {time}"),
+        max: Some(2),
+    };
+    for time in 1..=2 {
+        f.submit(bounded(time));
+        assert!(matches!(f.reply(), Reply::OfflineStored { conn: 3, .. }));
+    }
+    f.submit(bounded(3));
+    assert_eq!(
+        f.reply(),
+        Reply::OfflineFull {
+            conn: Some(3),
+            recipient: "Carol".into(),
+            key: key("carol").to_string(),
+        }
+    );
+    let stored = fetch_offline(&mut f, "carol");
+    assert_eq!(stored.len(), 2);
+    f.shutdown();
 }
 
 fn fetch_request(name: &str, after: i64, limit: usize) -> Request {
@@ -1159,6 +1191,7 @@ both_engines!(
     submit_all_queues_in_order_and_empties_the_batch,
     events_alone_are_committed_without_an_urgent_job_to_push_them,
     offline_messages_are_stored_fetched_oldest_first_and_deleted,
+    a_full_mailbox_is_counted_by_the_database,
     a_fetch_reply_comes_after_the_store_submitted_before_it,
     register_and_identify,
     two_registrations_of_one_name_in_flight_only_the_first_wins,

@@ -112,6 +112,7 @@ fn a_restart_of_postgresql_fails_what_waits_keeps_its_events_and_recovers() {
         recipient_key: key("carol"),
         time: 5,
         text: "after the outage".into(),
+        max: None,
     });
     assert_eq!(
         stored,
