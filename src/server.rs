@@ -35,7 +35,7 @@ use crate::hub::{conn_label, ConnId, Hub, HubConfig, Limits, Out, Proto, Sink, S
 use crate::outq::TurnLog;
 use crate::proto;
 use crate::proto::irc::message::Piece;
-use crate::proto::irc::session::Ctx as IrcCtx;
+use crate::proto::irc::session::{Ctx as IrcCtx, Session};
 use crate::proto::irc::IrcConfig;
 use crate::sonnets::{self, Sonnets};
 use crate::storage::{HashJob, Request, Storage, StorageError, StorageHandle};
@@ -1278,37 +1278,17 @@ impl Server {
     /// create the channel for) as soon as the hub no longer makes it wait, before its next
     /// line.
     fn settle_irc(&mut self, index: usize, now: Instant) {
-        let Some(conn) = self.conns.get_mut(index) else {
+        let Some(conn) = self.conns.get(index) else {
             return;
         };
-        let hub_id = conn.id;
-        if conn.is_closing() || self.hub.is_waiting(hub_id) {
+        if conn.is_closing() || self.hub.is_waiting(conn.id) {
             return;
         }
-        let Codec::Irc(irc) = &mut conn.codec else {
+        let Codec::Irc(irc) = &conn.codec else {
             return;
         };
-        if !irc.session.as_ref().is_some_and(|s| s.has_pending()) {
-            return;
-        }
-        let Some(mut session) = irc.session.take() else {
-            return;
-        };
-        {
-            let mut outbox = outbox!(self);
-            let mut ctx = IrcCtx {
-                hub: &mut self.hub,
-                conn: hub_id,
-                cfg: &self.irc,
-                sink: &mut outbox,
-                now,
-            };
-            session.settle(&mut ctx);
-        }
-        if let Some(conn) = self.conns.get_mut(index) {
-            if let Codec::Irc(irc) = &mut conn.codec {
-                irc.session = Some(session);
-            }
+        if irc.session.as_ref().is_some_and(|s| s.has_pending()) {
+            self.with_irc_session(index, now, |session, ctx| session.settle(ctx));
         }
     }
 
@@ -1325,31 +1305,43 @@ impl Server {
             .map(|(i, _)| i)
             .collect();
         for index in ids {
-            let Some(conn) = self.conns.get_mut(index) else {
-                continue;
+            self.with_irc_session(index, now, |session, ctx| session.tick(ctx));
+        }
+    }
+
+    /// Runs `f` on an IRC connection's session with the hub and this loop's sink, the session
+    /// taken out of the connection meanwhile (it cannot borrow the loop while in it) and put
+    /// back after, if the connection is still there.
+    fn with_irc_session(
+        &mut self,
+        index: usize,
+        now: Instant,
+        f: impl FnOnce(&mut Session, &mut IrcCtx<'_, Outbox<'_>>),
+    ) {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        let hub_id = conn.id;
+        let Codec::Irc(irc) = &mut conn.codec else {
+            return;
+        };
+        let Some(mut session) = irc.session.take() else {
+            return;
+        };
+        {
+            let mut outbox = outbox!(self);
+            let mut ctx = IrcCtx {
+                hub: &mut self.hub,
+                conn: hub_id,
+                cfg: &self.irc,
+                sink: &mut outbox,
+                now,
             };
-            let hub_id = conn.id;
-            let Codec::Irc(irc) = &mut conn.codec else {
-                continue;
-            };
-            let Some(mut session) = irc.session.take() else {
-                continue;
-            };
-            {
-                let mut outbox = outbox!(self);
-                let mut ctx = IrcCtx {
-                    hub: &mut self.hub,
-                    conn: hub_id,
-                    cfg: &self.irc,
-                    sink: &mut outbox,
-                    now,
-                };
-                session.tick(&mut ctx);
-            }
-            if let Some(conn) = self.conns.get_mut(index) {
-                if let Codec::Irc(irc) = &mut conn.codec {
-                    irc.session = Some(session);
-                }
+            f(&mut session, &mut ctx);
+        }
+        if let Some(conn) = self.conns.get_mut(index) {
+            if let Codec::Irc(irc) = &mut conn.codec {
+                irc.session = Some(session);
             }
         }
     }
