@@ -465,7 +465,9 @@ impl Conn {
     pub fn has_held(&self) -> bool {
         match &self.codec {
             Codec::Frame => !self.held.is_empty(),
-            Codec::Irc(irc) => !irc.buf.is_empty(),
+            // Only a complete line is input to handle: the start of a line with no end yet
+            // waits for the next read, which must therefore happen.
+            Codec::Irc(irc) => irc.buf.iter().any(|&b| b == b'\n' || b == b'\r'),
             Codec::Web(web) => web.stalled,
         }
     }
