@@ -1,7 +1,7 @@
 //! End-to-end tests of `split_client` against the real server: the course replay, the
-//! interactive mode with piped stdin, the stress mode (over several servers, inside TLS and
-//! over WebSocket through stand-ins written here until the server speaks them, over IRC
-//! against a real InspIRCd) and the registration flood.
+//! interactive mode with piped stdin, the stress mode (over several servers; inside TLS, over
+//! WebSocket and WSS and over IRC through the server's own ports, with a CA and certificates
+//! made at run time; over IRC against a real InspIRCd) and the registration flood.
 
 mod common;
 
@@ -12,6 +12,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::certs::Ca;
 use common::{frame, ServerProc};
 
 /// How long any split_client run may take before the test fails.
@@ -663,9 +664,6 @@ fn floor_refuses_a_layout_it_cannot_run() {
 
 // ---- Several servers, TLS, WebSocket, IRC, the registration flood ----------------------------
 
-#[path = "split_client_proxies.rs"]
-mod proxies;
-
 /// The deliveries of a stress run, checked to be complete and clean.
 fn assert_clean_pass(json: &str, expected: u64) {
     assert_eq!(
@@ -835,21 +833,49 @@ fn stress_refuses_a_split_placement_without_two_servers() {
     );
 }
 
+/// A server with a certificate for `names` from a CA made for the test, started with `args`
+/// besides `--tls-cert`/`--tls-key`; its CA's PEM file is in `dir`.
+struct TlsSetup {
+    server: ServerProc,
+    ca_pem: String,
+    _dir: common::TempDir,
+}
+
+fn tls_server(tag: &str, names: &[&str], args: &[&str]) -> TlsSetup {
+    let dir = common::TempDir::new(tag);
+    let ca = Ca::new("split_client test CA");
+    let ca_pem = ca.write_pem(&dir.0).to_str().unwrap().to_string();
+    let cert = ca.issue(&dir.0, "server", names);
+    let mut all = vec![
+        "--tls-cert",
+        cert.cert.to_str().unwrap(),
+        "--tls-key",
+        cert.key.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    TlsSetup {
+        server: ServerProc::start(&all),
+        ca_pem,
+        _dir: dir,
+    }
+}
+
+/// The port of the server's listener with this label, as an argument.
+fn port_of(server: &ServerProc, label: &str) -> String {
+    server.addr_of(label).port().to_string()
+}
+
 #[test]
 fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
-    let server = ServerProc::start(&[]);
-    let ca = proxies::Ca::new("split_client test CA");
-    let dir = common::TempDir::new("split-tls");
-    let ca_pem = ca.write_pem(&dir.0);
-    let ca_arg = ca_pem.to_str().unwrap();
-    let port = proxies::tls_proxy(ca.server_config(&["127.0.0.1"]), server.addr).to_string();
+    let s = tls_server("split-tls", &["127.0.0.1"], &["--tls-port", "0"]);
+    let port = port_of(&s.server, "TLS");
     let (json, err) = run_json(&[
         "stress",
         "127.0.0.1",
         &port,
         "--tls",
         "--ca",
-        ca_arg,
+        &s.ca_pem,
         "--clients",
         "10",
         "--messages",
@@ -868,31 +894,6 @@ fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
     );
     // The probe answers through TLS too.
     assert!(!json.contains("\"probe_ns\":null"), "{json}");
-
-    // A certificate for another name is refused, and the run says why.
-    let other = proxies::tls_proxy(ca.server_config(&["other.example"]), server.addr).to_string();
-    let (status, _, err) = Run::start(
-        &[
-            "stress",
-            "127.0.0.1",
-            &other,
-            "--tls",
-            "--ca",
-            ca_arg,
-            "--clients",
-            "2",
-            "--duration-secs",
-            "10",
-        ],
-        None,
-    )
-    .finish();
-    assert_eq!(status.code(), Some(1));
-    assert!(err.contains("stress setup failed: "), "{err}");
-    assert!(
-        err.contains("TLS: invalid peer certificate: certificate not valid for name \"127.0.0.1\""),
-        "{err}"
-    );
 
     // A CA the tool was not told of: the hint names --ca.
     let (status, _, err) = Run::start(
@@ -913,7 +914,7 @@ fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
     assert!(err.contains("(give --ca FILE for a private CA)"), "{err}");
 
     // A plain port is not TLS: a clear failure, not a hang.
-    let plain = server.addr.port().to_string();
+    let plain = s.server.addr.port().to_string();
     let (status, _, err) = Run::start(
         &[
             "stress",
@@ -921,7 +922,7 @@ fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
             &plain,
             "--tls",
             "--ca",
-            ca_arg,
+            &s.ca_pem,
             "--clients",
             "2",
             "--duration-secs",
@@ -938,9 +939,38 @@ fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
 }
 
 #[test]
-fn stress_over_websocket_delivers_everything_through_a_bridge() {
-    let server = ServerProc::start(&[]);
-    let port = proxies::ws_bridge(server.addr, proxies::Origin::Own { tls: false }).to_string();
+fn stress_refuses_a_tls_server_whose_certificate_names_another_host() {
+    let s = tls_server("split-tls-name", &["other.example"], &["--tls-port", "0"]);
+    let port = port_of(&s.server, "TLS");
+    let (status, out, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            &port,
+            "--tls",
+            "--ca",
+            &s.ca_pem,
+            "--clients",
+            "2",
+            "--duration-secs",
+            "10",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(out.is_empty());
+    assert!(err.contains("stress setup failed: "), "{err}");
+    assert!(
+        err.contains("TLS: invalid peer certificate: certificate not valid for name \"127.0.0.1\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn stress_over_websocket_delivers_everything_through_the_web_port() {
+    let server = ServerProc::start(&["--web-port", "0", "--web-origin", "https://chat.example"]);
+    let port = port_of(&server, "web");
     let (json, err) = run_json(&[
         "stress",
         "127.0.0.1",
@@ -964,15 +994,17 @@ fn stress_over_websocket_delivers_everything_through_a_bridge() {
     assert!(err.contains("  over:       ws, 1 server(s)\n"), "{err}");
     assert!(!json.contains("\"probe_ns\":null"), "{json}");
 
-    // A refused upgrade stops the run with the status.
-    let refusing = proxies::ws_bridge(server.addr, proxies::Origin::RefuseAll).to_string();
-    let (status, _, err) = Run::start(
+    // A page of another site: the server refuses the upgrade, and the run stops with the
+    // status.
+    let (status, out, err) = Run::start(
         &[
             "stress",
             "127.0.0.1",
-            &refusing,
+            &port,
             "--proto",
             "ws",
+            "--origin",
+            "https://elsewhere.example",
             "--clients",
             "2",
             "--duration-secs",
@@ -982,22 +1014,57 @@ fn stress_over_websocket_delivers_everything_through_a_bridge() {
     )
     .finish();
     assert_eq!(status.code(), Some(1));
+    assert!(out.is_empty());
     assert!(
         err.contains("the WebSocket upgrade failed: the server answered HTTP 403 Forbidden"),
+        "{err}"
+    );
+
+    // The origin that --web-origin allows is let in.
+    let (json, _) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--proto",
+        "ws",
+        "--origin",
+        "https://chat.example",
+        "--clients",
+        "4",
+        "--messages",
+        "10",
+        "--json",
+        "--duration-secs",
+        "15",
+    ]);
+    assert_clean_pass(&json, 4 * 10 * 3);
+}
+
+#[test]
+fn stress_refuses_an_origin_without_websocket() {
+    let (status, out, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            "1",
+            "--origin",
+            "https://chat.example",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(out.is_empty());
+    assert!(
+        err.contains("invalid configuration: --origin needs --proto ws"),
         "{err}"
     );
 }
 
 #[test]
 fn stress_over_websocket_inside_tls_is_wss() {
-    let server = ServerProc::start(&[]);
-    let ca = proxies::Ca::new("split_client wss CA");
-    let dir = common::TempDir::new("split-wss");
-    let ca_pem = ca.write_pem(&dir.0);
-    // TLS in front of the bridge: the page's own origin is then https://HOST:PORT.
-    let bridge = proxies::ws_bridge(server.addr, proxies::Origin::Own { tls: true });
-    let bridge_addr: std::net::SocketAddr = format!("127.0.0.1:{bridge}").parse().unwrap();
-    let port = proxies::tls_proxy(ca.server_config(&["127.0.0.1"]), bridge_addr).to_string();
+    let s = tls_server("split-wss", &["127.0.0.1"], &["--web-port", "0"]);
+    let port = port_of(&s.server, "web over TLS");
     let (json, err) = run_json(&[
         "stress",
         "127.0.0.1",
@@ -1006,7 +1073,7 @@ fn stress_over_websocket_inside_tls_is_wss() {
         "ws",
         "--tls",
         "--ca",
-        ca_pem.to_str().unwrap(),
+        &s.ca_pem,
         "--clients",
         "8",
         "--messages",
@@ -1019,6 +1086,88 @@ fn stress_over_websocket_inside_tls_is_wss() {
     assert_eq!(json_field(&json, "tls"), "true");
     assert!(
         err.contains("  over:       ws inside TLS, 1 server(s)\n"),
+        "{err}"
+    );
+    // The same port without TLS answers no upgrade (its TLS alert is no HTTP): a clear
+    // failure, not a hang.
+    let (status, _, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            &port,
+            "--proto",
+            "ws",
+            "--clients",
+            "2",
+            "--duration-secs",
+            "4",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("stress setup failed: "), "{err}");
+    assert!(err.contains("the WebSocket upgrade failed: "), "{err}");
+}
+
+#[test]
+fn stress_over_irc_delivers_everything_through_the_irc_port() {
+    let server = ServerProc::start(&["--irc-port", "0", "--server-name", "irc.test"]);
+    let port = port_of(&server, "IRC");
+    let (json, err) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--proto",
+        "irc",
+        "--clients",
+        "12",
+        "--senders",
+        "6",
+        "--messages",
+        "60",
+        "--channels",
+        "2",
+        "--no-read",
+        "1",
+        "--json",
+        "--duration-secs",
+        "20",
+    ]);
+    // Two channels of 6 with 3 senders each: 6 × 60 × 5.
+    assert_clean_pass(&json, 1800);
+    assert_eq!(json_field(&json, "proto"), "\"irc\"");
+    assert!(err.contains("  over:       irc, 1 server(s)\n"), "{err}");
+    assert_eq!(json_field(&json, "no_read"), "1");
+    assert_eq!(json_field(&json, "no_read_dropped"), "0");
+    assert!(!json.contains("\"probe_ns\":null"), "{json}");
+}
+
+#[test]
+fn stress_over_irc_inside_tls_through_the_irc_tls_port() {
+    let s = tls_server("split-ircs", &["127.0.0.1"], &["--irc-tls-port", "0"]);
+    let port = port_of(&s.server, "IRC over TLS");
+    let (json, err) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--proto",
+        "irc",
+        "--tls",
+        "--ca",
+        &s.ca_pem,
+        "--clients",
+        "8",
+        "--messages",
+        "30",
+        "--json",
+        "--duration-secs",
+        "20",
+    ]);
+    assert_clean_pass(&json, 8 * 30 * 7);
+    assert_eq!(json_field(&json, "tls"), "true");
+    assert!(
+        err.contains("  over:       irc inside TLS, 1 server(s)\n"),
         "{err}"
     );
 }

@@ -183,7 +183,11 @@ impl TlsArgs {
         } else {
             None
         };
-        Ok(Transport { proto, tls })
+        Ok(Transport {
+            proto,
+            tls,
+            origin: None,
+        })
     }
 }
 
@@ -243,6 +247,11 @@ struct Stress {
     proto: ProtoArg,
     #[command(flatten)]
     tls: TlsArgs,
+    /// With --proto ws: send this Origin in the upgrade instead of the page's own
+    /// (http[s]://HOST:PORT), as a page of another site would; the server refuses it (403)
+    /// unless its --web-origin allows it.
+    #[arg(long, value_name = "ORIGIN")]
+    origin: Option<String>,
     /// Reading clients.
     #[arg(long, default_value_t = 100)]
     clients: usize,
@@ -308,10 +317,16 @@ fn stress(args: Stress) -> Result<bool, SplitError> {
     if servers.is_empty() {
         return Err(SplitError::Config("no server given".into()));
     }
+    if args.origin.is_some() && proto != Proto::Ws {
+        return Err(SplitError::Config("--origin needs --proto ws".into()));
+    }
     let cfg = StressConfig {
         servers,
         placement,
-        transport: args.tls.transport(proto)?,
+        transport: Transport {
+            origin: args.origin,
+            ..args.tls.transport(proto)?
+        },
         clients: args.clients,
         senders: args.senders,
         messages: args.messages,

@@ -87,6 +87,9 @@ pub struct WsTarget {
     pub port: u16,
     /// `wss://` rather than `ws://`.
     pub tls: bool,
+    /// The `Origin` to send instead of the page's own (a page of another site, which the
+    /// server must refuse unless `--web-origin` allows it).
+    pub origin: Option<String>,
 }
 
 impl Wire {

@@ -109,8 +109,12 @@ fn authority(target: &WsTarget) -> String {
     }
 }
 
-/// The origin of the web client's page on the same host and port, which the server accepts.
+/// The `Origin` the upgrade sends: the one asked for, or else the origin of the web client's
+/// page on the same host and port, which the server accepts.
 pub fn origin(target: &WsTarget) -> String {
+    if let Some(origin) = &target.origin {
+        return origin.clone();
+    }
     let scheme = if target.tls { "https" } else { "http" };
     format!("{scheme}://{}", authority(target))
 }
@@ -258,6 +262,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 4242,
             tls,
+            origin: None,
         }
     }
 
@@ -329,8 +334,26 @@ mod tests {
             host: "::1".into(),
             port: 80,
             tls: false,
+            origin: None,
         };
         assert_eq!(uri(&v6), "ws://[::1]:80/ws");
+    }
+
+    #[test]
+    fn an_origin_asked_for_replaces_the_pages_own() {
+        let other = WsTarget {
+            origin: Some("https://elsewhere.example".into()),
+            ..target(false)
+        };
+        let mut wire = WsWire::new(&other).unwrap();
+        let (request, _) = upgrade(&mut wire);
+        assert!(
+            request
+                .lines()
+                .any(|l| l == "Origin: https://elsewhere.example"),
+            "{request}"
+        );
+        assert!(!request.contains("Origin: http://127.0.0.1"), "{request}");
     }
 
     #[test]
