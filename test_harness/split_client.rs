@@ -1387,3 +1387,228 @@ fn regflood_measures_the_bystanders_through_a_flood_of_registrations() {
     assert!(err.contains("  answers:    "), "{err}");
     assert!(err.trim_end().ends_with("result:     PASS"), "{err}");
 }
+
+// ---- Several processes, several server processes --------------------------------------------
+
+#[test]
+fn stress_adds_up_several_server_pids_and_lists_each() {
+    let server = ServerProc::start(&[]);
+    let idle = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let (pid, other) = (server.pid().to_string(), idle.pid().to_string());
+    let (json, err) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "6",
+        "--messages",
+        "100",
+        "--server-pid",
+        &pid,
+        "--server-pid",
+        &other,
+        "--json",
+        "--duration-secs",
+        "15",
+    ]);
+    assert_clean_pass(&json, 6 * 100 * 5);
+    let by_pid = &json[json.find("\"cpu_secs_by_pid\":{").unwrap()..];
+    let total: f64 = json_field(&json, "cpu_secs").parse().unwrap();
+    let each: f64 = json_field(by_pid, &pid).parse::<f64>().unwrap()
+        + json_field(by_pid, &other).parse::<f64>().unwrap();
+    assert!((total - each).abs() < 0.0021, "{json}");
+    assert!(
+        err.contains(&format!("  by process: {pid} ")) && err.contains(&format!(", {other} ")),
+        "{err}"
+    );
+}
+
+/// `split_client stress` options of one shard of the 12-client layout of the shard tests.
+fn shard_args<'a>(port: &'a str, shard: &'a str, barrier: &'a str) -> Vec<&'a str> {
+    vec![
+        "stress",
+        "127.0.0.1",
+        port,
+        "--clients",
+        "12",
+        "--senders",
+        "6",
+        "--channels",
+        "3",
+        "--messages",
+        "20",
+        "--shard",
+        shard,
+        "--barrier",
+        barrier,
+        "--json",
+        "--duration-secs",
+        "15",
+    ]
+}
+
+/// Runs the two shards of that layout, one against each port, at once; returns each one's
+/// JSON and stderr.
+fn run_two_shards(ports: [&str; 2]) -> Vec<(String, String)> {
+    let barrier = common::TempDir::new("shards");
+    std::fs::create_dir_all(&barrier.0).unwrap();
+    let runs: Vec<Run> = ["0/2", "1/2"]
+        .iter()
+        .zip(ports)
+        .map(|(shard, port)| Run::start(&shard_args(port, shard, barrier.arg()), None))
+        .collect();
+    runs.into_iter()
+        .map(|run| {
+            let (status, out, err) = run.finish();
+            assert!(status.success(), "exit {status:?}, stderr {err}");
+            (out.trim_end().to_string(), err)
+        })
+        .collect()
+}
+
+/// Each shard of the layout: clients 0, 2, 4… or 1, 3, 5…; channel c holds clients c, c+3,
+/// c+6, c+9, two of them in each shard; senders 0 to 5, two per channel, one per shard. A
+/// shard's sender reaches 1 member here, the other shard's sender 2: 3 × (1 + 2) × 20.
+fn assert_shard_pass(json: &str, shard: &str, err: &str) {
+    assert_clean_pass(json, 180);
+    assert_eq!(json_field(json, "shard"), format!("\"{shard}\""));
+    assert_eq!(json_field(json, "local_clients"), "6");
+    assert_eq!(json_field(json, "clients"), "12");
+    // From the other shard's three senders: 3 × 2 members × 20 messages.
+    assert!(
+        json.contains("\"cross_server_latency_ns\":{\"samples\":120,"),
+        "{json}"
+    );
+    let index = &shard[..1];
+    assert!(
+        err.contains(&format!(
+            "  shard:      {index} of 2: 6 of the 12 clients here, the others in the other \
+             processes; deliveries counted to these\n"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn stress_shards_run_one_layout_from_several_processes_and_check_every_delivery() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let results = run_two_shards([&port, &port]);
+    for ((json, err), shard) in results.iter().zip(["0/2", "1/2"]) {
+        assert_shard_pass(json, shard, err);
+    }
+}
+
+#[test]
+fn stress_shards_over_two_cluster_nodes_see_each_others_messages() {
+    let redis = common::redis::Redis::start();
+    let db = common::postgres::PgCluster::shared().database();
+    let (redis_url, db_url) = (redis.url(), db.url());
+    let nodes: Vec<ServerProc> = (0..2)
+        .map(|_| ServerProc::start(&["--cluster", &redis_url, "--db", &db_url]))
+        .collect();
+    let ports: Vec<String> = nodes.iter().map(|n| n.addr.port().to_string()).collect();
+    let results = run_two_shards([&ports[0], &ports[1]]);
+    for ((json, err), shard) in results.iter().zip(["0/2", "1/2"]) {
+        assert_shard_pass(json, shard, err);
+    }
+}
+
+#[test]
+fn a_shard_waits_for_the_others_within_its_time_and_stops_when_one_fails() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    // Alone: the other shard never comes.
+    let barrier = common::TempDir::new("lonely-shard");
+    std::fs::create_dir_all(&barrier.0).unwrap();
+    let mut args = shard_args(&port, "0/2", barrier.arg());
+    let limit = args.iter().position(|a| *a == "15").unwrap();
+    args[limit] = "3";
+    let (status, out, err) = Run::start(&args, None).finish();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains(&format!(
+            "stress setup failed: timed out at the ready barrier in {}: shard(s) [1] of 2 not \
+             there",
+            barrier.arg()
+        )),
+        "{err}"
+    );
+    assert!(barrier.0.join("failed-0").exists());
+
+    // The other shard cannot reach its server: it says so at the barrier, and this one stops.
+    let barrier = common::TempDir::new("failed-shard");
+    std::fs::create_dir_all(&barrier.0).unwrap();
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let waiting = Run::start(&shard_args(&port, "0/2", barrier.arg()), None);
+    let (status, _, err) = Run::start(&shard_args(&dead, "1/2", barrier.arg()), None).finish();
+    assert_eq!(status.code(), Some(1), "{err}");
+    let (status, _, err) = waiting.finish();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("stress setup failed: shard 1 of 2 failed (see its own output)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stress_refuses_shards_it_cannot_run() {
+    let dir = common::TempDir::new("bad-shard");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    for (shard, barrier, want) in [
+        ("2/2", dir.arg(), "--shard 2/2: expected K/N, K below N"),
+        ("x", dir.arg(), "--shard x: expected K/N, K below N"),
+        (
+            "0/2",
+            "/nonexistent/barrier",
+            "--barrier /nonexistent/barrier: not a directory",
+        ),
+    ] {
+        let (status, out, err) = Run::start(
+            &[
+                "stress",
+                "127.0.0.1",
+                "1",
+                "--shard",
+                shard,
+                "--barrier",
+                barrier,
+            ],
+            None,
+        )
+        .finish();
+        assert_eq!(status.code(), Some(1));
+        assert!(out.is_empty());
+        assert!(
+            err.contains(&format!("invalid configuration: {want}")),
+            "{err}"
+        );
+    }
+    let (status, _, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            "1",
+            "--shard",
+            "0/2",
+            "--barrier",
+            dir.arg(),
+            "--no-read",
+            "1",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        err.contains(
+            "invalid configuration: a shard runs against one server and has no no-read clients"
+        ),
+        "{err}"
+    );
+}
