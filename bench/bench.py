@@ -47,8 +47,20 @@ TARGET_MANY_P99_MS = 5.0
 TARGET_IDLE_BYTES = 1024
 TARGET_HELD = 19_000
 TARGET_SLOW_P99_RATIO = 1.20
+# Issue 11: at saturation, TLS and WebSocket against plain frames.
+TARGET_TLS_SHARE = 0.60
+TARGET_WS_SHARE = 0.70
+# Issue 12: our IRC port against InspIRCd on the same IRC load.
+TARGET_IRC_VS_INSPIRCD = 2.0
+TARGET_IRC_CPU_SHARE = 0.5
+# Issue 13: the cluster.
+TARGET_BIG_CLIENTS = 57_000
+TARGET_CLUSTER_CPU_RATIO = 1.5
+TARGET_CLUSTER_P99_MS = 2.0
 
 FRAME = 200
+# bench/run.sh stops this script after 900 s; it plans to be done a little before.
+BUDGET_SECS = 880
 
 
 def log(msg):
@@ -75,12 +87,13 @@ PINS = Pins()
 
 
 class Server:
-    """A fresh server on 127.0.0.1 with a free port; `taskset` execs it, so the pid is its own."""
+    """A fresh server on 127.0.0.1 with a free port; `taskset` execs it, so the pid is its own.
+    `pin=False` leaves it to the scheduler (the cluster's 57,000-client run)."""
 
-    def __init__(self, name, args, workdir):
+    def __init__(self, name, args, workdir, pin=True):
         self.name = name
         self.log_path = workdir / f"server-{name}.log"
-        cmd = PINS.server() + [str(SERVER_BIN), "0", "--bind", "127.0.0.1"]
+        cmd = (PINS.server() if pin else []) + [str(SERVER_BIN), "0", "--bind", "127.0.0.1"]
         cmd += [str(a) for a in args]
         self.log = open(self.log_path, "w")
         env = dict(os.environ, RUST_LOG="warn")
@@ -127,25 +140,40 @@ class Server:
         self.stop()
 
 
-def stress(server, args, limit_secs, during=None, port=None, mode="stress"):
+def stress(server, args, limit_secs, during=None, port=None, mode="stress", ports=None,
+           pids=None, pin=True):
     """One `split_client stress` run against `server` (on its plain port, or `port`); returns
     its JSON report. `during`, if given, is called while the load tool runs, and what it
-    returns is kept in the report. `mode` "regflood" runs that mode instead."""
-    port = server.port if port is None else port
-    cmd = PINS.tool() + [
+    returns is kept in the report. `mode` "regflood" runs that mode instead. `ports` (a
+    list) runs against several servers at once (`--server 127.0.0.1:PORT` each), and `pids`
+    are the processes whose CPU time the tool adds up (default: the server's)."""
+    cmd = stress_cmd(server, args, limit_secs, port, mode, ports, pids, pin)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    return stress_result(proc, cmd, args, limit_secs, mode, during, server)
+
+
+def stress_cmd(server, args, limit_secs, port=None, mode="stress", ports=None, pids=None,
+               pin=True):
+    if ports is None:
+        where = ["127.0.0.1", str(server.port if port is None else port)]
+    else:
+        where = [a for p in ports for a in ("--server", f"127.0.0.1:{p}")]
+    pids = [server.pid] if pids is None else pids
+    return (PINS.tool() if pin else []) + [
         str(BIN / "split_client"),
         mode,
-        "127.0.0.1",
-        str(port),
+        *where,
         *[str(a) for a in args],
         "--duration-secs",
         str(limit_secs),
-        "--server-pid",
-        str(server.pid),
+        *[a for pid in pids for a in ("--server-pid", str(pid))],
         "--json",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
+
+
+def stress_result(proc, cmd, args, limit_secs, mode="stress", during=None, server=None):
+    """Waits for a started load tool (bounded) and returns its JSON report."""
     extra = None
     try:
         if during is not None:
@@ -256,6 +284,17 @@ class Plan:
         self.regflood = dict(flooders=200 if smoke else 4000, rounds=20 if smoke else 200)
         # Each transport beside a plain run of the same session (and InspIRCd beside IRC).
         self.transport_sat_messages = 300 if smoke else 5000
+        self.transport_repeats = 1 if smoke else 3
+        # The cluster (issue 13): the saturation layout and the fixed load over nodes, in
+        # rounds beside one server; and 57,000 clients on three nodes (a third each).
+        self.cluster_repeats = 1 if smoke else 3
+        self.cluster_sat_messages = 300 if smoke else 5000
+        self.big_clients = 600 if smoke else 57_000
+        self.big_channels = 100
+        self.big_messages = 1 if smoke else 5
+        self.big_limit_secs = 60 if smoke else 420
+        # When the whole run must end (bench/run.sh stops it at 900 s): set by main.
+        self.deadline = float("inf")
         self.transport_fixed = dict(clients=500, senders=50, rate=2, messages=2 if smoke else 20)
         # Offered deliveries per second for the latency picture, per layout.
         self.sweep_secs = 0.5 if smoke else 2.5
@@ -588,37 +627,71 @@ def transport_specs(plan):
 
 
 def run_transports(plan, workdir):
-    """Every scenario of `transport_specs` over plain frames, then over each transport the
-    server has (a fresh server each run, started with the transport's port so that only the
-    client's path differs); a transport the server lacks is recorded as skipped, with why."""
+    """Every scenario of `transport_specs`, in rounds: over plain frames, over each transport
+    the server has (a fresh server each run, started with that transport's port, so that only
+    the client's path differs), and over IRC against InspIRCd, one after the other, so that
+    each is compared with the runs of its own round (this machine's speed drifts over
+    minutes). A transport the server lacks is recorded as skipped, with why."""
     flags = server_flags()
     certs = make_certs(workdir)
-    out = {"plain": {}, "skipped": {}}
+    out = {"skipped": {}, "runs": {}}
     for t in TRANSPORTS:
         if t["flag"] not in flags:
-            out["skipped"][t["key"]] = f"the server has no `{t['flag']}` yet"
-            log(f"transport {t['name']}: skipped, the server has no {t['flag']} yet")
+            out["skipped"][t["key"]] = f"the server has no `{t['flag']}`"
+            log(f"transport {t['name']}: skipped, the server has no {t['flag']}")
+    have_ircd = shutil.which("inspircd") is not None or Path("/usr/sbin/inspircd").exists()
+    ircd = {"version": inspircd_version(), "runs": {}} if have_ircd else {
+        "skipped": "inspircd is not installed (`scripts/setup.sh` installs it)"}
     for key, label, args, server_args in transport_specs(plan):
-        with Server(f"plain-{key}", server_args, workdir) as srv:
-            r = stress(srv, args, 120)
-        r["label"] = label
-        out["plain"][key] = r
-        log(f"{key}, plain frames: {fmt_rate(r['deliveries_per_sec'])}, "
-            f"p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
-        for t in TRANSPORTS:
-            if t["key"] in out["skipped"]:
-                continue
-            port = free_port()
-            with Server(f"{t['key']}-{key}", server_args + t["server"](port, certs),
-                        workdir) as srv:
-                if not wait_port(port):
-                    raise RuntimeError(f"the server does not listen on {t['flag']} {port}")
-                r = stress(srv, args + t["client"](certs), 120, port=port)
+        repeats = plan.transport_repeats if key == "saturation" else 1
+        for i in range(repeats):
+            with Server(f"plain-{key}-{i}", server_args, workdir) as srv:
+                r = stress(srv, args, 120)
             r["label"] = label
-            out.setdefault(t["key"], {})[key] = r
-            log(f"{key}, {t['name']}: {fmt_rate(r['deliveries_per_sec'])}, "
-                f"p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms")
-    return out
+            out["runs"].setdefault("plain", {}).setdefault(key, []).append(r)
+            log(f"{key} #{i + 1}, plain frames: {fmt_rate(r['deliveries_per_sec'])}, "
+                f"{cpu_ns(r):.0f} ns CPU/delivery, p50 {ms(r, 'p50'):.2f} ms, "
+                f"p99 {ms(r, 'p99'):.2f} ms")
+            for t in TRANSPORTS:
+                if t["key"] in out["skipped"]:
+                    continue
+                port = free_port()
+                with Server(f"{t['key']}-{key}-{i}", server_args + t["server"](port, certs),
+                            workdir) as srv:
+                    if not wait_port(port):
+                        raise RuntimeError(f"the server does not listen on {t['flag']} {port}")
+                    r = stress(srv, args + t["client"](certs), 120, port=port)
+                r["label"] = label
+                out["runs"].setdefault(t["key"], {}).setdefault(key, []).append(r)
+                log(f"{key} #{i + 1}, {t['name']}: {fmt_rate(r['deliveries_per_sec'])}, "
+                    f"{cpu_ns(r):.0f} ns CPU/delivery, p50 {ms(r, 'p50'):.2f} ms, "
+                    f"p99 {ms(r, 'p99'):.2f} ms")
+            if have_ircd:
+                with InspIrcd(f"inspircd-{key}-{i}") as d:
+                    r = stress(d, args + ["--proto", "irc"], 120)
+                r["label"] = label
+                ircd["runs"].setdefault(key, []).append(r)
+                log(f"{key} #{i + 1}, InspIRCd: {fmt_rate(r['deliveries_per_sec'])}, "
+                    f"{cpu_ns(r):.0f} ns CPU/delivery, p50 {ms(r, 'p50'):.2f} ms, "
+                    f"p99 {ms(r, 'p99'):.2f} ms")
+    # The run shown of each: the median by throughput at saturation, by p99 at the fixed load.
+    pick = {"saturation": median_run, "fixed": median_p99}
+    for t, by_key in out["runs"].items():
+        out[t] = {key: pick[key](runs) for key, runs in by_key.items()}
+    for key, runs in ircd.get("runs", {}).items():
+        ircd[key] = pick[key](runs)
+    return out, ircd
+
+
+def round_ratios(res, key, num, den):
+    """Per round of the transport runs, `num`'s deliveries per second over `den`'s (a
+    transport key, or "inspircd")."""
+    def runs(t):
+        if t == "inspircd":
+            return res.get("inspircd", {}).get("runs", {}).get(key, [])
+        return res.get("transports", {}).get("runs", {}).get(t, {}).get(key, [])
+    return [a["deliveries_per_sec"] / max(b["deliveries_per_sec"], 1e-9)
+            for a, b in zip(runs(num), runs(den))]
 
 
 INSPIRCD_CONF = """<config format="xml">
@@ -703,21 +776,344 @@ def inspircd_version():
     return out or "?"
 
 
-def run_inspircd(plan):
-    """The transport scenarios over IRC against InspIRCd: the reference for our IRC port."""
-    if shutil.which("inspircd") is None and not Path("/usr/sbin/inspircd").exists():
-        log("InspIRCd: skipped, inspircd is not installed (run scripts/setup.sh)")
-        return {"skipped": "inspircd is not installed (`scripts/setup.sh` installs it)"}
-    out = {"version": inspircd_version()}
-    for key, label, args, _ in transport_specs(plan):
-        with InspIrcd(f"inspircd-{key}") as ircd:
-            r = stress(ircd, args + ["--proto", "irc"], 120)
-        r["label"] = label
-        out[key] = r
-        log(f"{key}, InspIRCd: {fmt_rate(r['deliveries_per_sec'])}, "
-            f"p50 {ms(r, 'p50'):.2f} ms, p99 {ms(r, 'p99'):.2f} ms, "
-            f"{cpu_ns(r):.0f} ns CPU/delivery")
+# ---- The cluster (issue 13): its own redis-server and PostgreSQL -----------------------------
+
+
+def pg_bin_dir():
+    """The newest PostgreSQL server programs installed (Debian: /usr/lib/postgresql/N/bin)."""
+    found = []
+    for entry in Path("/usr/lib/postgresql").glob("*/bin"):
+        if (entry / "initdb").is_file() and (entry / "pg_ctl").is_file():
+            try:
+                found.append((int(entry.parent.name), entry))
+            except ValueError:
+                pass
+    return max(found)[1] if found else None
+
+
+def service_user():
+    """As root: the (uid, gid) PostgreSQL runs as (it refuses root): `postgres`, which
+    Debian's package creates, else `nobody`. Otherwise None (it runs as we do)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+    for name in ("postgres", "nobody"):
+        try:
+            pw = pwd.getpwnam(name)
+            return pw.pw_uid, pw.pw_gid
+        except KeyError:
+            pass
+    raise RuntimeError("as root, PostgreSQL needs a user to run as: no postgres or nobody")
+
+
+def proc_children(pid):
+    """The pids whose parent is `pid` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            out.append(int(entry.name))
+    return sorted(out)
+
+
+class Redis:
+    """redis-server on 127.0.0.1 and a free port, pinned to the server's core (unless
+    `pin=False`), nothing saved (`--save "" --appendonly no`); a fresh one for every cluster
+    run."""
+
+    def __init__(self, workdir, name, pin=True):
+        self.port = free_port()
+        self.log = open(workdir / f"redis-{name}.log", "w")
+        cmd = (PINS.server() if pin else []) + [shutil.which("redis-server") or "redis-server",
+                                                "--port",
+                               str(self.port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--protected-mode", "no",
+                               "--maxclients", "1000"]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        if not wait_port(self.port, 10):
+            self.stop()
+            raise RuntimeError(f"redis-server did not listen on {self.port}")
+        self.url = f"redis://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster: `initdb` in a temporary directory, as the `postgres`
+    user when we are root (it refuses root), listening on 127.0.0.1 and a free port (its
+    socket in that directory), pinned to the server's core (taskset on pg_ctl: the postmaster
+    and every backend inherit it). Settings for a benchmark box, not for data one keeps:
+    fsync, synchronous_commit and full_page_writes off; autovacuum off, so that no worker
+    comes and goes during a measured run (the CPU of every backend is counted). Stopped and
+    removed by `stop`."""
+
+    def __init__(self):
+        self.bin = pg_bin_dir()
+        self.user = service_user()
+        self.dir = Path(tempfile.mkdtemp(prefix="chat-bench-pg-"))
+        if self.user:
+            os.chown(self.dir, *self.user)
+        self.next_db = 0
+        self.port = None
+        try:
+            self._run("initdb", "-D", str(self.dir / "data"), "-U", "chat", "-A", "trust",
+                      "-E", "UTF8", "--locale=C", "-N")
+            for attempt in range(5):
+                self.port = free_port()
+                opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                        "-c autovacuum=off -c max_connections=300")
+                done = self._run("pg_ctl", "-D", str(self.dir / "data"), "-l",
+                                 str(self.dir / "log"), "-w", "-t", "60", "-o", opts, "start",
+                                 check=False, pin=True)
+                if done.returncode == 0:
+                    break
+                if attempt == 4:
+                    raise RuntimeError("PostgreSQL did not start: "
+                                       + (self.dir / "log").read_text()[-2000:])
+        except BaseException:
+            self.stop()
+            raise
+
+    def _run(self, program, *args, check=True, pin=False):
+        cmd = (PINS.server() if pin else []) + [str(self.bin / program), *args]
+        kw = {}
+        if self.user:
+            kw = dict(user=self.user[0], group=self.user[1], extra_groups=[])
+        done = subprocess.run(cmd, cwd=self.dir, capture_output=True, text=True, timeout=90,
+                              stdin=subprocess.DEVNULL, **kw)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{program} failed: {done.stdout}{done.stderr}")
+        return done
+
+    def new_db(self):
+        """A fresh database; its URL."""
+        self.next_db += 1
+        name = f"bench_{self.next_db}"
+        self._run("psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "chat",
+                  "-d", "postgres", "-c", f"CREATE DATABASE {name}")
+        return f"postgres://chat@127.0.0.1:{self.port}/{name}"
+
+    def pids(self):
+        """The postmaster and its children (every backend, the writers)."""
+        try:
+            pid = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return [pid] + proc_children(pid)
+
+    def stop(self):
+        if self.port is not None and (self.dir / "data" / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "-t", "60",
+                      "stop", check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cluster_missing():
+    """Why the cluster runs cannot be run here, or None."""
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (`scripts/setup.sh` installs it)"
+    if pg_bin_dir() is None:
+        return "PostgreSQL is not installed (`scripts/setup.sh` installs it)"
+    if "--cluster" not in server_flags():
+        return "the server has no `--cluster`"
+    return None
+
+
+def nodes(n, redis, db_url, workdir, name, extra=(), pin=True):
+    """`n` cluster nodes on `redis` and the database `db_url`."""
+    out = []
+    try:
+        for i in range(n):
+            out.append(Server(f"{name}-node{i}", ["--cluster", redis.url, "--db", db_url,
+                                                   "--flood-rate", "0", *extra], workdir,
+                              pin=pin))
+    except BaseException:
+        for node in out:
+            node.stop()
+        raise
     return out
+
+
+def usage_of(r, pids):
+    """The CPU seconds the load tool measured for `pids`, added up."""
+    by = ((r.get("server") or {}).get("cpu_secs_by_pid")) or {}
+    return sum(by.get(str(p), 0.0) for p in pids)
+
+
+def account(r, groups, deliveries=None):
+    """CPU per delivery of each group of processes (name -> pids), in ns: over the run's own
+    deliveries, or `deliveries` (a shard measures the CPU of every node for all shards)."""
+    d = max(r["deliveries_received"] if deliveries is None else deliveries, 1)
+    r["cpu_ns_by_group"] = {name: usage_of(r, pids) * 1e9 / d for name, pids in groups.items()}
+    return r
+
+
+def run_cluster(plan, workdir):
+    """Issue 13's rows: the saturation layout over two nodes against one server, the fixed
+    load with senders and readers on different nodes, and three nodes holding 57,000 clients
+    with a broadcast in every channel. Redis and PostgreSQL are our own, on 127.0.0.1."""
+    why = cluster_missing()
+    if why:
+        log(f"cluster: not run, {why}")
+        return {"skipped": why}
+    out = {"saturation": [], "fixed": [], "big": None}
+    pg = Postgres()
+    try:
+        (_, _, _, single_args), (_, _, fixed_args, _) = transport_specs(plan)
+        sat_args = ["--clients", 100, "--senders", 10, "--messages", plan.cluster_sat_messages,
+                    "--window", plan.sat_window]
+        for i in range(plan.cluster_repeats):
+            round_ = {}
+            with Server(f"cl-single-{i}", single_args, workdir) as srv:
+                round_["single"] = account(stress(srv, sat_args, 120), {"server": [srv.pid]})
+            for n in (1, 2):
+                with Redis(workdir, f"sat{n}-{i}") as redis:
+                    ns = nodes(n, redis, pg.new_db(), workdir, f"cl-sat{n}-{i}")
+                    try:
+                        pgp = pg.pids()
+                        pids = [x.pid for x in ns] + [redis.pid] + pgp
+                        r = stress(ns[0], sat_args, 180, ports=[x.port for x in ns], pids=pids)
+                    finally:
+                        for x in ns:
+                            x.stop()
+                round_[f"nodes{n}"] = account(r, {"nodes": [x.pid for x in ns],
+                                                  "redis": [redis.pid], "postgres": pgp})
+            out["saturation"].append(round_)
+            g2 = round_["nodes2"]["cpu_ns_by_group"]
+            log(f"cluster saturation #{i + 1}: one server {cpu_ns(round_['single']):.0f} ns/"
+                f"delivery at {fmt_rate(round_['single']['deliveries_per_sec'])}; two nodes "
+                f"{g2['nodes']:.0f} + redis {g2['redis']:.0f} (+ postgres {g2['postgres']:.0f})"
+                f" ns at {fmt_rate(round_['nodes2']['deliveries_per_sec'])}")
+        for i in range(plan.cluster_repeats):
+            round_ = {}
+            with Server(f"cl-fixed-single-{i}", single_args, workdir) as srv:
+                round_["single"] = stress(srv, fixed_args, 120)
+            with Redis(workdir, f"fixed-{i}") as redis:
+                ns = nodes(2, redis, pg.new_db(), workdir, f"cl-fixed-{i}")
+                try:
+                    pids = [x.pid for x in ns] + [redis.pid]
+                    round_["split"] = stress(ns[0], fixed_args + ["--placement", "split"], 120,
+                                             ports=[x.port for x in ns], pids=pids)
+                finally:
+                    for x in ns:
+                        x.stop()
+            out["fixed"].append(round_)
+            cross = round_["split"].get("cross_server_latency_ns") or {}
+            log(f"cluster fixed load #{i + 1}: one server p99 {ms(round_['single'], 'p99'):.2f}"
+                f" ms; senders and readers on two nodes: p99 across "
+                f"{cross.get('p99', float('nan')) / 1e6:.2f} ms")
+        try:
+            out["big"] = run_cluster_big(plan, workdir, pg)
+        except RuntimeError as e:
+            # Recorded as a missed target with its cause, not the end of the whole benchmark.
+            log(f"cluster, {plan.big_clients:,} clients: FAILED: {e}")
+            out["big"] = {"failed": str(e)[-1500:]}
+    finally:
+        pg.stop()
+    return out
+
+
+def raise_nofile():
+    """Raises this process's soft open-file limit to the hard one (the servers and load tools
+    it starts inherit it); returns the limit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def run_cluster_big(plan, workdir, pg):
+    """Three nodes holding `plan.big_clients` clients (a third each, one load process per
+    node: each process may open 20,000 files), in 100 channels spanning the nodes; every
+    channel's sender broadcasts, and every member on every node must get it."""
+    shards = 3
+    clients = plan.big_clients
+    # What is left of the benchmark's time bound (bench/run.sh stops it at 15 minutes), less
+    # the time to start and stop the nodes.
+    left = plan.deadline - time.monotonic() - 45
+    if left < 60:
+        log(f"cluster, {clients:,} clients: not run, {left:.0f} s left of the time bound")
+        return {"skipped": f"only {max(left, 0):.0f} s were left of the benchmark's 15 minutes"}
+    limit = raise_nofile()
+    need = clients // shards + 200
+    if limit < need:
+        log(f"cluster, {clients:,} clients: not run, the open-file limit is {limit}")
+        return {"skipped": f"the hard open-file limit is {limit}, each process needs {need} "
+                           "(raise it with `ulimit -Hn` as root)"}
+    args = ["--clients", clients, "--channels", plan.big_channels, "--senders",
+            plan.big_channels, "--messages", plan.big_messages, "--window", 64]
+    barrier = workdir / "barrier"
+    shutil.rmtree(barrier, ignore_errors=True)
+    barrier.mkdir()
+    limit = int(min(plan.big_limit_secs, left))
+    # Three nodes, Redis and three load processes on two cores: left to the scheduler (pinned,
+    # the join notices of 57,000 clients took the servers' core twice as long).
+    with Redis(workdir, "big", pin=False) as redis:
+        ns = nodes(shards, redis, pg.new_db(), workdir, "cl-big",
+                   extra=["--max-clients", 20_000], pin=False)
+        try:
+            pids = [x.pid for x in ns] + [redis.pid] + pg.pids()
+            procs = []
+            for k, node in enumerate(ns):
+                a = args + ["--shard", f"{k}/{shards}", "--barrier", barrier]
+                cmd = stress_cmd(node, a, limit, pids=pids if k == 0 else [], pin=False)
+                procs.append((subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                               stderr=subprocess.PIPE, text=True, cwd=ROOT),
+                              cmd, a))
+            runs = []
+            for proc, cmd, a in procs:
+                runs.append(stress_result(proc, cmd, a, limit))
+            fds = [open_fds(x.pid) for x in ns]
+        finally:
+            for x in ns:
+                x.stop()
+    total = sum(r["deliveries_received"] for r in runs)
+    expected = sum(r["deliveries_expected"] for r in runs)
+    big = {"shards": runs, "clients": clients, "channels": plan.big_channels,
+           "messages": plan.big_messages, "deliveries_received": total,
+           "deliveries_expected": expected, "node_fds_after": fds,
+           "setup_secs": max(r["setup_secs"] for r in runs),
+           "passed": all(r["passed"] for r in runs) and total == expected}
+    account(runs[0], {"nodes": [x.pid for x in ns], "redis": [redis.pid],
+                      "postgres": pids[shards + 1:]}, deliveries=total)
+    log(f"cluster, {clients:,} clients on {shards} nodes: {total:,} of {expected:,} deliveries, "
+        f"setup {big['setup_secs']:.1f} s, {'PASS' if big['passed'] else 'FAIL'}")
+    return big
+
+
+def cluster_runs(res):
+    """Every stress run of the cluster rows."""
+    cl = res.get("cluster") or {}
+    for round_ in cl.get("saturation", []):
+        yield from round_.values()
+    for round_ in cl.get("fixed", []):
+        yield from round_.values()
+    if cl.get("big") and "shards" in cl["big"]:
+        yield from cl["big"]["shards"]
 
 
 # ---- Figures ------------------------------------------------------------------------------------
@@ -1007,12 +1403,23 @@ def all_runs(res):
     yield res["limit"]
     for s in res["sweeps"]:
         yield from s["points"]
-    for key, group in res.get("transports", {}).items():
-        if key != "skipped":
-            yield from group.values()
+    tr = res.get("transports", {})
+    if "runs" in tr:
+        for by_key in tr["runs"].values():
+            for runs in by_key.values():
+                yield from runs
+    else:  # results from before the rounds
+        for key, group in tr.items():
+            if key != "skipped":
+                yield from group.values()
+    ircd = res.get("inspircd", {})
+    if "runs" in ircd:
+        for runs in ircd["runs"].values():
+            yield from runs
     for key in ("saturation", "fixed"):
-        if key in res.get("inspircd", {}):
-            yield res["inspircd"][key]
+        if key in ircd and "runs" not in ircd:
+            yield ircd[key]
+    yield from cluster_runs(res)
 
 
 def all_clean(res):
@@ -1054,8 +1461,10 @@ def markdown(res, svg_name):
         "| Target | Result | Met |",
         "|---|---|---|",
     ]
+    targets += transport_targets(res) + cluster_targets(res)
     lines += [f"| {t[0]} | {t[1]} | {yes(*t[2:])} |" for t in targets]
     lines += transports_table(res)
+    lines += cluster_table(res)
     lines += [
         "",
         f"![Latency percentiles against offered load](benchmarks/{svg_name})",
@@ -1078,38 +1487,38 @@ def markdown(res, svg_name):
     return "\n".join(lines), targets
 
 
-# What each transport's runs need from the server, and how the load tool is started for them
-# (the rows say so while the server lacks the listener).
-PREPARED = {
-    "tls": ("server `--tls-cert cert.pem --tls-key key.pem --tls-port PORT` (a CA and a "
-            "certificate for 127.0.0.1 made at run time by bench/certs.rs, rcgen); load "
-            "`split_client stress 127.0.0.1 PORT --tls --ca ca.pem …`"),
-    "ws": "server `--web-port PORT`; load `split_client stress 127.0.0.1 PORT --proto ws …`",
-    "irc": "server `--irc-port PORT`; load `split_client stress 127.0.0.1 PORT --proto irc …`",
-}
-
-
 def transports_table(res):
     """Each transport beside the plain run of the same session, and InspIRCd beside IRC."""
     tr = res.get("transports")
     if tr is None:
         return []
+    n = {key: len(runs) for key, runs in tr.get("runs", {}).get("plain", {}).items()}
     lines = [
         "",
-        "Transports, each run beside a plain run of the same session (same options, a fresh "
+        "Transports, each run beside a plain run of the same round (same options, a fresh "
         "server each, `--ephemeral --flood-rate 0`), and the same runs over IRC against "
-        "InspIRCd, the reference IRC server (pinned to the server's core like ours; "
-        "configured not to throttle: see bench/bench.py):",
+        "InspIRCd in the same rounds (pinned to the server's core like ours; configured not "
+        "to throttle, see *InspIRCd* below). "
+        f"Saturation: {n.get('saturation', 1)} rounds, the median run shown (by "
+        "deliveries/s), the share of plain being the median of the rounds' ratios; fixed load: "
+        f"{n.get('fixed', 1)} round(s):",
         "",
-        "| Scenario | Over | Deliveries/s | Server CPU per delivery | Latency p50 / p99 / max "
-        "| Lost/dup/reordered/corrupt |",
-        "|---|---|---|---|---|---|",
+        "| Scenario | Over | Deliveries/s | Of plain (rounds) | Server CPU per delivery | "
+        "Latency p50 / p99 / max | Lost/dup/reordered/corrupt |",
+        "|---|---|---|---|---|---|---|",
     ]
 
-    def run_row(label, over, r):
-        lines.append(f"| {label} | {over} | {fmt_rate(r['deliveries_per_sec'])} | "
+    def run_row(label, over, r, share="–"):
+        lines.append(f"| {label} | {over} | {fmt_rate(r['deliveries_per_sec'])} | {share} | "
                      f"{cpu_ns(r):.0f} ns | {fmt_lat(r)} | {faults(r)}"
                      + ("" if clean(r) else " (FAIL)") + " |")
+
+    def share(key, t):
+        ratios = round_ratios(res, key, t, "plain")
+        if not ratios:
+            return "–"
+        return (f"{statistics.median(ratios):.0%} ("
+                + ", ".join(f"{x:.0%}" for x in ratios) + ")")
 
     names = {t["key"]: t["name"] for t in TRANSPORTS}
     ircd = res.get("inspircd", {})
@@ -1118,16 +1527,209 @@ def transports_table(res):
         for t in ("tls", "ws", "irc"):
             if t in tr.get("skipped", {}):
                 lines.append(f"| {plain['label']} | {names[t]} | **not run**: "
-                             f"{tr['skipped'][t]} (prepared: {PREPARED[t]}) | – | – | – |")
+                             f"{tr['skipped'][t]} | – | – | – | – |")
             elif key in tr.get(t, {}):
-                run_row(plain["label"], names[t], tr[t][key])
+                run_row(plain["label"], names[t], tr[t][key], share(key, t))
         if key in ircd:
+            ratios = round_ratios(res, key, "irc", "inspircd")
+            ours = ("our IRC port: " + ", ".join(f"{x:.2f}×" for x in ratios)) if ratios else "–"
             run_row(plain["label"], f"IRC, against InspIRCd {ircd.get('version', '')}",
-                    ircd[key])
+                    ircd[key], ours)
         elif "skipped" in ircd:
             lines.append(f"| {plain['label']} | IRC, against InspIRCd | **not run**: "
-                         f"{ircd['skipped']} | – | – | – |")
+                         f"{ircd['skipped']} | – | – | – | – |")
     return lines
+
+
+def transport_targets(res):
+    """Issue 11's and 12's targets."""
+    tr = res.get("transports")
+    if tr is None or "runs" not in tr:
+        return []
+    out = []
+    runs = tr["runs"]
+
+    def sat_share(t, minimum, name):
+        ratios = round_ratios(res, "saturation", t, "plain")
+        if not ratios:
+            out.append((name, f"not run: {tr.get('skipped', {}).get(t, '?')}", False))
+            return
+        med = statistics.median(ratios)
+        out.append((name, f"{med:.0%} (rounds: " + ", ".join(f"{x:.0%}" for x in ratios)
+                    + f"; median runs {fmt_rate(tr[t]['saturation']['deliveries_per_sec'])} vs "
+                    f"{fmt_rate(tr['plain']['saturation']['deliveries_per_sec'])})",
+                    med >= minimum))
+
+    sat_share("tls", TARGET_TLS_SHARE, "TLS at saturation ≥ 60% of plain deliveries/s (issue 11)")
+    sat_share("ws", TARGET_WS_SHARE,
+              "WebSocket at saturation ≥ 70% of plain deliveries/s (issue 11)")
+    moved = [r for t in ("tls", "ws", "irc") for rs in runs.get(t, {}).values() for r in rs]
+    out.append(("TLS, WebSocket and IRC runs: no loss, duplicate, reordering or corruption",
+                f"{sum(clean(r) for r in moved)} of {len(moved)} runs clean",
+                bool(moved) and all(clean(r) for r in moved)))
+    ircd = res.get("inspircd", {})
+    ours = runs.get("irc", {}).get("saturation", [])
+    theirs = ircd.get("runs", {}).get("saturation", [])
+    if ours and theirs:
+        ratios = round_ratios(res, "saturation", "irc", "inspircd")
+        med = statistics.median(ratios)
+        out.append(("IRC at saturation ≥ 2× InspIRCd's deliveries/s, same load, same rounds "
+                    "(issue 12)",
+                    f"{med:.2f}× (rounds: " + ", ".join(f"{x:.2f}×" for x in ratios)
+                    + f"; {fmt_rate(tr['irc']['saturation']['deliveries_per_sec'])} vs "
+                    f"{fmt_rate(ircd['saturation']['deliveries_per_sec'])})",
+                    med >= TARGET_IRC_VS_INSPIRCD))
+        cpu = [cpu_ns(a) / max(cpu_ns(b), 1e-9) for a, b in zip(ours, theirs)]
+        med = statistics.median(cpu)
+        out.append(("IRC at saturation ≤ ½ InspIRCd's CPU per delivery (issue 12)",
+                    f"{med:.2f} of it (rounds: " + ", ".join(f"{x:.2f}" for x in cpu)
+                    + f"; {cpu_ns(tr['irc']['saturation']):.0f} vs "
+                    f"{cpu_ns(ircd['saturation']):.0f} ns)",
+                    med <= TARGET_IRC_CPU_SHARE))
+    else:
+        out.append(("IRC against InspIRCd (issue 12)",
+                    f"not run: {ircd.get('skipped') or tr.get('skipped', {}).get('irc', '?')}",
+                    False))
+    return out
+
+
+def cluster_table(res):
+    cl = res.get("cluster")
+    if cl is None:
+        return []
+    if "skipped" in cl:
+        return ["", f"Cluster (issue 13): **not run**: {cl['skipped']}."]
+    lines = [
+        "",
+        "Cluster (issue 13): nodes started with `--cluster redis://… --db postgres://… "
+        "--flood-rate 0`, each run on a fresh redis-server and a fresh database of one "
+        "PostgreSQL, all started by the script on 127.0.0.1 (see *Cluster* below). "
+        "CPU per delivery is split by process: the servers (one, or the nodes), redis-server, "
+        "and PostgreSQL (the postmaster and every backend).",
+        "",
+        "| Scenario | Where | Deliveries/s | CPU per delivery: servers + Redis (+ PostgreSQL) | "
+        "Latency p50 / p99 / max | Across nodes p50 / p99 / max | Lost/dup/reordered/corrupt |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def cross(r):
+        c = r.get("cross_server_latency_ns")
+        return fmt_lat(r, "cross_server_latency_ns") if c and c.get("samples") else "–"
+
+    def cpu(r):
+        g = r.get("cpu_ns_by_group")
+        if not g:
+            return f"{cpu_ns(r):.0f} ns"
+        servers = g.get("nodes", g.get("server", 0.0))
+        return (f"{servers + g.get('redis', 0.0):.0f} ns = {servers:.0f} + "
+                f"{g.get('redis', 0.0):.0f} (+ {g.get('postgres', 0.0):.0f})"
+                if "redis" in g else f"{servers:.0f} ns")
+
+    def row(label, where, r, with_cpu=True):
+        lines.append(f"| {label} | {where} | {fmt_rate(r['deliveries_per_sec'])} | "
+                     f"{cpu(r) if with_cpu else '–'} | {fmt_lat(r)} | {cross(r)} | {faults(r)}"
+                     + ("" if clean(r) else " (FAIL)") + " |")
+
+    sat = cl.get("saturation", [])
+    if sat:
+        m = median_round(sat, "nodes2")
+        label = (f"Saturation: 100 clients, 10 senders, window 64, {plan_sat_messages(sat):,} "
+                 f"messages each (the median of {len(sat)} round(s) by servers + Redis CPU)")
+        row(label, "one server, `--ephemeral`", m["single"])
+        row(label, "one node", m["nodes1"])
+        row(label, "two nodes, clients round-robin", m["nodes2"])
+    fixed = cl.get("fixed", [])
+    if fixed:
+        m = sorted(fixed, key=lambda rd: cross_p99(rd["split"]))[len(fixed) // 2]
+        label = ("Fixed load: 500 clients, 50 senders × 2 msg/s (the median of "
+                 f"{len(fixed)} round(s) by p99 across nodes)")
+        row(label, "one server, `--ephemeral`", m["single"], with_cpu=False)
+        row(label, "senders on one node, readers on another", m["split"], with_cpu=False)
+    big = cl.get("big")
+    if big and "shards" not in big:
+        lines.append(f"| 57,000 clients on 3 nodes | – | **not run**: "
+                     f"{big.get('skipped') or big.get('failed')} | – | – | – | – |")
+    elif big:
+        r0 = big["shards"][0]
+        lat = max((r for r in big["shards"]), key=lambda r: r["latency_ns"]["p99"])
+        lines.append(
+            f"| {big['clients']:,} clients on 3 nodes (a third each, one load process each), "
+            f"{big['channels']} channels spanning the nodes, each channel's sender "
+            f"broadcasting {big['messages']} message(s) | three nodes, `--max-clients 20000` | "
+            f"{big['deliveries_received']:,} of {big['deliveries_expected']:,} deliveries "
+            f"(setup {big['setup_secs']:.0f} s) | {cpu(r0)} (the broadcast) | {fmt_lat(lat)} "
+            "(slowest "
+            f"process) | {cross(lat)} | "
+            + "; ".join(faults(r) for r in big["shards"])
+            + ("" if big["passed"] else " (FAIL)") + " |")
+    return lines
+
+
+def plan_sat_messages(rounds):
+    return rounds[0]["single"]["messages_per_sender"]
+
+
+def median_round(rounds, key):
+    """The round whose `key` run has the median servers+Redis CPU per delivery."""
+    return sorted(rounds, key=lambda rd: cluster_cpu(rd[key]))[len(rounds) // 2]
+
+
+def cluster_cpu(r):
+    """Servers plus Redis CPU per delivery, in ns."""
+    g = r.get("cpu_ns_by_group") or {}
+    return g.get("nodes", g.get("server", cpu_ns(r))) + g.get("redis", 0.0)
+
+
+def cross_p99(r):
+    c = r.get("cross_server_latency_ns") or {}
+    return c.get("p99", float("inf"))
+
+
+def cluster_targets(res):
+    cl = res.get("cluster")
+    if cl is None:
+        return []
+    if "skipped" in cl:
+        return [("Cluster (issue 13)", f"not run: {cl['skipped']}", False)]
+    out = []
+    big = cl.get("big")
+    if big and "shards" not in big:
+        out.append(("57,000 clients on three nodes (issue 13)",
+                    f"not run: {big.get('skipped') or big.get('failed')}", False))
+    elif big:
+        out.append((f"{big['clients']:,} clients on three nodes, named and joined, a broadcast "
+                    f"in each of {big['channels']} channels reaching every member on every "
+                    "node, nothing lost",
+                    f"{big['deliveries_received']:,} of {big['deliveries_expected']:,} "
+                    f"deliveries, setup {big['setup_secs']:.0f} s; "
+                    + ", ".join(f"{r['local_clients']:,} clients in process {i}"
+                                for i, r in enumerate(big["shards"])),
+                    big["passed"] and (big["clients"] >= TARGET_BIG_CLIENTS or plan_smoke(res))))
+    sat = cl.get("saturation", [])
+    if sat:
+        ratios = [cluster_cpu(rd["nodes2"]) / max(cluster_cpu(rd["single"]), 1e-9) for rd in sat]
+        m = median_round(sat, "nodes2")
+        g = m["nodes2"]["cpu_ns_by_group"]
+        out.append(("Saturation over two nodes: CPU of the nodes and Redis per delivery ≤ 1.5× "
+                    "one server's, same rounds (issue 13)",
+                    f"{statistics.median(ratios):.2f}× (rounds: "
+                    + ", ".join(f"{x:.2f}×" for x in ratios)
+                    + f"; median round {cluster_cpu(m['nodes2']):.0f} ns = nodes "
+                    f"{g['nodes']:.0f} + Redis {g['redis']:.0f}, vs {cluster_cpu(m['single']):.0f}"
+                    f" ns; PostgreSQL adds {g['postgres']:.0f} ns)",
+                    statistics.median(ratios) <= TARGET_CLUSTER_CPU_RATIO
+                    and all(clean(rd["nodes2"]) for rd in sat)))
+    fixed = cl.get("fixed", [])
+    if fixed:
+        diffs = [cross_p99(rd["split"]) / 1e6 - ms(rd["single"], "p99") for rd in fixed]
+        med = statistics.median(diffs)
+        out.append(("Fixed load, senders on one node and readers on another: p99 within 2 ms "
+                    "of one server's, same rounds (issue 13)",
+                    f"{med:+.2f} ms (rounds: " + ", ".join(
+                        f"{cross_p99(rd['split']) / 1e6:.2f} vs {ms(rd['single'], 'p99'):.2f}"
+                        for rd in fixed) + " ms)",
+                    med <= TARGET_CLUSTER_P99_MS and all(clean(rd["split"]) for rd in fixed)))
+    return out
 
 
 def fmt_load(l):
@@ -1278,6 +1880,7 @@ def main():
         log(f"rendered {args.render} into docs/BENCHMARKS.md")
         return
     plan = Plan(args.smoke)
+    plan.deadline = time.monotonic() + BUDGET_SECS
     global SERVER_BIN
     if args.server_bin:
         SERVER_BIN = args.server_bin.resolve()
@@ -1322,8 +1925,8 @@ def main():
         res["limit"] = run_limit(plan, workdir)
         res["sweeps"] = run_sweeps(plan, workdir, res["saturation"])
         res["regflood"] = run_regflood(plan, workdir)
-        res["transports"] = run_transports(plan, workdir)
-        res["inspircd"] = run_inspircd(plan)
+        res["transports"], res["inspircd"] = run_transports(plan, workdir)
+        res["cluster"] = run_cluster(plan, workdir)
     res["loadavg_after"] = loadavg()
     res["elapsed_secs"] = time.monotonic() - started
     other = (busy_secs() - busy0) - (own_secs() - own0)

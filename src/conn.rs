@@ -467,10 +467,12 @@ impl Conn {
     pub fn has_held(&self) -> bool {
         match &self.codec {
             Codec::Frame => !self.held.is_empty(),
-            // Lines not handled yet, or a session with something to settle (a JOIN that
-            // waited for the cluster) once the hub resumes it.
+            // A complete line to handle (the start of a line with no end yet waits for the
+            // next read, which must therefore happen), or a session with something to settle
+            // (a JOIN that waited for the cluster) once the hub resumes it.
             Codec::Irc(irc) => {
-                !irc.buf.is_empty() || irc.session.as_ref().is_some_and(|s| s.has_pending())
+                irc.buf.iter().any(|&b| b == b'\n' || b == b'\r')
+                    || irc.session.as_ref().is_some_and(|s| s.has_pending())
             }
             Codec::Web(web) => web.stalled,
         }

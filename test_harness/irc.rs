@@ -876,3 +876,32 @@ fn away_ping_and_the_errors_of_everything_else() {
     raw.expect(":irc.test 417 kay :Input line was too long");
     assert_eq!(bob.sync("nothing"), Vec::<String>::new());
 }
+
+#[test]
+fn a_line_cut_across_reads_is_handled_and_reading_goes_on() {
+    let server = server(&["--flood-rate", "0"]);
+    let irc = server.addr_of("IRC");
+    let (mut kay, _) = Raw::register(irc, "kay");
+    let (mut bob, _) = Raw::register(irc, "bob");
+    for raw in [&mut kay, &mut bob] {
+        raw.send("JOIN #tas");
+        raw.until(|l| l.contains(" 366 "), "the JOIN");
+    }
+    kay.expect(":bob!bobu@irc JOIN #tas");
+    // One whole line and the start of the next in one write, the rest in another: the server
+    // reads the first write, keeps the partial line, and must read on for its end.
+    for (first, second) in [
+        ("PRIVMSG #tas :one\r\nPRIV", "MSG #tas :two\r\n"),
+        ("PRIVMSG #tas :thr", "ee\r\n"),
+        ("PRIVMSG #tas :four\r", "\nPRIVMSG #tas :five\r\n"),
+    ] {
+        kay.stream.write_all(first.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        kay.stream.write_all(second.as_bytes()).unwrap();
+    }
+    for text in ["one", "two", "three", "four", "five"] {
+        bob.expect(&format!(":kay!kayu@irc PRIVMSG #tas :{text}"));
+    }
+    kay.send("PING :still-read");
+    kay.expect(":irc.test PONG irc.test :still-read");
+}

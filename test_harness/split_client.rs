@@ -1,7 +1,7 @@
 //! End-to-end tests of `split_client` against the real server: the course replay, the
-//! interactive mode with piped stdin, the stress mode (over several servers, inside TLS and
-//! over WebSocket through stand-ins written here until the server speaks them, over IRC
-//! against a real InspIRCd) and the registration flood.
+//! interactive mode with piped stdin, the stress mode (over several servers; inside TLS, over
+//! WebSocket and WSS and over IRC through the server's own ports, with a CA and certificates
+//! made at run time; over IRC against a real InspIRCd) and the registration flood.
 
 mod common;
 
@@ -12,6 +12,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::certs::Ca;
 use common::{frame, ServerProc};
 
 /// How long any split_client run may take before the test fails.
@@ -663,9 +664,6 @@ fn floor_refuses_a_layout_it_cannot_run() {
 
 // ---- Several servers, TLS, WebSocket, IRC, the registration flood ----------------------------
 
-#[path = "split_client_proxies.rs"]
-mod proxies;
-
 /// The deliveries of a stress run, checked to be complete and clean.
 fn assert_clean_pass(json: &str, expected: u64) {
     assert_eq!(
@@ -835,21 +833,49 @@ fn stress_refuses_a_split_placement_without_two_servers() {
     );
 }
 
+/// A server with a certificate for `names` from a CA made for the test, started with `args`
+/// besides `--tls-cert`/`--tls-key`; its CA's PEM file is in `dir`.
+struct TlsSetup {
+    server: ServerProc,
+    ca_pem: String,
+    _dir: common::TempDir,
+}
+
+fn tls_server(tag: &str, names: &[&str], args: &[&str]) -> TlsSetup {
+    let dir = common::TempDir::new(tag);
+    let ca = Ca::new("split_client test CA");
+    let ca_pem = ca.write_pem(&dir.0).to_str().unwrap().to_string();
+    let cert = ca.issue(&dir.0, "server", names);
+    let mut all = vec![
+        "--tls-cert",
+        cert.cert.to_str().unwrap(),
+        "--tls-key",
+        cert.key.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    TlsSetup {
+        server: ServerProc::start(&all),
+        ca_pem,
+        _dir: dir,
+    }
+}
+
+/// The port of the server's listener with this label, as an argument.
+fn port_of(server: &ServerProc, label: &str) -> String {
+    server.addr_of(label).port().to_string()
+}
+
 #[test]
 fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
-    let server = ServerProc::start(&[]);
-    let ca = proxies::Ca::new("split_client test CA");
-    let dir = common::TempDir::new("split-tls");
-    let ca_pem = ca.write_pem(&dir.0);
-    let ca_arg = ca_pem.to_str().unwrap();
-    let port = proxies::tls_proxy(ca.server_config(&["127.0.0.1"]), server.addr).to_string();
+    let s = tls_server("split-tls", &["127.0.0.1"], &["--tls-port", "0"]);
+    let port = port_of(&s.server, "TLS");
     let (json, err) = run_json(&[
         "stress",
         "127.0.0.1",
         &port,
         "--tls",
         "--ca",
-        ca_arg,
+        &s.ca_pem,
         "--clients",
         "10",
         "--messages",
@@ -868,31 +894,6 @@ fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
     );
     // The probe answers through TLS too.
     assert!(!json.contains("\"probe_ns\":null"), "{json}");
-
-    // A certificate for another name is refused, and the run says why.
-    let other = proxies::tls_proxy(ca.server_config(&["other.example"]), server.addr).to_string();
-    let (status, _, err) = Run::start(
-        &[
-            "stress",
-            "127.0.0.1",
-            &other,
-            "--tls",
-            "--ca",
-            ca_arg,
-            "--clients",
-            "2",
-            "--duration-secs",
-            "10",
-        ],
-        None,
-    )
-    .finish();
-    assert_eq!(status.code(), Some(1));
-    assert!(err.contains("stress setup failed: "), "{err}");
-    assert!(
-        err.contains("TLS: invalid peer certificate: certificate not valid for name \"127.0.0.1\""),
-        "{err}"
-    );
 
     // A CA the tool was not told of: the hint names --ca.
     let (status, _, err) = Run::start(
@@ -913,7 +914,7 @@ fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
     assert!(err.contains("(give --ca FILE for a private CA)"), "{err}");
 
     // A plain port is not TLS: a clear failure, not a hang.
-    let plain = server.addr.port().to_string();
+    let plain = s.server.addr.port().to_string();
     let (status, _, err) = Run::start(
         &[
             "stress",
@@ -921,7 +922,7 @@ fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
             &plain,
             "--tls",
             "--ca",
-            ca_arg,
+            &s.ca_pem,
             "--clients",
             "2",
             "--duration-secs",
@@ -938,9 +939,38 @@ fn stress_over_tls_checks_the_certificate_and_delivers_everything() {
 }
 
 #[test]
-fn stress_over_websocket_delivers_everything_through_a_bridge() {
-    let server = ServerProc::start(&[]);
-    let port = proxies::ws_bridge(server.addr, proxies::Origin::Own { tls: false }).to_string();
+fn stress_refuses_a_tls_server_whose_certificate_names_another_host() {
+    let s = tls_server("split-tls-name", &["other.example"], &["--tls-port", "0"]);
+    let port = port_of(&s.server, "TLS");
+    let (status, out, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            &port,
+            "--tls",
+            "--ca",
+            &s.ca_pem,
+            "--clients",
+            "2",
+            "--duration-secs",
+            "10",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(out.is_empty());
+    assert!(err.contains("stress setup failed: "), "{err}");
+    assert!(
+        err.contains("TLS: invalid peer certificate: certificate not valid for name \"127.0.0.1\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn stress_over_websocket_delivers_everything_through_the_web_port() {
+    let server = ServerProc::start(&["--web-port", "0", "--web-origin", "https://chat.example"]);
+    let port = port_of(&server, "web");
     let (json, err) = run_json(&[
         "stress",
         "127.0.0.1",
@@ -964,15 +994,17 @@ fn stress_over_websocket_delivers_everything_through_a_bridge() {
     assert!(err.contains("  over:       ws, 1 server(s)\n"), "{err}");
     assert!(!json.contains("\"probe_ns\":null"), "{json}");
 
-    // A refused upgrade stops the run with the status.
-    let refusing = proxies::ws_bridge(server.addr, proxies::Origin::RefuseAll).to_string();
-    let (status, _, err) = Run::start(
+    // A page of another site: the server refuses the upgrade, and the run stops with the
+    // status.
+    let (status, out, err) = Run::start(
         &[
             "stress",
             "127.0.0.1",
-            &refusing,
+            &port,
             "--proto",
             "ws",
+            "--origin",
+            "https://elsewhere.example",
             "--clients",
             "2",
             "--duration-secs",
@@ -982,22 +1014,57 @@ fn stress_over_websocket_delivers_everything_through_a_bridge() {
     )
     .finish();
     assert_eq!(status.code(), Some(1));
+    assert!(out.is_empty());
     assert!(
         err.contains("the WebSocket upgrade failed: the server answered HTTP 403 Forbidden"),
+        "{err}"
+    );
+
+    // The origin that --web-origin allows is let in.
+    let (json, _) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--proto",
+        "ws",
+        "--origin",
+        "https://chat.example",
+        "--clients",
+        "4",
+        "--messages",
+        "10",
+        "--json",
+        "--duration-secs",
+        "15",
+    ]);
+    assert_clean_pass(&json, 4 * 10 * 3);
+}
+
+#[test]
+fn stress_refuses_an_origin_without_websocket() {
+    let (status, out, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            "1",
+            "--origin",
+            "https://chat.example",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(out.is_empty());
+    assert!(
+        err.contains("invalid configuration: --origin needs --proto ws"),
         "{err}"
     );
 }
 
 #[test]
 fn stress_over_websocket_inside_tls_is_wss() {
-    let server = ServerProc::start(&[]);
-    let ca = proxies::Ca::new("split_client wss CA");
-    let dir = common::TempDir::new("split-wss");
-    let ca_pem = ca.write_pem(&dir.0);
-    // TLS in front of the bridge: the page's own origin is then https://HOST:PORT.
-    let bridge = proxies::ws_bridge(server.addr, proxies::Origin::Own { tls: true });
-    let bridge_addr: std::net::SocketAddr = format!("127.0.0.1:{bridge}").parse().unwrap();
-    let port = proxies::tls_proxy(ca.server_config(&["127.0.0.1"]), bridge_addr).to_string();
+    let s = tls_server("split-wss", &["127.0.0.1"], &["--web-port", "0"]);
+    let port = port_of(&s.server, "web over TLS");
     let (json, err) = run_json(&[
         "stress",
         "127.0.0.1",
@@ -1006,7 +1073,7 @@ fn stress_over_websocket_inside_tls_is_wss() {
         "ws",
         "--tls",
         "--ca",
-        ca_pem.to_str().unwrap(),
+        &s.ca_pem,
         "--clients",
         "8",
         "--messages",
@@ -1019,6 +1086,88 @@ fn stress_over_websocket_inside_tls_is_wss() {
     assert_eq!(json_field(&json, "tls"), "true");
     assert!(
         err.contains("  over:       ws inside TLS, 1 server(s)\n"),
+        "{err}"
+    );
+    // The same port without TLS answers no upgrade (its TLS alert is no HTTP): a clear
+    // failure, not a hang.
+    let (status, _, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            &port,
+            "--proto",
+            "ws",
+            "--clients",
+            "2",
+            "--duration-secs",
+            "4",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("stress setup failed: "), "{err}");
+    assert!(err.contains("the WebSocket upgrade failed: "), "{err}");
+}
+
+#[test]
+fn stress_over_irc_delivers_everything_through_the_irc_port() {
+    let server = ServerProc::start(&["--irc-port", "0", "--server-name", "irc.test"]);
+    let port = port_of(&server, "IRC");
+    let (json, err) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--proto",
+        "irc",
+        "--clients",
+        "12",
+        "--senders",
+        "6",
+        "--messages",
+        "60",
+        "--channels",
+        "2",
+        "--no-read",
+        "1",
+        "--json",
+        "--duration-secs",
+        "20",
+    ]);
+    // Two channels of 6 with 3 senders each: 6 × 60 × 5.
+    assert_clean_pass(&json, 1800);
+    assert_eq!(json_field(&json, "proto"), "\"irc\"");
+    assert!(err.contains("  over:       irc, 1 server(s)\n"), "{err}");
+    assert_eq!(json_field(&json, "no_read"), "1");
+    assert_eq!(json_field(&json, "no_read_dropped"), "0");
+    assert!(!json.contains("\"probe_ns\":null"), "{json}");
+}
+
+#[test]
+fn stress_over_irc_inside_tls_through_the_irc_tls_port() {
+    let s = tls_server("split-ircs", &["127.0.0.1"], &["--irc-tls-port", "0"]);
+    let port = port_of(&s.server, "IRC over TLS");
+    let (json, err) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--proto",
+        "irc",
+        "--tls",
+        "--ca",
+        &s.ca_pem,
+        "--clients",
+        "8",
+        "--messages",
+        "30",
+        "--json",
+        "--duration-secs",
+        "20",
+    ]);
+    assert_clean_pass(&json, 8 * 30 * 7);
+    assert_eq!(json_field(&json, "tls"), "true");
+    assert!(
+        err.contains("  over:       irc inside TLS, 1 server(s)\n"),
         "{err}"
     );
 }
@@ -1237,4 +1386,229 @@ fn regflood_measures_the_bystanders_through_a_flood_of_registrations() {
     );
     assert!(err.contains("  answers:    "), "{err}");
     assert!(err.trim_end().ends_with("result:     PASS"), "{err}");
+}
+
+// ---- Several processes, several server processes --------------------------------------------
+
+#[test]
+fn stress_adds_up_several_server_pids_and_lists_each() {
+    let server = ServerProc::start(&[]);
+    let idle = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let (pid, other) = (server.pid().to_string(), idle.pid().to_string());
+    let (json, err) = run_json(&[
+        "stress",
+        "127.0.0.1",
+        &port,
+        "--clients",
+        "6",
+        "--messages",
+        "100",
+        "--server-pid",
+        &pid,
+        "--server-pid",
+        &other,
+        "--json",
+        "--duration-secs",
+        "15",
+    ]);
+    assert_clean_pass(&json, 6 * 100 * 5);
+    let by_pid = &json[json.find("\"cpu_secs_by_pid\":{").unwrap()..];
+    let total: f64 = json_field(&json, "cpu_secs").parse().unwrap();
+    let each: f64 = json_field(by_pid, &pid).parse::<f64>().unwrap()
+        + json_field(by_pid, &other).parse::<f64>().unwrap();
+    assert!((total - each).abs() < 0.0021, "{json}");
+    assert!(
+        err.contains(&format!("  by process: {pid} ")) && err.contains(&format!(", {other} ")),
+        "{err}"
+    );
+}
+
+/// `split_client stress` options of one shard of the 12-client layout of the shard tests.
+fn shard_args<'a>(port: &'a str, shard: &'a str, barrier: &'a str) -> Vec<&'a str> {
+    vec![
+        "stress",
+        "127.0.0.1",
+        port,
+        "--clients",
+        "12",
+        "--senders",
+        "6",
+        "--channels",
+        "3",
+        "--messages",
+        "20",
+        "--shard",
+        shard,
+        "--barrier",
+        barrier,
+        "--json",
+        "--duration-secs",
+        "15",
+    ]
+}
+
+/// Runs the two shards of that layout, one against each port, at once; returns each one's
+/// JSON and stderr.
+fn run_two_shards(ports: [&str; 2]) -> Vec<(String, String)> {
+    let barrier = common::TempDir::new("shards");
+    std::fs::create_dir_all(&barrier.0).unwrap();
+    let runs: Vec<Run> = ["0/2", "1/2"]
+        .iter()
+        .zip(ports)
+        .map(|(shard, port)| Run::start(&shard_args(port, shard, barrier.arg()), None))
+        .collect();
+    runs.into_iter()
+        .map(|run| {
+            let (status, out, err) = run.finish();
+            assert!(status.success(), "exit {status:?}, stderr {err}");
+            (out.trim_end().to_string(), err)
+        })
+        .collect()
+}
+
+/// Each shard of the layout: clients 0, 2, 4… or 1, 3, 5…; channel c holds clients c, c+3,
+/// c+6, c+9, two of them in each shard; senders 0 to 5, two per channel, one per shard. A
+/// shard's sender reaches 1 member here, the other shard's sender 2: 3 × (1 + 2) × 20.
+fn assert_shard_pass(json: &str, shard: &str, err: &str) {
+    assert_clean_pass(json, 180);
+    assert_eq!(json_field(json, "shard"), format!("\"{shard}\""));
+    assert_eq!(json_field(json, "local_clients"), "6");
+    assert_eq!(json_field(json, "clients"), "12");
+    // From the other shard's three senders: 3 × 2 members × 20 messages.
+    assert!(
+        json.contains("\"cross_server_latency_ns\":{\"samples\":120,"),
+        "{json}"
+    );
+    let index = &shard[..1];
+    assert!(
+        err.contains(&format!(
+            "  shard:      {index} of 2: 6 of the 12 clients here, the others in the other \
+             processes; deliveries counted to these\n"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn stress_shards_run_one_layout_from_several_processes_and_check_every_delivery() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    let results = run_two_shards([&port, &port]);
+    for ((json, err), shard) in results.iter().zip(["0/2", "1/2"]) {
+        assert_shard_pass(json, shard, err);
+    }
+}
+
+#[test]
+fn stress_shards_over_two_cluster_nodes_see_each_others_messages() {
+    let redis = common::redis::Redis::start();
+    let db = common::postgres::PgCluster::shared().database();
+    let (redis_url, db_url) = (redis.url(), db.url());
+    let nodes: Vec<ServerProc> = (0..2)
+        .map(|_| ServerProc::start(&["--cluster", &redis_url, "--db", &db_url]))
+        .collect();
+    let ports: Vec<String> = nodes.iter().map(|n| n.addr.port().to_string()).collect();
+    let results = run_two_shards([&ports[0], &ports[1]]);
+    for ((json, err), shard) in results.iter().zip(["0/2", "1/2"]) {
+        assert_shard_pass(json, shard, err);
+    }
+}
+
+#[test]
+fn a_shard_waits_for_the_others_within_its_time_and_stops_when_one_fails() {
+    let server = ServerProc::start(&[]);
+    let port = server.addr.port().to_string();
+    // Alone: the other shard never comes.
+    let barrier = common::TempDir::new("lonely-shard");
+    std::fs::create_dir_all(&barrier.0).unwrap();
+    let mut args = shard_args(&port, "0/2", barrier.arg());
+    let limit = args.iter().position(|a| *a == "15").unwrap();
+    args[limit] = "3";
+    let (status, out, err) = Run::start(&args, None).finish();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains(&format!(
+            "stress setup failed: timed out at the ready barrier in {}: shard(s) [1] of 2 not \
+             there",
+            barrier.arg()
+        )),
+        "{err}"
+    );
+    assert!(barrier.0.join("failed-0").exists());
+
+    // The other shard cannot reach its server: it says so at the barrier, and this one stops.
+    let barrier = common::TempDir::new("failed-shard");
+    std::fs::create_dir_all(&barrier.0).unwrap();
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let waiting = Run::start(&shard_args(&port, "0/2", barrier.arg()), None);
+    let (status, _, err) = Run::start(&shard_args(&dead, "1/2", barrier.arg()), None).finish();
+    assert_eq!(status.code(), Some(1), "{err}");
+    let (status, _, err) = waiting.finish();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("stress setup failed: shard 1 of 2 failed (see its own output)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stress_refuses_shards_it_cannot_run() {
+    let dir = common::TempDir::new("bad-shard");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    for (shard, barrier, want) in [
+        ("2/2", dir.arg(), "--shard 2/2: expected K/N, K below N"),
+        ("x", dir.arg(), "--shard x: expected K/N, K below N"),
+        (
+            "0/2",
+            "/nonexistent/barrier",
+            "--barrier /nonexistent/barrier: not a directory",
+        ),
+    ] {
+        let (status, out, err) = Run::start(
+            &[
+                "stress",
+                "127.0.0.1",
+                "1",
+                "--shard",
+                shard,
+                "--barrier",
+                barrier,
+            ],
+            None,
+        )
+        .finish();
+        assert_eq!(status.code(), Some(1));
+        assert!(out.is_empty());
+        assert!(
+            err.contains(&format!("invalid configuration: {want}")),
+            "{err}"
+        );
+    }
+    let (status, _, err) = Run::start(
+        &[
+            "stress",
+            "127.0.0.1",
+            "1",
+            "--shard",
+            "0/2",
+            "--barrier",
+            dir.arg(),
+            "--no-read",
+            "1",
+        ],
+        None,
+    )
+    .finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        err.contains(
+            "invalid configuration: a shard runs against one server and has no no-read clients"
+        ),
+        "{err}"
+    );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use chat::split::session::PieceOptions;
-use chat::split::stress::{Placement, Proto, Target, Transport};
+use chat::split::stress::{Placement, Proto, Shard, Target, Transport};
 use chat::split::{
     self, FloorConfig, InteractiveConfig, RegfloodConfig, ReplayConfig, SplitError, StressConfig,
 };
@@ -183,7 +183,11 @@ impl TlsArgs {
         } else {
             None
         };
-        Ok(Transport { proto, tls })
+        Ok(Transport {
+            proto,
+            tls,
+            origin: None,
+        })
     }
 }
 
@@ -243,6 +247,11 @@ struct Stress {
     proto: ProtoArg,
     #[command(flatten)]
     tls: TlsArgs,
+    /// With --proto ws: send this Origin in the upgrade instead of the page's own
+    /// (http[s]://HOST:PORT), as a page of another site would; the server refuses it (403)
+    /// unless its --web-origin allows it.
+    #[arg(long, value_name = "ORIGIN")]
+    origin: Option<String>,
     /// Reading clients.
     #[arg(long, default_value_t = 100)]
     clients: usize,
@@ -281,9 +290,37 @@ struct Stress {
     #[arg(long)]
     json: bool,
     /// The server's process id (same machine): report its CPU time per delivery and its
-    /// memory per connection, read from /proc.
+    /// memory per connection, read from /proc. Give it several times (the nodes of a cluster,
+    /// its redis-server…) to add them up; each one's CPU time is reported too.
     #[arg(long)]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
+    /// Run one share of the layout, K of N (from 0): client i is run by the process with
+    /// K = i mod N, each against its own server. Start N processes with the same options but
+    /// K, and the same --barrier: they wait for each other there before sending (every
+    /// member of every channel is in) and before leaving (every message has arrived
+    /// everywhere). Each checks every delivery to its own clients, from every sender.
+    #[arg(long, value_name = "K/N", requires = "barrier")]
+    shard: Option<String>,
+    /// With --shard: the directory (existing, empty, one per run) where the shards meet.
+    #[arg(long, value_name = "DIR", requires = "shard")]
+    barrier: Option<PathBuf>,
+}
+
+/// `K/N` of --shard.
+fn shard(text: &str, barrier: PathBuf) -> Result<Shard, SplitError> {
+    let bad = || SplitError::Config(format!("--shard {text}: expected K/N, K below N"));
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (index, of) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if index >= of {
+        return Err(bad());
+    }
+    if !barrier.is_dir() {
+        return Err(SplitError::Config(format!(
+            "--barrier {}: not a directory",
+            barrier.display()
+        )));
+    }
+    Ok(Shard { index, of, barrier })
 }
 
 fn stress(args: Stress) -> Result<bool, SplitError> {
@@ -308,10 +345,20 @@ fn stress(args: Stress) -> Result<bool, SplitError> {
     if servers.is_empty() {
         return Err(SplitError::Config("no server given".into()));
     }
+    if args.origin.is_some() && proto != Proto::Ws {
+        return Err(SplitError::Config("--origin needs --proto ws".into()));
+    }
+    let shard = match (args.shard.as_deref(), args.barrier) {
+        (Some(text), Some(barrier)) => Some(shard(text, barrier)?),
+        _ => None,
+    };
     let cfg = StressConfig {
         servers,
         placement,
-        transport: args.tls.transport(proto)?,
+        transport: Transport {
+            origin: args.origin,
+            ..args.tls.transport(proto)?
+        },
         clients: args.clients,
         senders: args.senders,
         messages: args.messages,
@@ -324,7 +371,8 @@ fn stress(args: Stress) -> Result<bool, SplitError> {
         no_read: args.no_read,
         max_write: args.max_write,
         progress: true,
-        server_pid: args.server_pid,
+        server_pids: args.server_pid,
+        shard,
     };
     let report = split::run_stress(&cfg)?;
     eprintln!("{report}");

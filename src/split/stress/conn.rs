@@ -71,6 +71,8 @@ pub struct Transport {
     pub proto: Proto,
     /// TLS, with this configuration.
     pub tls: Option<Arc<ClientConfig>>,
+    /// Over WebSocket: the `Origin` to send instead of the page's own.
+    pub origin: Option<String>,
 }
 
 impl Transport {
@@ -82,6 +84,7 @@ impl Transport {
                 host: target.host.clone(),
                 port: target.addr.port(),
                 tls: self.tls.is_some(),
+                origin: self.origin.clone(),
             })?,
         })
     }

@@ -24,6 +24,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -35,7 +36,7 @@ use self::conn::{Conn, Phase, ReadOutcome};
 pub use self::conn::{Target, Transport};
 use self::probe::Probe;
 pub use self::report::{Latency, ServerUsage, StressReport};
-use self::tracker::{Layout, Tracker};
+use self::tracker::{Layout, Local, Tracker};
 pub use self::wire::Proto;
 use super::histogram::Histogram;
 use super::message::{self, Codec, Verdict};
@@ -78,6 +79,83 @@ pub enum Placement {
     Split,
 }
 
+/// One process's share of a layout run by several processes at once (each process may hold
+/// only so many connections): client `i` belongs to process `i % of`. Every process is given
+/// the same layout and the same barrier directory. They meet there twice: once all their
+/// clients are in their channels (so that no message goes out before every member has
+/// joined), and once each has received everything (so that no one's clients leave while
+/// others still wait for messages). They share the run id (from the barrier's path, so the
+/// names match) and the clock of the message stamps (the machine's monotonic clock, so the
+/// latency of a message from another process is measured too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// This process's share, from 0.
+    pub index: usize,
+    /// How many processes share the layout.
+    pub of: usize,
+    /// The directory where the processes meet (files `ready-K`, `done-K`, `failed-K`).
+    pub barrier: PathBuf,
+}
+
+impl Shard {
+    fn local(&self) -> Local {
+        Local::Share {
+            index: self.index,
+            of: self.of,
+        }
+    }
+
+    fn mark(&self, stage: &str) -> PathBuf {
+        self.barrier.join(format!("{stage}-{}", self.index))
+    }
+
+    /// Says that this process reached `stage`.
+    fn arrive(&self, stage: &str) -> Result<(), SplitError> {
+        std::fs::write(self.mark(stage), b"").map_err(|e| {
+            SplitError::Setup(format!(
+                "cannot write to the barrier {}: {e}",
+                self.barrier.display()
+            ))
+        })
+    }
+
+    /// The shards that have not reached `stage` yet, or the first one that failed.
+    fn missing(&self, stage: &str) -> Result<Vec<usize>, usize> {
+        let mut missing = Vec::new();
+        for k in 0..self.of {
+            if self.barrier.join(format!("failed-{k}")).exists() {
+                return Err(k);
+            }
+            if !self.barrier.join(format!("{stage}-{k}")).exists() {
+                missing.push(k);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// The run id every shard of this barrier uses (FNV-1a of its path).
+    fn run_id(&self) -> u16 {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in self.barrier.as_os_str().as_encoded_bytes() {
+            h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+        }
+        (h % (u32::from(message::MAX_RUN) + 1)) as u16
+    }
+}
+
+/// The machine's monotonic clock (the one `Instant` reads), in ns: the shards' shared clock.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
 /// A stress run's options.
 #[derive(Debug, Clone)]
 pub struct StressConfig {
@@ -112,8 +190,11 @@ pub struct StressConfig {
     /// Print progress on stderr on long runs.
     pub progress: bool,
     /// The server's process id (on this machine): report its CPU time over the measured phase
-    /// and its memory before and after (see [`ServerUsage`]).
-    pub server_pid: Option<u32>,
+    /// and its memory before and after (see [`ServerUsage`]); several (the nodes of a cluster,
+    /// its Redis…) are added up, and each one's CPU time is reported too.
+    pub server_pids: Vec<u32>,
+    /// This process runs one share of the layout (see [`Shard`]).
+    pub shard: Option<Shard>,
 }
 
 impl StressConfig {
@@ -135,7 +216,8 @@ impl StressConfig {
             no_read: 0,
             max_write: 1024,
             progress: false,
-            server_pid: None,
+            server_pids: Vec::new(),
+            shard: None,
         }
     }
 
@@ -175,7 +257,28 @@ impl StressConfig {
         if self.transport.tls.is_some() && self.servers.iter().any(|t| t.tls_name.is_none()) {
             return bad("TLS needs the name of every server".into());
         }
+        if let Some(shard) = &self.shard {
+            if shard.of == 0 || shard.index >= shard.of || shard.of > self.clients {
+                return bad("a shard is K/N with K below N and N at most the clients".into());
+            }
+            if self.no_read > 0 || self.servers.len() != 1 {
+                return bad("a shard runs against one server and has no no-read clients".into());
+            }
+        }
         Ok(())
+    }
+
+    /// True when client `i` is run by this process.
+    fn runs(&self, i: usize) -> bool {
+        i >= self.clients || self.shard.as_ref().is_none_or(|s| s.local().has(i))
+    }
+
+    /// How many of the reading clients this process runs.
+    fn local_clients(&self) -> usize {
+        match &self.shard {
+            None => self.clients,
+            Some(s) => (0..self.clients).filter(|&i| s.local().has(i)).count(),
+        }
     }
 
     /// The server of client `i` (no-read clients count after the reading ones).
@@ -193,41 +296,64 @@ impl StressConfig {
 pub fn run_stress(cfg: &StressConfig) -> Result<StressReport, SplitError> {
     cfg.validate()?;
     let limit = crate::os::raise_nofile_limit();
-    let needed = (cfg.clients + cfg.no_read + 32) as u64;
+    let needed = (cfg.local_clients() + cfg.no_read + 32) as u64;
     if needed > limit {
         return Err(SplitError::Config(format!(
             "{needed} file descriptors needed, the limit is {limit}"
         )));
     }
-    let rss_base = cfg.server_pid.and_then(procfs::rss_kib);
+    let result = run_stages(cfg);
+    if let (Err(_), Some(shard)) = (&result, &cfg.shard) {
+        // The other shards stop waiting for this one.
+        let _ = shard.arrive("failed");
+    }
+    result
+}
+
+/// The memory of every process in `pids` added up, in KiB; None when one cannot be read.
+fn rss_sum(pids: &[u32]) -> Option<u64> {
+    pids.iter().map(|&pid| procfs::rss_kib(pid)).sum()
+}
+
+fn run_stages(cfg: &StressConfig) -> Result<StressReport, SplitError> {
+    let pids = &cfg.server_pids;
+    let rss_base = rss_sum(pids);
     let mut run = Run::new(cfg)?;
     let mut events = Events::with_capacity(4096);
     run.setup(&mut events)?;
-    let cpu_before = cfg.server_pid.and_then(procfs::cpu_secs);
+    run.meet(&mut events, "ready")?;
+    let cpu_before: Vec<Option<f64>> = pids.iter().map(|&pid| procfs::cpu_secs(pid)).collect();
     match cfg.idle {
         Some(idle) => run.hold(&mut events, idle)?,
         None => run.send_all(&mut events)?,
     }
     let mut report = run.report();
-    if let Some(pid) = cfg.server_pid {
+    if !pids.is_empty() {
         // Sampled before the connections close: the memory they hold, the CPU they cost.
-        report.server = match (
-            rss_base,
-            procfs::rss_kib(pid),
-            cpu_before,
-            procfs::cpu_secs(pid),
-        ) {
-            (Some(rss_base_kib), Some(rss_kib), Some(before), Some(after)) => Some(ServerUsage {
-                cpu_secs: (after - before).max(0.0),
+        let by_pid: Option<Vec<(u32, f64)>> = pids
+            .iter()
+            .zip(&cpu_before)
+            .map(|(&pid, before)| {
+                let after = procfs::cpu_secs(pid)?;
+                Some((pid, (after - (*before)?).max(0.0)))
+            })
+            .collect();
+        report.server = match (rss_base, rss_sum(pids), by_pid) {
+            (Some(rss_base_kib), Some(rss_kib), Some(by_pid)) => Some(ServerUsage {
+                cpu_secs: by_pid.iter().map(|(_, secs)| secs).sum(),
                 rss_base_kib,
                 rss_kib,
+                by_pid,
             }),
             _ => {
-                log::warn!("cannot read /proc/{pid}: no server usage in the report");
+                log::warn!("cannot read /proc of {pids:?}: no server usage in the report");
                 None
             }
         };
     }
+    // Stay (reading) until every shard has received everything: a client leaving now would
+    // be news to the members elsewhere, not a fault; waiting keeps the runs apart.
+    run.meet(&mut events, "done")?;
     run.close_all();
     Ok(report)
 }
@@ -322,9 +448,18 @@ struct Run<'a> {
     /// Per channel, the reply to `/create` of a channel that exists.
     exists_replies: Vec<Frame>,
     setup: SetupState,
+    /// The epoch of the message stamps: the run's start, or with shards the monotonic clock's
+    /// zero (shared by every process on the machine).
     t0: Instant,
+    /// When the run started.
+    started: Instant,
     deadline: Instant,
     next_connect: usize,
+    /// Reading clients and no-read clients started so far (by this process).
+    started_clients: usize,
+    started_no_read: usize,
+    /// How many reading clients this process runs.
+    local_clients: usize,
     connecting: usize,
     disconnects: u64,
     /// Why the first reading client was lost (for the setup's error).
@@ -380,20 +515,33 @@ impl<'a> Run<'a> {
             senders: cfg.senders(),
             channels: cfg.channels,
         };
-        let mut tracker = Tracker::new(layout, cfg.messages, cfg.window)?;
-        if cfg.servers.len() > 1 {
+        let local = cfg.shard.as_ref().map_or(Local::All, Shard::local);
+        let mut tracker = Tracker::new_local(layout, cfg.messages, cfg.window, local)?;
+        if let Some(shard) = &cfg.shard {
+            // Each shard is a site of its own: a delivery from another process crossed nodes.
+            tracker.set_sites((0..cfg.clients).map(|i| (i % shard.of) as u16).collect());
+        } else if cfg.servers.len() > 1 {
             tracker.set_sites((0..cfg.clients).map(|i| cfg.site(i) as u16).collect());
         }
         let seed = cfg.seed.unwrap_or_else(rand::random);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let run_id = ((std::process::id() ^ now) % (u32::from(message::MAX_RUN) + 1)) as u16;
+        let run_id = match &cfg.shard {
+            Some(shard) => shard.run_id(),
+            None => ((std::process::id() ^ now) % (u32::from(message::MAX_RUN) + 1)) as u16,
+        };
         log::info!("stress run {run_id:04}, seed {seed}");
         let mut conns = Vec::with_capacity(cfg.clients + cfg.no_read);
         conns.extend((0..cfg.clients).map(|_| Conn::new(true)));
         conns.extend((0..cfg.no_read).map(|_| Conn::new(false)));
-        let t0 = Instant::now();
+        let started = Instant::now();
+        let t0 = match &cfg.shard {
+            Some(_) => started
+                .checked_sub(Duration::from_nanos(monotonic_ns()))
+                .ok_or_else(|| SplitError::Config("the monotonic clock is out of range".into()))?,
+            None => started,
+        };
         Ok(Run {
             cfg,
             layout,
@@ -409,8 +557,12 @@ impl<'a> Run<'a> {
                 .collect::<Result<_, _>>()?,
             setup: SetupState::default(),
             t0,
-            deadline: t0 + cfg.duration,
+            started,
+            deadline: started + cfg.duration,
             next_connect: 0,
+            started_clients: 0,
+            started_no_read: 0,
+            local_clients: cfg.local_clients(),
             connecting: 0,
             disconnects: 0,
             first_loss: None,
@@ -425,7 +577,7 @@ impl<'a> Run<'a> {
             duration_secs: 0.0,
             timed_out: false,
             stalled: false,
-            next_progress: t0 + QUIET,
+            next_progress: started + QUIET,
         })
     }
 
@@ -444,21 +596,30 @@ impl<'a> Run<'a> {
 
     /// Connections started but not yet seen in their channel.
     fn in_flight(&self) -> usize {
-        let clients = self.cfg.clients;
-        let real = self.next_connect.min(clients) - self.setup.ready;
-        let no_read = self.next_connect.saturating_sub(clients);
-        real + no_read.saturating_sub(self.setup.no_read_joined)
+        let real = self.started_clients - self.setup.ready;
+        real + self
+            .started_no_read
+            .saturating_sub(self.setup.no_read_joined)
     }
 
-    /// Starts connections up to index `upto`, keeping at most MAX_IN_FLIGHT in flight.
+    /// Starts connections up to index `upto` (those this process runs), keeping at most
+    /// MAX_IN_FLIGHT in flight.
     fn start_connects(&mut self, upto: usize) -> Result<(), SplitError> {
         while self.in_flight() < MAX_IN_FLIGHT && self.next_connect < upto {
             let i = self.next_connect;
+            self.next_connect += 1;
+            if !self.cfg.runs(i) {
+                continue;
+            }
             let target = &self.cfg.servers[self.cfg.site(i)];
             self.conns[i]
                 .connect(target, self.poll.registry(), Token(i))
                 .map_err(|e| SplitError::Setup(format!("connecting to {}: {e}", target.label())))?;
-            self.next_connect += 1;
+            if i < self.cfg.clients {
+                self.started_clients += 1;
+            } else {
+                self.started_no_read += 1;
+            }
             self.connecting += 1;
         }
         Ok(())
@@ -627,7 +788,11 @@ impl<'a> Run<'a> {
     fn progress(&mut self, what: impl FnOnce(&Self) -> String) {
         let now = Instant::now();
         if self.cfg.progress && now >= self.next_progress {
-            eprintln!("[{:6.1} s] {}", (now - self.t0).as_secs_f64(), what(self));
+            eprintln!(
+                "[{:6.1} s] {}",
+                (now - self.started).as_secs_f64(),
+                what(self)
+            );
             self.next_progress = now + Duration::from_secs(1);
         }
     }
@@ -667,7 +832,7 @@ impl<'a> Run<'a> {
             return Err(SplitError::Setup(format!(
                 "timed out while {what}: {} of {} clients ready, {} of {} no-read clients \
                  joined{hint}",
-                self.setup.ready, self.cfg.clients, self.setup.no_read_joined, self.cfg.no_read
+                self.setup.ready, self.local_clients, self.setup.no_read_joined, self.cfg.no_read
             )));
         }
         Ok(())
@@ -678,7 +843,7 @@ impl<'a> Run<'a> {
         let clients = self.cfg.clients;
         self.defer_reads = true;
         let mut next_sweep = Instant::now() + SWEEP;
-        while self.setup.ready < clients {
+        while self.setup.ready < self.local_clients {
             self.check_setup("joining")?;
             self.start_connects(clients)?;
             self.poll_once(events, TICK)?;
@@ -689,9 +854,9 @@ impl<'a> Run<'a> {
             self.progress(|r| {
                 format!(
                     "setup: {} connected, {} of {} clients ready",
-                    r.next_connect - r.connecting,
+                    r.started_clients + r.started_no_read - r.connecting,
                     r.setup.ready,
-                    clients
+                    r.local_clients
                 )
             });
         }
@@ -709,9 +874,45 @@ impl<'a> Run<'a> {
         }
         self.defer_reads = false;
         self.read_deferred();
-        self.setup_secs = self.t0.elapsed().as_secs_f64();
+        self.setup_secs = self.started.elapsed().as_secs_f64();
         log::info!("setup done in {:.3} s", self.setup_secs);
         Ok(())
+    }
+
+    /// With shards: says that this process reached `stage` and waits (reading whatever comes)
+    /// until every other one has too; an error when one failed or the run's time is up.
+    fn meet(&mut self, events: &mut Events, stage: &str) -> Result<(), SplitError> {
+        let Some(shard) = self.cfg.shard.clone() else {
+            return Ok(());
+        };
+        shard.arrive(stage)?;
+        loop {
+            match shard.missing(stage) {
+                Ok(missing) if missing.is_empty() => return Ok(()),
+                Ok(missing) if Instant::now() >= self.deadline => {
+                    return Err(SplitError::Setup(format!(
+                        "timed out at the {stage} barrier in {}: shard(s) {missing:?} of {} \
+                         not there",
+                        shard.barrier.display(),
+                        shard.of
+                    )))
+                }
+                Ok(_) => {}
+                Err(k) => {
+                    return Err(SplitError::Setup(format!(
+                        "shard {k} of {} failed (see its own output)",
+                        shard.of
+                    )))
+                }
+            }
+            self.poll_once(events, Duration::from_millis(10))?;
+            self.progress(|r| {
+                format!(
+                    "waiting for the other shards ({stage}), {} here",
+                    r.local_clients
+                )
+            });
+        }
     }
 
     /// Holds every connection for `idle`, reading whatever comes.
@@ -735,7 +936,10 @@ impl<'a> Run<'a> {
 
     /// Sends every message and waits for every delivery (or the limit).
     fn send_all(&mut self, events: &mut Events) -> Result<(), SplitError> {
-        let probe_name = self.codec.probe_name();
+        let mut probe_name = self.codec.probe_name();
+        if let Some(shard) = &self.cfg.shard {
+            probe_name.push_str(&shard.index.to_string());
+        }
         match Probe::connect(
             &self.cfg.servers[0],
             &self.cfg.transport,
@@ -943,7 +1147,10 @@ impl<'a> Run<'a> {
             },
             proto: self.cfg.transport.proto.name(),
             tls: self.cfg.transport.tls.is_some(),
-            cross_server_latency: (self.cfg.servers.len() > 1).then(|| Latency::of(cross)),
+            cross_server_latency: (self.cfg.servers.len() > 1 || self.cfg.shard.is_some())
+                .then(|| Latency::of(cross)),
+            shard: self.cfg.shard.as_ref().map(|s| (s.index, s.of)),
+            local_clients: self.local_clients,
         }
     }
 

@@ -48,7 +48,7 @@ impl Latency {
 }
 
 /// What the server process used, read from /proc when its pid was given.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerUsage {
     /// CPU time (user + system, all threads) over the measured phase: the sending and the
     /// draining, or the idle hold; not the setup.
@@ -57,6 +57,9 @@ pub struct ServerUsage {
     pub rss_base_kib: u64,
     /// Resident memory at the end of the measured phase, every connection still open, in KiB.
     pub rss_kib: u64,
+    /// With several processes given (nodes of a cluster, Redis…): each one's pid and CPU
+    /// seconds over the same phase; `cpu_secs` and the memory are their sums.
+    pub by_pid: Vec<(u32, f64)>,
 }
 
 impl ServerUsage {
@@ -139,8 +142,13 @@ pub struct StressReport {
     /// Every connection inside TLS.
     pub tls: bool,
     /// With several servers: the latency of deliveries to a receiver on another server than
-    /// the sender's.
+    /// the sender's (with shards: from a sender of another shard).
     pub cross_server_latency: Option<Latency>,
+    /// With `--shard K/N`: (K, N). The counts of deliveries are then this process's: those
+    /// to the clients it runs.
+    pub shard: Option<(usize, usize)>,
+    /// With a shard: how many of the layout's clients this process runs.
+    pub local_clients: usize,
 }
 
 impl StressReport {
@@ -157,6 +165,14 @@ impl StressReport {
             && !self.stalled
     }
 
+    /// The connections this process held (the memory per connection counts these).
+    pub fn connections(&self) -> usize {
+        match self.shard {
+            Some(_) => self.local_clients + self.no_read,
+            None => self.clients + self.no_read,
+        }
+    }
+
     /// The report as one line of JSON.
     pub fn to_json(&self) -> String {
         format!(
@@ -171,7 +187,7 @@ impl StressReport {
                 "\"timed_out\":{},\"stalled\":{},\"send_lag_ns\":{},\"server\":{},",
                 "\"probe_ns\":{},\"throttled\":{},",
                 "\"servers\":{},\"placement\":\"{}\",\"proto\":\"{}\",\"tls\":{},",
-                "\"cross_server_latency_ns\":{},",
+                "\"cross_server_latency_ns\":{},\"shard\":{},\"local_clients\":{},",
                 "\"passed\":{}}}"
             ),
             self.clients,
@@ -207,6 +223,9 @@ impl StressReport {
             self.cross_server_latency
                 .as_ref()
                 .map_or_else(|| "null".into(), Latency::to_json),
+            self.shard
+                .map_or_else(|| "null".into(), |(k, n)| format!("\"{k}/{n}\"")),
+            self.connections() - self.no_read,
             self.passed(),
         )
     }
@@ -234,13 +253,19 @@ impl StressReport {
             Some(s) => format!(
                 concat!(
                     "{{\"cpu_secs\":{:.3},\"cpu_ns_per_delivery\":{:.1},",
-                    "\"rss_base_kib\":{},\"rss_kib\":{},\"rss_bytes_per_connection\":{:.0}}}"
+                    "\"rss_base_kib\":{},\"rss_kib\":{},\"rss_bytes_per_connection\":{:.0},",
+                    "\"cpu_secs_by_pid\":{{{}}}}}"
                 ),
                 s.cpu_secs,
                 s.cpu_ns_per(self.deliveries_received),
                 s.rss_base_kib,
                 s.rss_kib,
-                s.rss_bytes_per(self.clients + self.no_read),
+                s.rss_bytes_per(self.connections()),
+                s.by_pid
+                    .iter()
+                    .map(|(pid, secs)| format!("\"{pid}\":{secs:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
         }
     }
@@ -275,6 +300,14 @@ impl fmt::Display for StressReport {
                     (_, "split") => ", senders on the first, every other client on the second",
                     _ => ", clients spread round-robin",
                 }
+            )?;
+        }
+        if let Some((k, n)) = self.shard {
+            writeln!(
+                f,
+                "  shard:      {k} of {n}: {} of the {} clients here, the others in the other \
+                 processes; deliveries counted to these",
+                self.local_clients, self.clients
             )?;
         }
         writeln!(f, "  setup:      {:.3} s", self.setup_secs)?;
@@ -366,7 +399,7 @@ impl fmt::Display for StressReport {
             )?;
         }
         if let Some(s) = &self.server {
-            let connections = self.clients + self.no_read;
+            let connections = self.connections();
             if self.idle {
                 writeln!(
                     f,
@@ -386,6 +419,14 @@ impl fmt::Display for StressReport {
                     s.rss_base_kib,
                     s.rss_kib
                 )?;
+            }
+            if s.by_pid.len() > 1 {
+                let each: Vec<String> = s
+                    .by_pid
+                    .iter()
+                    .map(|(pid, secs)| format!("{pid} {secs:.3} s"))
+                    .collect();
+                writeln!(f, "  by process: {}", each.join(", "))?;
             }
         }
         if self.timed_out {
@@ -465,7 +506,7 @@ mod tests {
             "\"probe_ns\":null",
             "\"throttled\":false",
             "\"servers\":0,\"placement\":\"\",\"proto\":\"\",\"tls\":false,",
-            "\"cross_server_latency_ns\":null,\"passed\"",
+            "\"cross_server_latency_ns\":null,\"shard\":null,\"local_clients\":0,\"passed\"",
         ] {
             assert!(json.contains(key), "{key}");
         }
@@ -481,17 +522,83 @@ mod tests {
                 cpu_secs: 0.5,
                 rss_base_kib: 6000,
                 rss_kib: 7000,
+                by_pid: vec![(42, 0.5)],
             }),
             ..Default::default()
         };
         let json = report.to_json();
         assert!(json.contains(concat!(
             "\"server\":{\"cpu_secs\":0.500,\"cpu_ns_per_delivery\":250.0,",
-            "\"rss_base_kib\":6000,\"rss_kib\":7000,\"rss_bytes_per_connection\":1024}"
+            "\"rss_base_kib\":6000,\"rss_kib\":7000,\"rss_bytes_per_connection\":1024,",
+            "\"cpu_secs_by_pid\":{\"42\":0.500}}"
         )));
+        let text = report.to_string();
+        assert!(
+            text.contains(
+                "server:     0.500 s CPU (250 ns per delivery); RSS 6000 KiB -> 7000 KiB"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("by process"), "{text}");
+    }
+
+    #[test]
+    fn several_processes_add_up_and_are_listed() {
+        let report = StressReport {
+            clients: 10,
+            deliveries_received: 1_000_000,
+            server: Some(ServerUsage {
+                cpu_secs: 0.75,
+                rss_base_kib: 100,
+                rss_kib: 200,
+                by_pid: vec![(11, 0.5), (12, 0.25)],
+            }),
+            ..Default::default()
+        };
         assert!(report
-            .to_string()
-            .contains("server:     0.500 s CPU (250 ns per delivery); RSS 6000 KiB -> 7000 KiB"));
+            .to_json()
+            .contains("\"cpu_secs_by_pid\":{\"11\":0.500,\"12\":0.250}}"));
+        let text = report.to_string();
+        assert!(text.contains("(750 ns per delivery)"), "{text}");
+        assert!(
+            text.contains("  by process: 11 0.500 s, 12 0.250 s\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_shard_counts_its_own_connections() {
+        let report = StressReport {
+            clients: 30,
+            local_clients: 10,
+            shard: Some((1, 3)),
+            server: Some(ServerUsage {
+                cpu_secs: 0.1,
+                rss_base_kib: 0,
+                rss_kib: 10,
+                by_pid: vec![(1, 0.1)],
+            }),
+            idle: true,
+            ..Default::default()
+        };
+        let json = report.to_json();
+        assert!(
+            json.contains("\"rss_bytes_per_connection\":1024,"),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"shard\":\"1/3\",\"local_clients\":10,"),
+            "{json}"
+        );
+        let text = report.to_string();
+        assert!(
+            text.contains("  shard:      1 of 3: 10 of the 30 clients here"),
+            "{text}"
+        );
+        assert!(
+            text.contains("with 10 connections (1024 bytes each)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -52,6 +52,33 @@ impl Layout {
     }
 }
 
+/// Which clients of a layout this process runs: all of them, or one share of a layout split
+/// over several processes (client `i` belongs to process `i % of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Local {
+    /// Every client.
+    #[default]
+    All,
+    /// The clients `i` with `i % of == index`.
+    Share {
+        /// This process's share, from 0.
+        index: usize,
+        /// How many processes share the layout.
+        of: usize,
+    },
+}
+
+impl Local {
+    /// True when client `i` is run here.
+    #[inline]
+    pub fn has(&self, i: usize) -> bool {
+        match *self {
+            Local::All => true,
+            Local::Share { index, of } => i % of.max(1) == index,
+        }
+    }
+}
+
 /// The counts a run reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -92,6 +119,10 @@ pub struct Tracker {
     woken: Vec<bool>,
     wake: Vec<u32>,
     expected: u64,
+    /// With shards: which clients this process runs (the others are another's).
+    local: Local,
+    /// Per channel, how many of its members this process runs.
+    local_members: Vec<u32>,
     /// Per client, the server it is on (only with several servers).
     sites: Option<Vec<u16>>,
     /// Latency of every first arrival, in ns.
@@ -105,11 +136,27 @@ pub struct Tracker {
 impl Tracker {
     /// A tracker for `messages` per sender and at most `window` in flight per sender.
     pub fn new(layout: Layout, messages: u32, window: u32) -> Result<Tracker, SplitError> {
+        Tracker::new_local(layout, messages, window, Local::All)
+    }
+
+    /// The same for the clients `local` says this process runs: it checks what they receive
+    /// from every sender of their channels (here or in another process), and a sender's
+    /// window waits for the receivers here only.
+    pub fn new_local(
+        layout: Layout,
+        messages: u32,
+        window: u32,
+        local: Local,
+    ) -> Result<Tracker, SplitError> {
         let mut base = Vec::with_capacity(layout.clients);
         let mut pairs = 0usize;
+        let mut local_members = vec![0u32; layout.channels];
         for r in 0..layout.clients {
             base.push(pairs);
-            pairs += layout.senders_in(layout.channel(r));
+            if local.has(r) {
+                pairs += layout.senders_in(layout.channel(r));
+                local_members[layout.channel(r)] += 1;
+            }
         }
         if pairs > MAX_PAIRS {
             return Err(SplitError::Config(format!(
@@ -117,8 +164,9 @@ impl Tracker {
                  use fewer senders or more channels"
             )));
         }
+        let receivers = |s: usize| local_members[layout.channel(s)] - u32::from(local.has(s));
         let expected = (0..layout.senders)
-            .map(|s| u64::from(messages) * u64::from(layout.receivers(s)))
+            .map(|s| u64::from(messages) * u64::from(receivers(s)))
             .sum();
         let window = window.max(1);
         let slots = layout.senders * window as usize;
@@ -136,6 +184,8 @@ impl Tracker {
             woken: vec![false; layout.senders],
             wake: Vec::with_capacity(layout.senders),
             expected,
+            local,
+            local_members,
             sites: None,
             latency: Histogram::new(),
             cross_latency: Histogram::new(),
@@ -147,6 +197,11 @@ impl Tracker {
     /// from one server to another are also measured apart.
     pub fn set_sites(&mut self, sites: Vec<u16>) {
         self.sites = (sites.len() == self.layout.clients).then_some(sites);
+    }
+
+    /// How many clients receive each message of sender `s` here.
+    fn receivers(&self, s: usize) -> u32 {
+        self.local_members[self.layout.channel(s)] - u32::from(self.local.has(s))
     }
 
     /// Deliveries the run must see.
@@ -170,7 +225,7 @@ impl Tracker {
     pub fn on_sent(&mut self, s: usize, now_ns: u64) -> Message {
         let seq = self.sent[s];
         let slot = self.slot(s, seq);
-        self.remaining[slot] = self.layout.receivers(s);
+        self.remaining[slot] = self.receivers(s);
         self.sent_at[slot] = now_ns;
         self.sent[s] += 1;
         self.counts.sent += 1;
@@ -213,15 +268,21 @@ impl Tracker {
         let seq = msg.seq;
         if s >= self.layout.senders
             || s == r
+            || !self.local.has(r)
             || self.layout.channel(s) != self.layout.channel(r)
-            || seq >= self.sent[s]
         {
+            self.counts.corrupt += 1;
+            return;
+        }
+        // A sender of another process is known only by the layout: what it may have sent.
+        let here = self.local.has(s);
+        if seq >= if here { self.sent[s] } else { self.messages } {
             self.counts.corrupt += 1;
             return;
         }
         let idx = self.base[r] + s / self.layout.channels;
         let expected = self.next[idx];
-        if seq >= self.acked[s] && self.sent_at[self.slot(s, seq)] != msg.sent_ns {
+        if here && seq >= self.acked[s] && self.sent_at[self.slot(s, seq)] != msg.sent_ns {
             self.counts.corrupt += 1;
             return;
         }
@@ -247,6 +308,9 @@ impl Tracker {
             if sites[r] != sites[s] {
                 self.cross_latency.record(latency);
             }
+        }
+        if !here {
+            return;
         }
         let slot = self.slot(s, seq);
         self.remaining[slot] = self.remaining[slot].saturating_sub(1);
@@ -406,6 +470,80 @@ mod tests {
         // 0 -> 1, 0 -> 3, 1 -> 0, 1 -> 2 cross; 0 -> 2 does not.
         assert_eq!(t.cross_latency.count(), 4);
         assert_eq!(t.cross_latency.max(), 50);
+    }
+
+    #[test]
+    fn a_share_checks_its_own_receivers_against_every_sender() {
+        // 6 clients in 2 channels, 4 senders, shared by 2 processes; this is share 1: clients
+        // 1, 3, 5 (all in channel 1). Channel 1 has members 1, 3, 5 and senders 1, 3.
+        let layout = Layout {
+            clients: 6,
+            senders: 4,
+            channels: 2,
+        };
+        let mut t = Tracker::new_local(layout, 2, 4, Local::Share { index: 1, of: 2 }).unwrap();
+        // Senders 1 and 3 are here (2 receivers here each); 0 and 2 are in channel 0, which
+        // has no member here.
+        assert_eq!(t.expected(), 2 * 2 + 2 * 2);
+        let m1 = send(&mut t, 1, 10);
+        t.on_message(3, m1, 20);
+        t.on_message(5, m1, 20);
+        let m3 = send(&mut t, 3, 10);
+        t.on_message(1, m3, 30);
+        t.on_message(5, m3, 30);
+        // Message 1 of sender 1 again, as another process could not have known: a duplicate.
+        t.on_message(3, m1, 40);
+        assert_eq!(t.counts.duplicates, 1);
+        // A receiver of the other share is not ours to check.
+        t.on_message(0, m1, 40);
+        assert_eq!(t.counts.corrupt, 1);
+        assert_eq!(t.counts.delivered, 4);
+        for seq in 1..2 {
+            let a = send(&mut t, 1, 50);
+            let b = send(&mut t, 3, 50);
+            assert_eq!((a.seq, b.seq), (seq, seq));
+            t.on_message(3, a, 60);
+            t.on_message(5, a, 60);
+            t.on_message(1, b, 60);
+            t.on_message(5, b, 60);
+        }
+        assert!(t.done());
+    }
+
+    #[test]
+    fn messages_of_a_sender_elsewhere_are_checked_by_number_and_order() {
+        // Share 0 of 2: clients 0 and 2 in one channel, senders 0 and 1 (1 is elsewhere).
+        let layout = Layout {
+            clients: 4,
+            senders: 2,
+            channels: 1,
+        };
+        let mut t = Tracker::new_local(layout, 3, 4, Local::Share { index: 0, of: 2 }).unwrap();
+        // Sender 0 reaches client 2; sender 1 reaches clients 0 and 2.
+        assert_eq!(t.expected(), 3 + 2 * 3);
+        let from = |seq| Message {
+            sender: 1,
+            seq,
+            sent_ns: 99,
+        };
+        t.on_message(0, from(0), 100);
+        t.on_message(0, from(2), 100);
+        t.on_message(0, from(1), 100);
+        assert_eq!(t.counts.reordered, 1);
+        // Sender 1 has 3 messages: a fourth cannot be.
+        t.on_message(2, from(3), 100);
+        assert_eq!(t.counts.corrupt, 1);
+        for seq in 0..3 {
+            t.on_message(2, from(seq), 100 + u64::from(seq));
+        }
+        assert_eq!(t.counts.delivered, 6);
+        assert!(!t.done(), "sender 0's messages are still to come");
+        for _ in 0..3 {
+            let m = send(&mut t, 0, 1);
+            t.on_message(2, m, 2);
+        }
+        assert!(t.done());
+        assert_eq!(t.counts.duplicates, 0);
     }
 
     #[test]

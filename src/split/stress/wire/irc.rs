@@ -99,6 +99,22 @@ pub fn parse(line: &[u8]) -> Option<Line<'_>> {
     })
 }
 
+/// `:nick!user@host PRIVMSG #channel :text` written the usual way (no tags, single spaces),
+/// the line a server relays most: (nick, channel, text). Anything else is for [`parse`].
+#[inline]
+fn channel_privmsg(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let rest = line.strip_prefix(b":")?;
+    let space = memchr::memchr(b' ', rest)?;
+    let (prefix, rest) = (&rest[..space], &rest[space + 1..]);
+    let rest = rest
+        .strip_prefix(b"PRIVMSG ")
+        .filter(|r| r.first() == Some(&b'#'))?;
+    let space = memchr::memchr(b' ', rest)?;
+    let text = rest[space + 1..].strip_prefix(b":")?;
+    let nick = &prefix[..memchr::memchr(b'!', prefix).unwrap_or(prefix.len())];
+    (!nick.is_empty()).then_some((nick, &rest[..space], text))
+}
+
 /// What follows the first word and the spaces after it.
 fn after_word(s: &[u8]) -> &[u8] {
     let end = s.iter().position(|&b| b == b' ').unwrap_or(s.len());
@@ -181,7 +197,7 @@ impl IrcWire {
     ) -> Result<(), WireError> {
         let mut data = bytes;
         if !self.partial.is_empty() {
-            let Some(end) = data.iter().position(|&b| b == b'\n') else {
+            let Some(end) = memchr::memchr(b'\n', data) else {
                 self.partial.extend_from_slice(data);
                 return self.check_partial();
             };
@@ -192,7 +208,7 @@ impl IrcWire {
             line.clear();
             self.partial = line;
         }
-        while let Some(end) = data.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', data) {
             let line = &data[..end];
             data = &data[end + 1..];
             self.on_line(line, out, &mut on_frame);
@@ -210,6 +226,10 @@ impl IrcWire {
 
     fn on_line(&mut self, line: &[u8], out: &mut Vec<u8>, on_frame: &mut impl FnMut(&Frame)) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some((nick, _, text)) = channel_privmsg(line) {
+            emit_text(&[b"[", nick, b"] ", text], on_frame);
+            return;
+        }
         let Some(msg) = parse(line) else {
             return;
         };
@@ -288,6 +308,44 @@ mod tests {
         wire.receive(bytes, &mut out, |f| frames.push(decode(f).into_owned()))
             .unwrap();
         (frames, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn the_usual_channel_privmsg_is_read_as_the_general_parse_reads_it() {
+        for line in [
+            &b":kay!kayu@host PRIVMSG #tas :hello there"[..],
+            b":kay PRIVMSG #tas :",
+            b":kay!k@h PRIVMSG #tas ::starts with a colon",
+        ] {
+            let (nick, channel, text) = channel_privmsg(line).unwrap();
+            let m = parse(line).unwrap();
+            assert_eq!(Some(nick), m.nick());
+            assert_eq!(m.params(), [channel, text]);
+        }
+        // Anything unusual is left to the general parse.
+        for line in [
+            &b"@t=1 :kay!k@h PRIVMSG #tas :hi"[..],
+            b":kay!k@h PRIVMSG  #tas :hi",
+            b":kay!k@h privmsg #tas :hi",
+            b":kay!k@h PRIVMSG #tas hi",
+            b":kay!k@h PRIVMSG bob :hi",
+            b":!k@h PRIVMSG #tas :hi",
+            b"PRIVMSG #tas :hi",
+        ] {
+            assert_eq!(
+                channel_privmsg(line),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        // Both paths give the same frames.
+        let mut wire = IrcWire::new();
+        let (frames, _) = receive(
+            &mut wire,
+            b":kay!k@h PRIVMSG #tas :fast\r\n@t=1 :kay!k@h PRIVMSG #tas :slow\r\n",
+        );
+        assert_eq!(frames, ["[kay] fast", "[kay] slow"]);
     }
 
     #[test]

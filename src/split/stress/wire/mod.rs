@@ -59,6 +59,9 @@ pub enum WireError {
     /// The WebSocket stream broke a rule of RFC 6455.
     #[error("WebSocket: {0}")]
     WebSocket(#[from] tungstenite::Error),
+    /// A frame from the server broke a rule of RFC 6455 (section 5).
+    #[error("WebSocket: {0}")]
+    Frame(&'static str),
     /// An IRC line longer than any server may send.
     #[error("the server sent an IRC line of more than {0} bytes")]
     LineTooLong(usize),
@@ -87,6 +90,9 @@ pub struct WsTarget {
     pub port: u16,
     /// `wss://` rather than `ws://`.
     pub tls: bool,
+    /// The `Origin` to send instead of the page's own (a page of another site, which the
+    /// server must refuse unless `--web-origin` allows it).
+    pub origin: Option<String>,
 }
 
 impl Wire {
@@ -169,18 +175,22 @@ impl Wire {
 
 /// Text as frames, the way a frame server would send it: one padded frame if it fits, else
 /// cut into 200-byte frames (only a faulty server sends that; the checks then flag it).
+#[inline]
 pub(crate) fn emit_text(parts: &[&[u8]], mut on_frame: impl FnMut(&Frame)) {
     let mut frame = [b' '; FRAME_LEN];
     let mut len = 0;
     for part in parts {
-        for &b in *part {
+        let mut rest = *part;
+        while !rest.is_empty() {
             if len == FRAME_LEN {
                 on_frame(&frame);
                 frame = [b' '; FRAME_LEN];
                 len = 0;
             }
-            frame[len] = b;
-            len += 1;
+            let n = rest.len().min(FRAME_LEN - len);
+            frame[len..len + n].copy_from_slice(&rest[..n]);
+            len += n;
+            rest = &rest[n..];
         }
     }
     on_frame(&frame);

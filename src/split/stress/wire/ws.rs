@@ -2,11 +2,18 @@
 //! frame's text (padding removed) as one masked text message, and each message from the
 //! server (one frame's text, padding removed) padded back into a frame.
 //!
-//! tungstenite does the upgrade and the framing (masking, control frames, the close
-//! handshake, UTF-8 checks). It is driven sans-I/O: it reads from and writes to a [`MemStream`]
-//! here, an in-memory pipe that says `WouldBlock` when it has nothing more, which tungstenite
-//! handles as a non-blocking socket. So the bytes themselves go through the stress tool's own
-//! sockets, plain or TLS, cut into random pieces like every other protocol's.
+//! tungstenite does the upgrade and everything the client writes (masked messages, pongs, the
+//! close). It is driven sans-I/O: it reads from and writes to a [`MemStream`] here, an
+//! in-memory pipe that says `WouldBlock` when it has nothing more, which tungstenite handles as
+//! a non-blocking socket. So the bytes themselves go through the stress tool's own sockets,
+//! plain or TLS, cut into random pieces like every other protocol's.
+//!
+//! What the server sends after the upgrade is read here instead ([`Incoming`]), in place from
+//! each read's bytes, with RFC 6455's rules for a client (section 5: no mask, no reserved
+//! bits or opcodes, control frames whole and short, fragments in order, text in UTF-8).
+//! tungstenite's reader copies every read into a 128 KiB buffer it zeroes first, then each
+//! message twice more: at a few million messages a second the load tool measured itself, not
+//! the server (a third of plain frames' deliveries per second, with the server's core idle).
 
 use std::io::{self, Read, Write};
 
@@ -14,13 +21,17 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::http::HeaderValue;
-use tungstenite::{Message, WebSocket};
+use tungstenite::{Bytes, Message, WebSocket};
 
 use super::{emit_text, unpadded, WireError, WsTarget};
 use crate::frame::Frame;
 
 /// The path of the chat's WebSocket.
 pub const WS_PATH: &str = "/ws";
+
+/// The longest frame, and message, accepted from the server (the chat's are at most 200
+/// bytes of text).
+const MAX_MESSAGE: usize = 1 << 20;
 
 /// An in-memory stream: reads what was pushed into it (then `WouldBlock`), and collects what is
 /// written to it.
@@ -29,6 +40,9 @@ pub struct MemStream {
     input: Vec<u8>,
     pos: usize,
     output: Vec<u8>,
+    /// During the upgrade: each read ends at the end of a line, so that the handshake stops
+    /// reading exactly at the end of the response head and what follows stays here.
+    by_line: bool,
 }
 
 impl MemStream {
@@ -38,6 +52,14 @@ impl MemStream {
             self.pos = 0;
         }
         self.input.extend_from_slice(bytes);
+    }
+
+    /// Takes what was pushed and not read.
+    fn take_unread(&mut self) -> Vec<u8> {
+        let rest = self.input.split_off(self.pos);
+        self.input.clear();
+        self.pos = 0;
+        rest
     }
 
     /// Moves what was written onto `out`.
@@ -52,9 +74,14 @@ impl MemStream {
 
 impl Read for MemStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = &self.input[self.pos..];
+        let mut left = &self.input[self.pos..];
         if left.is_empty() {
             return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if self.by_line {
+            if let Some(end) = memchr::memchr(b'\n', left) {
+                left = &left[..=end];
+            }
         }
         let n = left.len().min(buf.len());
         buf[..n].copy_from_slice(&left[..n]);
@@ -92,6 +119,173 @@ pub struct WsWire {
     state: State,
     /// Frames sent before the upgrade was answered.
     held: Vec<Frame>,
+    /// The server's frames, once the upgrade is over.
+    incoming: Incoming,
+}
+
+/// The reading side of an open WebSocket: the server's frames, parsed in place. Only a frame
+/// cut by the end of a read is copied, and only until it is whole.
+#[derive(Debug, Default)]
+struct Incoming {
+    /// A frame cut by the end of a read, so far.
+    partial: Vec<u8>,
+    /// A fragmented message's data so far.
+    message: Vec<u8>,
+    /// While a fragmented message goes on: whether it is text.
+    fragmented: Option<bool>,
+}
+
+/// A frame's header: (FIN, opcode, header length, payload length); None until it is whole.
+fn header(bytes: &[u8]) -> Result<Option<(bool, u8, usize, usize)>, WireError> {
+    let [b0, b1, ..] = *bytes else {
+        return Ok(None);
+    };
+    if b0 & 0x70 != 0 {
+        return Err(WireError::Frame(
+            "a reserved bit is set, and no extension was agreed",
+        ));
+    }
+    if b1 & 0x80 != 0 {
+        return Err(WireError::Frame("the server masked a frame"));
+    }
+    let (head, len) = match b1 & 0x7f {
+        126 => match bytes.get(2..4) {
+            Some(&[a, b]) => (4, u64::from(u16::from_be_bytes([a, b]))),
+            _ => return Ok(None),
+        },
+        127 => match bytes.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+            Some(b) => (10, u64::from_be_bytes(b)),
+            None => return Ok(None),
+        },
+        n => (2, u64::from(n)),
+    };
+    if len > MAX_MESSAGE as u64 {
+        return Err(WireError::Frame("a frame of more than 1 MiB"));
+    }
+    Ok(Some((b0 & 0x80 != 0, b0 & 0x0f, head, len as usize)))
+}
+
+/// How many bytes the frame whose start is `partial` needs (its header first).
+fn needed(partial: &[u8]) -> Result<usize, WireError> {
+    Ok(match header(partial)? {
+        Some((_, _, head, len)) => head + len,
+        None if partial.len() < 2 => 2,
+        None if partial[1] & 0x7f == 126 => 4,
+        None => 10,
+    })
+}
+
+impl Incoming {
+    /// Handles bytes from the server; false once the server has closed the WebSocket (its
+    /// close answered).
+    fn receive(
+        &mut self,
+        mut bytes: &[u8],
+        ws: &mut WebSocket<MemStream>,
+        on_frame: &mut impl FnMut(&Frame),
+    ) -> Result<bool, WireError> {
+        if !self.partial.is_empty() {
+            // Complete the cut frame with as few bytes as it needs.
+            loop {
+                let need = needed(&self.partial)?;
+                let take = (need - self.partial.len()).min(bytes.len());
+                self.partial.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+                if self.partial.len() < need {
+                    return Ok(true);
+                }
+                if let Some((fin, op, head, len)) = header(&self.partial)? {
+                    if self.partial.len() == head + len {
+                        let mut frame = std::mem::take(&mut self.partial);
+                        let open = self.frame(fin, op, &frame[head..], ws, on_frame)?;
+                        frame.clear();
+                        self.partial = frame;
+                        if !open {
+                            return Ok(false);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        while let Some((fin, op, head, len)) = header(bytes)? {
+            if bytes.len() < head + len {
+                break;
+            }
+            if !self.frame(fin, op, &bytes[head..head + len], ws, on_frame)? {
+                return Ok(false);
+            }
+            bytes = &bytes[head + len..];
+        }
+        self.partial.extend_from_slice(bytes);
+        Ok(true)
+    }
+
+    /// One whole frame; false for a close.
+    fn frame(
+        &mut self,
+        fin: bool,
+        opcode: u8,
+        payload: &[u8],
+        ws: &mut WebSocket<MemStream>,
+        on_frame: &mut impl FnMut(&Frame),
+    ) -> Result<bool, WireError> {
+        match opcode {
+            0x1 | 0x2 => {
+                if self.fragmented.is_some() {
+                    return Err(WireError::Frame("a message began inside a fragmented one"));
+                }
+                if fin {
+                    message(opcode == 0x1, payload, on_frame)?;
+                } else {
+                    self.fragmented = Some(opcode == 0x1);
+                    self.message.clear();
+                    self.message.extend_from_slice(payload);
+                }
+            }
+            0x0 => {
+                let Some(text) = self.fragmented else {
+                    return Err(WireError::Frame("a continuation frame outside a message"));
+                };
+                if self.message.len() + payload.len() > MAX_MESSAGE {
+                    return Err(WireError::Frame("a message of more than 1 MiB"));
+                }
+                self.message.extend_from_slice(payload);
+                if fin {
+                    self.fragmented = None;
+                    message(text, &self.message, on_frame)?;
+                }
+            }
+            0x8..=0xa if !fin || payload.len() > 125 => {
+                return Err(WireError::Frame(
+                    "a control frame cut in fragments or of more than 125 bytes",
+                ));
+            }
+            // A ping is answered, a pong needs nothing, a close is answered and ends it.
+            0x9 => ws.send(Message::Pong(Bytes::copy_from_slice(payload)))?,
+            0xa => {}
+            0x8 => {
+                match ws.close(None) {
+                    Ok(()) | Err(tungstenite::Error::ConnectionClosed) => {}
+                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(WireError::WebSocket(e)),
+                }
+                return Ok(false);
+            }
+            _ => return Err(WireError::Frame("a reserved opcode")),
+        }
+        Ok(true)
+    }
+}
+
+/// A whole message: a text one must be UTF-8. A binary one is not what the chat sends: it is
+/// shown to the checks as it is, so that they flag it.
+fn message(text: bool, data: &[u8], on_frame: &mut impl FnMut(&Frame)) -> Result<(), WireError> {
+    if text && std::str::from_utf8(data).is_err() {
+        return Err(WireError::Frame("a text message that is not UTF-8"));
+    }
+    emit_text(&[data], on_frame);
+    Ok(())
 }
 
 /// The URI of the chat's WebSocket on `target`.
@@ -109,8 +303,12 @@ fn authority(target: &WsTarget) -> String {
     }
 }
 
-/// The origin of the web client's page on the same host and port, which the server accepts.
+/// The `Origin` the upgrade sends: the one asked for, or else the origin of the web client's
+/// page on the same host and port, which the server accepts.
 pub fn origin(target: &WsTarget) -> String {
+    if let Some(origin) = &target.origin {
+        return origin.clone();
+    }
     let scheme = if target.tls { "https" } else { "http" };
     format!("{scheme}://{}", authority(target))
 }
@@ -122,10 +320,15 @@ impl WsWire {
         let origin = HeaderValue::from_str(&origin(target))
             .map_err(|e| WireError::Upgrade(format!("bad origin: {e}")))?;
         request.headers_mut().insert("Origin", origin);
-        let mid = ClientHandshake::start(MemStream::default(), request, None)?;
+        let stream = MemStream {
+            by_line: true,
+            ..MemStream::default()
+        };
+        let mid = ClientHandshake::start(stream, request, None)?;
         Ok(WsWire {
             state: State::Upgrading(Box::new(mid)),
             held: Vec::new(),
+            incoming: Incoming::default(),
         })
     }
 
@@ -161,14 +364,40 @@ impl WsWire {
         mut on_frame: impl FnMut(&Frame),
     ) -> Result<(), WireError> {
         match &mut self.state {
-            State::Upgrading(mid) => mid.get_mut().get_mut().push(bytes),
-            State::Open(ws) => ws.get_mut().push(bytes),
-            State::Done => return Ok(()),
+            State::Upgrading(mid) => {
+                mid.get_mut().get_mut().push(bytes);
+                self.advance(out, &mut on_frame)
+            }
+            State::Open(_) => self.read_open(bytes, out, &mut on_frame),
+            State::Done => Ok(()),
         }
-        self.advance(out, &mut on_frame)
     }
 
-    /// Runs the handshake or reads the messages as far as the bytes so far allow.
+    /// The server's bytes on an open WebSocket; what it needs answered goes onto `out`.
+    fn read_open(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+        on_frame: &mut impl FnMut(&Frame),
+    ) -> Result<(), WireError> {
+        let State::Open(ws) = &mut self.state else {
+            return Ok(());
+        };
+        let open = self.incoming.receive(bytes, ws, on_frame);
+        match ws.flush() {
+            Ok(()) | Err(tungstenite::Error::ConnectionClosed) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(WireError::WebSocket(e)),
+        }
+        ws.get_mut().drain_into(out);
+        if !open? {
+            // The close handshake is over: the server ends the stream next.
+            self.state = State::Done;
+        }
+        Ok(())
+    }
+
+    /// Runs the handshake as far as the bytes so far allow, then reads what followed it.
     fn advance(
         &mut self,
         out: &mut Vec<u8>,
@@ -187,7 +416,10 @@ impl WsWire {
                     }
                     ws.flush()?;
                     ws.get_mut().drain_into(out);
+                    // The head ended a read: what came after it is the first frames.
+                    let rest = ws.get_mut().take_unread();
                     self.state = State::Open(Box::new(ws));
+                    return self.read_open(&rest, out, &mut on_frame);
                 }
                 Err(HandshakeError::Interrupted(mut mid)) => {
                     mid.get_mut().get_mut().drain_into(out);
@@ -197,36 +429,7 @@ impl WsWire {
                 Err(HandshakeError::Failure(e)) => return Err(upgrade_error(e)),
             }
         }
-        let State::Open(ws) = &mut self.state else {
-            return Ok(());
-        };
-        let result = loop {
-            match ws.read() {
-                Ok(Message::Text(text)) => emit_text(&[text.as_bytes()], &mut on_frame),
-                // Not what the chat sends: shown to the checks as it is, so they flag it.
-                Ok(Message::Binary(data)) => emit_text(&[&data], &mut on_frame),
-                // Answered by tungstenite (a pong, the closing reply) at the flush below.
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_)) => {
-                }
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    break Ok(());
-                }
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                    // The close handshake is over: the server ends the stream next.
-                    ws.get_mut().drain_into(out);
-                    self.state = State::Done;
-                    return Ok(());
-                }
-                Err(e) => break Err(WireError::WebSocket(e)),
-            }
-        };
-        match ws.flush() {
-            Ok(()) | Err(tungstenite::Error::ConnectionClosed) => {}
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(WireError::WebSocket(e)),
-        }
-        ws.get_mut().drain_into(out);
-        result
+        Ok(())
     }
 }
 
@@ -258,6 +461,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 4242,
             tls,
+            origin: None,
         }
     }
 
@@ -329,8 +533,26 @@ mod tests {
             host: "::1".into(),
             port: 80,
             tls: false,
+            origin: None,
         };
         assert_eq!(uri(&v6), "ws://[::1]:80/ws");
+    }
+
+    #[test]
+    fn an_origin_asked_for_replaces_the_pages_own() {
+        let other = WsTarget {
+            origin: Some("https://elsewhere.example".into()),
+            ..target(false)
+        };
+        let mut wire = WsWire::new(&other).unwrap();
+        let (request, _) = upgrade(&mut wire);
+        assert!(
+            request
+                .lines()
+                .any(|l| l == "Origin: https://elsewhere.example"),
+            "{request}"
+        );
+        assert!(!request.contains("Origin: http://127.0.0.1"), "{request}");
     }
 
     #[test]
@@ -399,6 +621,125 @@ mod tests {
                 b"tick".to_vec()
             )]
         );
+    }
+
+    /// A client whose upgrade is over.
+    fn open_wire() -> WsWire {
+        let mut wire = WsWire::new(&target(false)).unwrap();
+        let (_, answer) = upgrade(&mut wire);
+        let mut out = Vec::new();
+        wire.receive(&answer, &mut out, |_| {}).unwrap();
+        assert!(wire.established());
+        wire
+    }
+
+    /// A server frame, formatted by tungstenite.
+    fn server_frame(frame: WsFrame) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        frame.format(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn messages_cut_anywhere_and_fragmented_come_out_whole_and_in_order() {
+        let first = WsFrame::message(b"[a] one ".to_vec(), OpCode::Data(Data::Text), false);
+        let cont = WsFrame::message(b"two".to_vec(), OpCode::Data(Data::Continue), false);
+        let last = WsFrame::message(b" three".to_vec(), OpCode::Data(Data::Continue), true);
+        let long = "y".repeat(200);
+        let bytes = [
+            server_text("[b] short"),
+            server_frame(first),
+            server_frame(WsFrame::ping(b"p".to_vec())),
+            server_frame(cont),
+            server_frame(last),
+            server_text(&long),
+            server_frame(WsFrame::message(
+                vec![b'z'; 70_000],
+                OpCode::Data(Data::Text),
+                true,
+            )),
+        ]
+        .concat();
+        for cut in [1, 2, 3, 7, 200, bytes.len()] {
+            let mut wire = open_wire();
+            let mut out = Vec::new();
+            let mut got = Vec::new();
+            for piece in bytes.chunks(cut) {
+                wire.receive(piece, &mut out, |f| got.push(decode(f).into_owned()))
+                    .unwrap();
+            }
+            assert_eq!(got.len(), 3 + 350, "cut {cut}");
+            assert_eq!(got[..3], ["[b] short", "[a] one two three", long.as_str()]);
+            assert!(got[3..].iter().all(|f| f == &"z".repeat(200)), "cut {cut}");
+            // The ping in the middle of the fragments was answered.
+            assert_eq!(
+                client_frames(&out),
+                vec![(
+                    true,
+                    OpCode::Control(tungstenite::protocol::frame::coding::Control::Pong),
+                    b"p".to_vec()
+                )],
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_close_is_answered_and_ends_the_reading() {
+        let mut wire = open_wire();
+        let mut out = Vec::new();
+        let close = server_frame(WsFrame::close(None));
+        let after = server_text("[late] never seen");
+        let mut got = Vec::new();
+        wire.receive(&[close, after].concat(), &mut out, |f| got.push(*f))
+            .unwrap();
+        assert!(got.is_empty());
+        let frames = client_frames(&out);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(
+            frames[0].1,
+            OpCode::Control(tungstenite::protocol::frame::coding::Control::Close)
+        );
+        assert!(frames[0].0, "masked");
+    }
+
+    #[test]
+    fn frames_a_server_may_not_send_are_refused() {
+        // FIN + text, MASK + length 2, the mask, the masked "hi".
+        let masked = vec![0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+        let orphan = server_frame(WsFrame::message(
+            b"x".to_vec(),
+            OpCode::Data(Data::Continue),
+            true,
+        ));
+        let not_utf8 = server_frame(WsFrame::message(
+            vec![0xff, 0xfe],
+            OpCode::Data(Data::Text),
+            true,
+        ));
+        for (bytes, why) in [
+            (masked, "WebSocket: the server masked a frame"),
+            (orphan, "WebSocket: a continuation frame outside a message"),
+            (not_utf8, "WebSocket: a text message that is not UTF-8"),
+            (vec![0x83, 0x00], "WebSocket: a reserved opcode"),
+            (
+                vec![0xc1, 0x00],
+                "WebSocket: a reserved bit is set, and no extension was agreed",
+            ),
+            (
+                vec![0x09, 0x00],
+                "WebSocket: a control frame cut in fragments or of more than 125 bytes",
+            ),
+            (
+                vec![0x81, 0x7f, 0, 0, 0, 0, 0, 0x20, 0, 0],
+                "WebSocket: a frame of more than 1 MiB",
+            ),
+        ] {
+            let mut wire = open_wire();
+            let mut out = Vec::new();
+            let err = wire.receive(&bytes, &mut out, |_| {}).unwrap_err();
+            assert_eq!(err.to_string(), why);
+        }
     }
 
     #[test]
