@@ -909,11 +909,15 @@ impl Server {
         self.log.clear();
     }
 
-    /// Hands this turn's storage requests over, all at once: the writer thread wakes once a
-    /// turn rather than once a message, and commits them in one transaction.
+    /// Hands this turn's storage requests and cluster operations over, all at once: the
+    /// writer threads wake once a turn rather than once a message (storage commits them in one
+    /// transaction, the cluster link sends them in one pipeline).
     fn submit_stored(&mut self) {
         if !self.to_store.is_empty() {
             self.storage.submit_all(&mut self.to_store);
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.flush();
         }
     }
 

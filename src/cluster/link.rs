@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,9 +24,12 @@ use super::{
 const EVENTS: &str = "chat:events";
 const CHANNELS: &str = "chat:channels";
 const CHANNEL_KEYS: &str = "chat:channel_keys";
-/// The stream keeps about this many events (a node away longer than that misses some, and
-/// the snapshot it reads on reconnecting puts its view of presence right).
-const STREAM_LEN: usize = 100_000;
+/// The stream keeps about this many entries (a node away longer than that misses some, and
+/// the snapshot it reads on reconnecting puts its view of presence right). An entry holds the
+/// events one pipeline sent, [`ENTRY_BYTES`] at most: the stream's memory stays bounded.
+const STREAM_LEN: usize = 20_000;
+/// An entry's events take at most about this many bytes (one event may be longer alone).
+const ENTRY_BYTES: usize = 16 * 1024;
 /// How often the writer renews leases and looks for nodes that stopped renewing theirs.
 const BEAT: Duration = Duration::from_millis(400);
 /// How long one Redis command may take before the connection counts as lost.
@@ -83,7 +86,8 @@ struct Shared {
     node: NodeId,
     up: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-    msgs: Sender<ClusterMsg>,
+    /// Bounded: when the loop falls behind, the reader waits (the stream keeps the events).
+    msgs: SyncSender<ClusterMsg>,
     waker: Arc<mio::Waker>,
     /// The other nodes seen (in the snapshot or the stream), watched for a missing heartbeat.
     nodes: Mutex<HashSet<NodeId>>,
@@ -94,10 +98,34 @@ struct Shared {
 
 impl Shared {
     fn tell(&self, msg: ClusterMsg) {
-        if self.msgs.send(msg).is_ok() {
-            if let Err(e) = self.waker.wake() {
-                log::error!("cluster: cannot wake the event loop: {e}");
+        self.tell_all(std::iter::once(msg));
+    }
+
+    fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::error!("cluster: cannot wake the event loop: {e}");
+        }
+    }
+
+    /// Hands the loop several messages with one wake.
+    fn tell_all(&self, msgs: impl Iterator<Item = ClusterMsg>) {
+        let mut sent = false;
+        for msg in msgs {
+            match self.msgs.try_send(msg) {
+                Ok(()) => sent = true,
+                Err(TrySendError::Full(msg)) => {
+                    // The loop is behind: wake it for what it has, then wait for room.
+                    self.wake();
+                    if self.msgs.send(msg).is_err() {
+                        return;
+                    }
+                    sent = true;
+                }
+                Err(TrySendError::Disconnected(_)) => return,
             }
+        }
+        if sent {
+            self.wake();
         }
     }
 
@@ -125,8 +153,9 @@ pub(super) fn start(
     // that nothing falls between them (what both see is applied twice, harmlessly).
     let start_id = last_id(&mut conn).map_err(err)?;
     log::info!("cluster: node {node} on {url}");
-    let (ops_tx, ops_rx) = mpsc::sync_channel(QUEUE);
-    let (msgs_tx, msgs_rx) = mpsc::channel();
+    let (ops_tx, ops_rx) = mpsc::channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let (msgs_tx, msgs_rx) = mpsc::sync_channel(QUEUE);
     let up = Arc::new(AtomicBool::new(true));
     let backlog = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -160,11 +189,16 @@ pub(super) fn start(
         .map_err(ClusterError::Spawn)?;
     thread::Builder::new()
         .name("cluster-write".into())
-        .spawn(move || writer.run(&ops_rx))
+        .spawn({
+            let queued = queued.clone();
+            move || writer.run(&ops_rx, &queued)
+        })
         .map_err(ClusterError::Spawn)?;
     Ok(ClusterHandle {
         node,
         ops: ops_tx,
+        pending: std::cell::RefCell::new(Vec::new()),
+        queued,
         msgs: msgs_rx,
         up,
         stop,
@@ -254,6 +288,29 @@ fn string(v: Value) -> Option<String> {
     }
 }
 
+fn not_connected() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::NotConnected))
+}
+
+/// Adds one entry to `pipe`: its origin `o` (so that a reader skips its own node's events
+/// without decoding them), the number `n` of its first event (the others follow in a row) and
+/// the events `e`, a JSON array.
+fn xadd(pipe: &mut redis::Pipeline, node: NodeId, no: u64, json: &str) {
+    pipe.cmd("XADD")
+        .arg(EVENTS)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(STREAM_LEN)
+        .arg("*")
+        .arg("o")
+        .arg(node)
+        .arg("n")
+        .arg(no)
+        .arg("e")
+        .arg(json)
+        .ignore();
+}
+
 /// What the writer does, in order: an operation, or an event already numbered (its number
 /// stays the same however often it is sent, so that readers drop a duplicate: a command that
 /// timed out may have been carried out all the same).
@@ -285,19 +342,19 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, ops: &Receiver<ClusterOp>) {
+    fn run(mut self, ops: &Receiver<Vec<ClusterOp>>, queued: &AtomicUsize) {
         let mut next_beat = Instant::now() + BEAT;
         while !self.shared.stop.load(Ordering::Relaxed) {
             let wait = next_beat.saturating_duration_since(Instant::now());
             match ops.recv_timeout(wait) {
-                Ok(op) => {
-                    let mut batch = vec![op];
+                Ok(mut batch) => {
                     while batch.len() < BATCH {
                         match ops.try_recv() {
-                            Ok(op) => batch.push(op),
+                            Ok(more) => batch.extend(more),
                             Err(_) => break,
                         }
                     }
+                    queued.fetch_sub(batch.len(), Ordering::Relaxed);
                     self.handle(batch);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -316,6 +373,7 @@ impl Writer {
 
     /// Does a batch of operations; on a failure of Redis, keeps what can wait.
     fn handle(&mut self, batch: Vec<ClusterOp>) {
+        let mut run = Vec::new();
         for op in batch {
             log::trace!("cluster: {op:?}");
             // Keep this node's own picture whatever happens to Redis.
@@ -347,6 +405,14 @@ impl Writer {
                 }
                 op => Pending::Op(op),
             };
+            // Events in a row go to Redis in one pipeline (one round trip for all of them):
+            // at saturation the loop hands over hundreds at once.
+            let live = self.conn.is_some() && self.backlog.is_empty();
+            if live && matches!(pending, Pending::Event { .. }) {
+                run.push(pending);
+                continue;
+            }
+            self.send_events(&mut run);
             if self.conn.is_none() || !self.backlog.is_empty() {
                 self.defer(pending);
                 continue;
@@ -356,6 +422,57 @@ impl Writer {
                 self.defer(pending);
             }
         }
+        self.send_events(&mut run);
+    }
+
+    /// Sends `run` (events only, in order) in one pipeline; on a failure of Redis they all wait
+    /// for it to come back (a resent event keeps its number, and readers drop what they saw).
+    fn send_events(&mut self, run: &mut Vec<Pending>) {
+        if run.is_empty() {
+            return;
+        }
+        let node = self.shared.node;
+        let sent = match self.conn.as_mut() {
+            Some(conn) => {
+                // Events in a row, numbered in a row: as few entries as their size allows.
+                let mut pipe = redis::pipe();
+                let mut first = None;
+                let mut body = String::new();
+                for pending in run.iter() {
+                    let Pending::Event { no, json } = pending else {
+                        continue;
+                    };
+                    if let Some(from) = first {
+                        if body.len() + json.len() > ENTRY_BYTES {
+                            body.push(']');
+                            xadd(&mut pipe, node, from, &body);
+                            first = None;
+                        }
+                    }
+                    if first.is_none() {
+                        first = Some(*no);
+                        body.clear();
+                        body.push('[');
+                    } else {
+                        body.push(',');
+                    }
+                    body.push_str(json);
+                }
+                if let Some(from) = first {
+                    body.push(']');
+                    xadd(&mut pipe, node, from, &body);
+                }
+                pipe.query::<()>(conn)
+            }
+            None => Err(not_connected()),
+        };
+        if let Err(e) = sent {
+            self.lost(&e);
+            for pending in run.drain(..) {
+                self.defer(pending);
+            }
+        }
+        run.clear();
     }
 
     /// Redis is away: an operation that needs an answer now is answered so; the rest waits.
@@ -396,23 +513,11 @@ impl Writer {
         let op = match pending {
             Pending::Op(op) => op,
             Pending::Event { no, json } => {
-                let Some(conn) = self.conn.as_mut() else {
-                    return Err(redis::RedisError::from(std::io::Error::from(
-                        std::io::ErrorKind::NotConnected,
-                    )));
-                };
-                let _: Value = redis::cmd("XADD")
-                    .arg(EVENTS)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(STREAM_LEN)
-                    .arg("*")
-                    .arg("n")
-                    .arg(*no)
-                    .arg("e")
-                    .arg(json)
-                    .query(conn)?;
-                return Ok(());
+                let node = self.shared.node;
+                let conn = self.conn.as_mut().ok_or_else(not_connected)?;
+                let mut pipe = redis::pipe();
+                xadd(&mut pipe, node, *no, &format!("[{json}]"));
+                return pipe.query::<()>(conn);
             }
         };
         let value = match op {
@@ -423,11 +528,7 @@ impl Writer {
         };
         let node = self.shared.node;
         let lease = u64::try_from(LEASE.as_millis()).unwrap_or(4000);
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(redis::RedisError::from(std::io::Error::from(
-                std::io::ErrorKind::NotConnected,
-            )));
-        };
+        let conn = self.conn.as_mut().ok_or_else(not_connected)?;
         match op {
             ClusterOp::Claim { conn: c, key } => {
                 let set: Option<String> = redis::cmd("SET")
@@ -732,21 +833,35 @@ fn read_stream(client: Client, shared: &Shared, mut last: String) {
             .query(c);
         match reply {
             Ok(value) => {
-                for (id, no, json) in entries(value) {
-                    last = id;
-                    match serde_json::from_str::<Wire>(&json) {
-                        Ok(wire) if wire.node() != shared.node => {
-                            let newest = seen.entry(wire.node()).or_insert(0);
-                            if no != 0 && no <= *newest {
-                                continue;
-                            }
-                            *newest = no;
-                            shared.nodes().insert(wire.node());
-                            shared.tell(ClusterMsg::Remote(wire));
-                        }
-                        Ok(_) => {}
-                        Err(e) => log::warn!("cluster: an event not understood: {e}"),
+                let mut got = Vec::new();
+                for entry in entries(value) {
+                    last = entry.id;
+                    if entry.origin == Some(shared.node) {
+                        continue;
                     }
+                    let wires = match serde_json::from_str::<Vec<Wire>>(&entry.json) {
+                        Ok(wires) => wires,
+                        Err(e) => {
+                            log::warn!("cluster: an event not understood: {e}");
+                            continue;
+                        }
+                    };
+                    for (no, wire) in (entry.no..).zip(wires) {
+                        if wire.node() == shared.node {
+                            continue;
+                        }
+                        let newest = seen.entry(wire.node()).or_insert(0);
+                        if no <= *newest {
+                            continue;
+                        }
+                        *newest = no;
+                        got.push(wire);
+                    }
+                }
+                if !got.is_empty() {
+                    shared.nodes().extend(got.iter().map(Wire::node));
+                    // One wake for the whole read: the loop takes them all in one turn.
+                    shared.tell_all(got.into_iter().map(ClusterMsg::Remote));
                 }
             }
             Err(e) => {
@@ -757,8 +872,19 @@ fn read_stream(client: Client, shared: &Shared, mut last: String) {
     }
 }
 
-/// The (id, number, event) of each entry of an XREAD reply.
-fn entries(value: Value) -> Vec<(String, u64, String)> {
+/// One entry of the event stream.
+struct Entry {
+    id: String,
+    /// The node that sent it.
+    origin: Option<NodeId>,
+    /// The number of its first event.
+    no: u64,
+    /// Its events, a JSON array.
+    json: String,
+}
+
+/// The entries of an XREAD reply.
+fn entries(value: Value) -> Vec<Entry> {
     let mut out = Vec::new();
     let streams = match value {
         Value::Array(s) => s,
@@ -791,16 +917,22 @@ fn entries(value: Value) -> Vec<(String, u64, String)> {
             };
             if let Value::Array(kv) = fields {
                 let mut it = kv.into_iter();
-                let (mut no, mut json) = (0, None);
+                let (mut no, mut json, mut origin) = (0, None, None);
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
                     match string(k).as_deref() {
                         Some("e") => json = string(v),
                         Some("n") => no = string(v).and_then(|n| n.parse().ok()).unwrap_or(0),
+                        Some("o") => origin = string(v).and_then(|n| n.parse().ok()),
                         _ => {}
                     }
                 }
                 if let Some(json) = json {
-                    out.push((id.clone(), no, json));
+                    out.push(Entry {
+                        id: id.clone(),
+                        origin,
+                        no,
+                        json,
+                    });
                 }
             }
         }

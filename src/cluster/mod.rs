@@ -25,8 +25,9 @@
 mod hlc;
 mod link;
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,7 +243,13 @@ pub enum ClusterError {
 /// The event loop's end of the cluster link.
 pub struct ClusterHandle {
     node: NodeId,
-    ops: SyncSender<ClusterOp>,
+    /// A turn's operations go over at once (the writer wakes once a turn, not once a
+    /// message); the channel holds at most [`QUEUE`] operations, counted by `queued`.
+    ops: Sender<Vec<ClusterOp>>,
+    /// This turn's operations, until [`ClusterHandle::flush`].
+    pending: RefCell<Vec<ClusterOp>>,
+    /// Operations sent to the writer and not taken by it yet.
+    queued: Arc<AtomicUsize>,
     msgs: Receiver<ClusterMsg>,
     up: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
@@ -282,13 +289,23 @@ impl ClusterHandle {
             // that the sender is told, rather than accepted and dropped later.
             return false;
         }
-        match self.ops.try_send(op) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => false,
-            Err(TrySendError::Disconnected(_)) => {
-                log::error!("cluster: the link has stopped");
-                false
-            }
+        let mut pending = self.pending.borrow_mut();
+        if self.queued.load(Ordering::Relaxed) + pending.len() >= QUEUE {
+            return false;
+        }
+        pending.push(op);
+        true
+    }
+
+    /// Hands this turn's operations to the link; the loop calls it at the end of every turn.
+    pub fn flush(&self) {
+        let batch = std::mem::take(&mut *self.pending.borrow_mut());
+        if batch.is_empty() {
+            return;
+        }
+        self.queued.fetch_add(batch.len(), Ordering::Relaxed);
+        if self.ops.send(batch).is_err() {
+            log::error!("cluster: the link has stopped");
         }
     }
 
