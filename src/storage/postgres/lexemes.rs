@@ -39,7 +39,7 @@ impl Lexer {
     pub(super) fn new() -> rusqlite::Result<Lexer> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(&format!(
-            "CREATE VIRTUAL TABLE words USING fts5(text, tokenize = '{TOKENIZER}');
+            "CREATE VIRTUAL TABLE words USING fts5(text, content = '', tokenize = '{TOKENIZER}');
              CREATE VIRTUAL TABLE word_list USING fts5vocab(words, 'instance');"
         ))?;
         Ok(Lexer { conn })
@@ -69,7 +69,9 @@ impl Lexer {
                     tokens.push((row.get(1)?, row.get(2)?));
                 }
             }
-            tx.execute("DELETE FROM words", [])?;
+            // Contentless: the index alone is kept, and emptied at once (a row-by-row delete
+            // would tokenize every text again).
+            tx.execute("INSERT INTO words (words) VALUES ('delete-all')", [])?;
         }
         tx.commit()?;
         Ok(out
