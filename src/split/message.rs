@@ -163,9 +163,24 @@ impl Codec {
         if frame[0] != b'[' || frame[1..=RUN_TAG_LEN] != self.run_tag {
             return Verdict::Foreign;
         }
-        let digits = &frame[1 + RUN_TAG_LEN..1 + NAME_LEN];
-        let text = &frame[PREFIX_LEN..];
-        if &frame[1 + NAME_LEN..PREFIX_LEN] != b"] " || text[..SENDER_DIGITS] != *digits {
+        if &frame[1 + NAME_LEN..PREFIX_LEN] != b"] " {
+            return Verdict::Corrupt;
+        }
+        self.verify_text(&frame[1 + RUN_TAG_LEN..1 + NAME_LEN], &frame[PREFIX_LEN..])
+    }
+
+    /// [`Codec::verify`] of the frame `[name] text` without making it: `None` when that frame
+    /// would not be exactly one of ours in shape (then make the frame and verify it).
+    pub fn verify_said(&self, name: &[u8], text: &[u8]) -> Option<Verdict> {
+        if name.len() != NAME_LEN || text.len() != TEXT_LEN || name[..RUN_TAG_LEN] != self.run_tag {
+            return None;
+        }
+        Some(self.verify_text(&name[RUN_TAG_LEN..], text))
+    }
+
+    /// The checks after the prefix: the name's `digits`, and the `TEXT_LEN` bytes of `text`.
+    fn verify_text(&self, digits: &[u8], text: &[u8]) -> Verdict {
+        if text[..SENDER_DIGITS] != *digits {
             return Verdict::Corrupt;
         }
         let seps = [

@@ -15,7 +15,7 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use super::link::Link;
-use super::wire::{Proto, Wire, WireError, WsTarget};
+use super::wire::{Incoming, Proto, Wire, WireError, WsTarget};
 use crate::frame::Frame;
 use crate::split::pieces;
 
@@ -214,7 +214,7 @@ impl Conn {
         &mut self,
         buf: &mut [u8],
         t0: Instant,
-        mut on_frame: impl FnMut(&mut Phase, &Frame, u64),
+        mut on_incoming: impl FnMut(&mut Phase, Incoming<'_>, u64),
     ) -> ReadOutcome {
         let Conn {
             link,
@@ -236,7 +236,9 @@ impl Conn {
                         out.clear();
                         *out_pos = 0;
                     }
-                    let result = wire.receive(&buf[..n], out, |f| on_frame(phase, f, now_ns));
+                    let result = wire.receive_incoming(&buf[..n], out, |incoming| {
+                        on_incoming(phase, incoming, now_ns)
+                    });
                     if let Err(e) = result {
                         return ReadOutcome::Failed(e.to_string());
                     }

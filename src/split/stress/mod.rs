@@ -37,6 +37,7 @@ pub use self::conn::{Target, Transport};
 use self::probe::Probe;
 pub use self::report::{Latency, ServerUsage, StressReport};
 use self::tracker::{Layout, Local, Tracker};
+use self::wire::Incoming;
 pub use self::wire::Proto;
 use super::histogram::Histogram;
 use super::message::{self, Codec, Verdict};
@@ -769,8 +770,8 @@ impl<'a> Run<'a> {
             exists_reply: &self.exists_replies[self.layout.channel(i % self.cfg.clients)],
             r: i,
         };
-        let outcome = conn.read(&mut self.buf, self.t0, |phase, f, now_ns| {
-            frames.on_frame(phase, f, now_ns)
+        let outcome = conn.read(&mut self.buf, self.t0, |phase, incoming, now_ns| {
+            frames.on_incoming(phase, incoming, now_ns)
         });
         match outcome {
             ReadOutcome::Open => {
@@ -1177,6 +1178,18 @@ struct Frames<'b> {
 
 impl Frames<'_> {
     #[inline]
+    fn on_incoming(&mut self, phase: &mut Phase, incoming: Incoming<'_>, now_ns: u64) {
+        if let Incoming::Said { name, text } = incoming {
+            if *phase != Phase::Setup {
+                if let Some(Verdict::Ours(msg)) = self.codec.verify_said(name, text) {
+                    self.tracker.on_message(self.r, msg, now_ns);
+                    return;
+                }
+            }
+        }
+        incoming.frames(|f| self.on_frame(phase, f, now_ns));
+    }
+
     fn on_frame(&mut self, phase: &mut Phase, f: &Frame, now_ns: u64) {
         if *phase == Phase::Setup {
             self.on_setup_frame(phase, f);

@@ -168,13 +168,15 @@ impl Probe {
         let now = Instant::now();
         let (answer, asked, rtt) = (&self.answer, &mut self.asked, &mut self.rtt);
         let mut answered = false;
-        let outcome = self.conn.read(&mut self.buf, self.t0, |_, f, _| {
-            if f == answer {
-                if let Some(at) = asked.take() {
-                    rtt.record(now.saturating_duration_since(at).as_nanos() as u64);
-                    answered = true;
+        let outcome = self.conn.read(&mut self.buf, self.t0, |_, incoming, _| {
+            incoming.frames(|f| {
+                if f == answer {
+                    if let Some(at) = asked.take() {
+                        rtt.record(now.saturating_duration_since(at).as_nanos() as u64);
+                        answered = true;
+                    }
                 }
-            }
+            })
         });
         if answered {
             self.next = now + PROBE_EVERY;

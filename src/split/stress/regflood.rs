@@ -661,7 +661,9 @@ impl<'a> Group<'a> {
 
     fn read(&mut self, i: usize) {
         let mut got: Vec<Frame> = Vec::new();
-        let outcome = self.conns[i].read(&mut self.buf, self.t0, |_, f, _| got.push(*f));
+        let outcome = self.conns[i].read(&mut self.buf, self.t0, |_, incoming, _| {
+            incoming.frames(|f| got.push(*f))
+        });
         let now = Instant::now();
         match outcome {
             ReadOutcome::Open => {}

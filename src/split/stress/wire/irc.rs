@@ -13,7 +13,7 @@
 //! `{/word} is not a valid control message…`; `ERROR` and error numerics (but `422`, no MOTD)
 //! are frames of their text, so that the checks report them; every other line is ignored.
 
-use super::{emit_text, unpadded, WireError};
+use super::{emit_text, unpadded, Incoming, WireError};
 use crate::frame::Frame;
 use crate::utils_errors as text;
 
@@ -195,6 +195,16 @@ impl IrcWire {
         out: &mut Vec<u8>,
         mut on_frame: impl FnMut(&Frame),
     ) -> Result<(), WireError> {
+        self.receive_incoming(bytes, out, |incoming| incoming.frames(&mut on_frame))
+    }
+
+    /// [`IrcWire::receive`], a channel `PRIVMSG` handed over as its parts.
+    pub fn receive_incoming(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+        mut on_frame: impl FnMut(Incoming<'_>),
+    ) -> Result<(), WireError> {
         let mut data = bytes;
         if !self.partial.is_empty() {
             let Some(end) = memchr::memchr(b'\n', data) else {
@@ -224,12 +234,19 @@ impl IrcWire {
         Ok(())
     }
 
-    fn on_line(&mut self, line: &[u8], out: &mut Vec<u8>, on_frame: &mut impl FnMut(&Frame)) {
+    fn on_line(
+        &mut self,
+        line: &[u8],
+        out: &mut Vec<u8>,
+        on_incoming: &mut impl FnMut(Incoming<'_>),
+    ) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some((nick, _, text)) = channel_privmsg(line) {
-            emit_text(&[b"[", nick, b"] ", text], on_frame);
+        if let Some((name, _, text)) = channel_privmsg(line) {
+            on_incoming(Incoming::Said { name, text });
             return;
         }
+        let mut on_frame = |f: &Frame| on_incoming(Incoming::Frame(f));
+        let on_frame = &mut on_frame;
         let Some(msg) = parse(line) else {
             return;
         };

@@ -160,15 +160,49 @@ impl Wire {
         &mut self,
         bytes: &[u8],
         out: &mut Vec<u8>,
-        on_frame: impl FnMut(&Frame),
+        mut on_frame: impl FnMut(&Frame),
+    ) -> Result<(), WireError> {
+        self.receive_incoming(bytes, out, |incoming| incoming.frames(&mut on_frame))
+    }
+
+    /// [`Wire::receive`], with a relayed message that needs no translation handed over as its
+    /// parts (IRC's `PRIVMSG`), so that the checks need not pad it into a frame first.
+    pub fn receive_incoming(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+        mut on_incoming: impl FnMut(Incoming<'_>),
     ) -> Result<(), WireError> {
         match &mut self.inner {
             Inner::Frames(decoder) => {
-                decoder.feed(bytes, on_frame);
+                decoder.feed(bytes, |f| on_incoming(Incoming::Frame(f)));
                 Ok(())
             }
-            Inner::Ws(ws) => ws.receive(bytes, out, on_frame),
-            Inner::Irc(irc) => irc.receive(bytes, out, on_frame),
+            Inner::Ws(ws) => ws.receive(bytes, out, |f| on_incoming(Incoming::Frame(f))),
+            Inner::Irc(irc) => irc.receive_incoming(bytes, out, on_incoming),
+        }
+    }
+}
+
+/// What a connection got, as a frame client would see it.
+#[derive(Debug, Clone, Copy)]
+pub enum Incoming<'a> {
+    /// A frame.
+    Frame(&'a Frame),
+    /// The frame `[name] text`, not made yet.
+    Said { name: &'a [u8], text: &'a [u8] },
+}
+
+impl Incoming<'_> {
+    /// The frames it stands for (a `Said` longer than a frame is cut, as a frame server
+    /// would never send it; the checks then flag it).
+    pub fn frames(self, on_frame: impl FnMut(&Frame)) {
+        match self {
+            Incoming::Frame(f) => {
+                let mut on_frame = on_frame;
+                on_frame(f);
+            }
+            Incoming::Said { name, text } => emit_text(&[b"[", name, b"] ", text], on_frame),
         }
     }
 }
