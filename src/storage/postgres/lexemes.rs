@@ -208,11 +208,27 @@ impl Lexer {
 /// A lexeme quoted for `tsvector` and `tsquery` input: inside quotes a backslash escapes and a
 /// doubled quote is a quote.
 fn quote(lexeme: &str) -> String {
-    format!("'{}'", lexeme.replace('\\', "\\\\").replace('\'', "''"))
+    let mut out = String::with_capacity(lexeme.len() + 2);
+    push_quoted(&mut out, lexeme);
+    out
+}
+
+/// [`quote`], onto `out`.
+fn push_quoted(out: &mut String, lexeme: &str) {
+    out.push('\'');
+    for c in lexeme.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("''"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
 }
 
 /// The `tsvector` literal of a text's tokens: each lexeme with its positions (from 1).
 fn tsvector(tokens: &[String]) -> String {
+    use std::fmt::Write as _;
     let mut positions: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, token) in tokens.iter().enumerate() {
         if token.len() <= MAX_LEXEME_BYTES {
@@ -222,15 +238,17 @@ fn tsvector(tokens: &[String]) -> String {
             }
         }
     }
-    let mut out = String::new();
+    let mut out = String::with_capacity(tokens.iter().map(|t| t.len() + 6).sum());
     for (lexeme, at) in positions {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(&quote(lexeme));
-        out.push(':');
-        let at: Vec<String> = at.iter().map(usize::to_string).collect();
-        out.push_str(&at.join(","));
+        push_quoted(&mut out, lexeme);
+        for (i, p) in at.iter().enumerate() {
+            out.push(if i == 0 { ':' } else { ',' });
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{p}");
+        }
     }
     out
 }
