@@ -66,13 +66,47 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// Renews a claim, or makes it again if Redis forgot it: 1 ours, 0 another's.
+/// Renews claims (`KEYS[i]` holding `ARGV[i]`, the lease last), or makes them again if Redis
+/// forgot them; returns the keys another node holds now.
 const RENEW: &str = r"
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-return 0
+local lease = ARGV[#KEYS + 1]
+local lost = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if v == ARGV[i] then redis.call('PEXPIRE', key, lease)
+  elseif not v then redis.call('SET', key, ARGV[i], 'PX', lease)
+  else table.insert(lost, key) end
+end
+return lost
 ";
+
+/// Claims renewed by one call of [`RENEW`] at most (Redis runs a script alone: it stays short).
+const RENEW_CHUNK: usize = 500;
+/// Names are renewed every this many beats (1.2 s, well inside [`LEASE`]); the node's own
+/// heartbeat every beat.
+const CLAIM_BEATS: u32 = 3;
+
+/// Renews `claims` (key, value) in calls of [`RENEW_CHUNK`]: a node with 19,000 users makes
+/// 38 calls, not 19,000 round trips.
+fn renew_claims(
+    conn: &mut Connection,
+    claims: &[(String, String)],
+    lease: u64,
+) -> redis::RedisResult<()> {
+    let script = redis::Script::new(RENEW);
+    for chunk in claims.chunks(RENEW_CHUNK) {
+        let mut call = script.prepare_invoke();
+        for (key, value) in chunk {
+            call.key(key).arg(value);
+        }
+        call.arg(lease);
+        let lost: Vec<String> = call.invoke(conn)?;
+        for key in lost {
+            log::warn!("cluster: the name {key} was taken by another node while Redis was away");
+        }
+    }
+    Ok(())
+}
 
 fn connect(client: &Client) -> redis::RedisResult<Connection> {
     let conn = client.get_connection_with_timeout(IO_TIMEOUT)?;
@@ -180,6 +214,7 @@ pub(super) fn start(
         channels,
         backlog: VecDeque::new(),
         down_since: None,
+        beats: 0,
     };
     writer.restore().map_err(err)?;
     let reader_shared = shared.clone();
@@ -339,6 +374,8 @@ struct Writer {
     /// What waits for Redis to come back, in order.
     backlog: VecDeque<Pending>,
     down_since: Option<Instant>,
+    /// Beats so far (names are renewed every [`CLAIM_BEATS`]).
+    beats: u32,
 }
 
 impl Writer {
@@ -665,11 +702,15 @@ impl Writer {
     fn renew(&mut self) -> redis::RedisResult<()> {
         let node = self.shared.node;
         let lease = u64::try_from(LEASE.as_millis()).unwrap_or(4000);
-        let claims: Vec<(String, String)> = self
-            .claims
-            .iter()
-            .map(|(k, &c)| (name_key(k), self.value(c)))
-            .collect();
+        self.beats = self.beats.wrapping_add(1);
+        let claims: Vec<(String, String)> = if self.beats % CLAIM_BEATS == 0 {
+            self.claims
+                .iter()
+                .map(|(k, &c)| (name_key(k), self.value(c)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let others: Vec<NodeId> = if self.watching() {
             self.shared.nodes().iter().copied().collect()
         } else {
@@ -690,15 +731,7 @@ impl Writer {
             .arg(lease)
             .ignore();
         pipe.query::<()>(conn)?;
-        let renew = redis::Script::new(RENEW);
-        for (key, value) in &claims {
-            let ours: i64 = renew.key(key).arg(value).arg(lease).invoke(conn)?;
-            if ours == 0 {
-                log::warn!(
-                    "cluster: the name {key} was taken by another node while Redis was away"
-                );
-            }
-        }
+        renew_claims(conn, &claims, lease)?;
         for other in others {
             let alive: bool = redis::cmd("EXISTS").arg(node_key(other)).query(conn)?;
             if !alive {
@@ -736,16 +769,14 @@ impl Writer {
             .arg("PX")
             .arg(lease)
             .query(conn)?;
-        let renew = redis::Script::new(RENEW);
-        for (key, value) in &claims {
-            let _: i64 = renew.key(key).arg(value).arg(lease).invoke(conn)?;
-        }
-        for (c, json) in &presence {
-            let _: () = redis::cmd("HSET")
-                .arg(presence_key(node))
-                .arg(*c)
-                .arg(json)
-                .query(conn)?;
+        renew_claims(conn, &claims, lease)?;
+        for chunk in presence.chunks(RENEW_CHUNK) {
+            let mut hset = redis::cmd("HSET");
+            hset.arg(presence_key(node));
+            for (c, json) in chunk {
+                hset.arg(*c).arg(json);
+            }
+            let _: i64 = hset.query(conn)?;
         }
         let _: i64 = redis::cmd("PEXPIRE")
             .arg(presence_key(node))
