@@ -7,7 +7,7 @@
 //! under 1 KiB of server memory, and a busy one from allocating.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -238,8 +238,6 @@ pub struct Conn {
     pub stream: TcpStream,
     /// Plain or TLS.
     pub transport: Transport,
-    /// Where it comes from.
-    pub peer: SocketAddr,
     /// The protocol it speaks.
     pub proto: Proto,
     /// How its input is cut.
@@ -247,8 +245,8 @@ pub struct Conn {
     partial: Partial,
     /// Input read but not handed to the hub yet: the rest of a read after the hub began to
     /// make this connection wait. At most one read's worth; nothing more is read until it is
-    /// handled.
-    pub held: Vec<u8>,
+    /// handled. A boxed slice: no capacity word, as most connections never hold any.
+    pub held: Box<[u8]>,
     /// What is queued for the client (see [`OutQueue`]).
     pub out: OutQueue,
     writable_registered: bool,
@@ -280,7 +278,6 @@ impl Conn {
         stream: TcpStream,
         transport: Transport,
         proto: Proto,
-        peer: SocketAddr,
         id: ConnId,
         burst: f64,
         now: Instant,
@@ -304,11 +301,10 @@ impl Conn {
         Conn {
             stream,
             transport,
-            peer,
             proto,
             codec,
             partial: Partial::default(),
-            held: Vec::new(),
+            held: Box::default(),
             out: OutQueue::default(),
             writable_registered: false,
             id,
@@ -457,7 +453,7 @@ impl Conn {
     pub fn release(&mut self, pool: &mut BufPool) {
         self.partial.release(pool);
         self.out.release(pool);
-        self.held = Vec::new();
+        self.held = Box::default();
         if let Codec::Irc(irc) = &mut self.codec {
             irc.buf = Vec::new();
         }

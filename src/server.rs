@@ -651,7 +651,8 @@ pub struct Server {
     /// Connections being drained, with when they must be gone.
     draining: VecDeque<(Instant, usize, ConnId)>,
     /// When each unnamed connection must have sent a name, oldest first.
-    name_deadlines: VecDeque<(Instant, usize, u64)>,
+    /// (The id holds the slab index: an entry is 24 bytes, and one waits per connection.)
+    name_deadlines: VecDeque<(Instant, ConnId)>,
     /// A spare descriptor, given up to accept (and refuse) a connection when none are left.
     spare_fd: Option<File>,
     read_buf: Vec<u8>,
@@ -883,7 +884,7 @@ impl Server {
         if let Some(&(t, _)) = self.throttled.iter().min_by_key(|(t, _)| *t) {
             consider(t);
         }
-        if let Some(&(t, _, _)) = self.name_deadlines.front() {
+        if let Some(&(t, _)) = self.name_deadlines.front() {
             consider(t);
         }
         if let Some(&(t, _, _)) = self.draining.front() {
@@ -1075,7 +1076,6 @@ impl Server {
             stream,
             transport,
             kind.proto,
-            peer,
             id,
             self.cfg.flood_burst,
             now,
@@ -1087,7 +1087,7 @@ impl Server {
         entry.insert(conn);
         self.readable.push(index);
         let deadline = now + Duration::from_secs_f64(self.cfg.name_timeout);
-        self.name_deadlines.push_back((deadline, index, serial));
+        self.name_deadlines.push_back((deadline, id));
         let over = if kind.tls { " over TLS" } else { "" };
         log::info!("{}: accepted from {peer}{over}", conn_label(id));
     }
@@ -1194,7 +1194,7 @@ impl Server {
                 let used = self.feed_frames(index, &held);
                 if used < held.len() {
                     if let Some(conn) = self.conns.get_mut(index) {
-                        conn.held = held[used..].to_vec();
+                        conn.held = held[used..].into();
                     }
                     return false;
                 }
@@ -1454,7 +1454,7 @@ impl Server {
                         if used < n {
                             // The hub made it wait: keep the rest, read nothing more.
                             if let Some(conn) = self.conns.get_mut(index) {
-                                conn.held.extend_from_slice(&buf[used..n]);
+                                conn.held = [&conn.held[..], &buf[used..n]].concat().into();
                             }
                             break;
                         }
@@ -1537,12 +1537,12 @@ impl Server {
     /// Closes connections that sent no valid name in time, and removes drained connections
     /// whose time is up.
     fn expire(&mut self, now: Instant) {
-        while let Some(&(deadline, index, serial)) = self.name_deadlines.front() {
+        while let Some(&(deadline, hub_id)) = self.name_deadlines.front() {
             if deadline > now {
                 break;
             }
             self.name_deadlines.pop_front();
-            let hub_id = conn_id(index, serial);
+            let index = hub_id & INDEX_MASK;
             let same = self.conns.get(index).is_some_and(|c| c.id == hub_id);
             if same && self.hub.name_of(hub_id).is_none() {
                 log::info!("{}: no valid name in time; closing", conn_label(hub_id));

@@ -175,6 +175,11 @@ impl Hub {
         let (Some(person), Some(key)) = (client.person.as_ref(), client.key.as_deref()) else {
             return;
         };
+        if client.chans.capacity() == 0 {
+            // Most clients are in one channel: room for one (16 bytes), not the four a first
+            // push makes room for. Later joins grow it as usual.
+            client.chans.reserve_exact(1);
+        }
         client.chans.push((ch, seq));
         log::info!(
             "{}: {} joined {}",

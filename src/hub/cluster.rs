@@ -412,7 +412,7 @@ impl Hub {
         else {
             return;
         };
-        let identified = self.registered.contains_key(&key);
+        let identified = self.registered.contains_key(&*key);
         let identifying = self
             .clients
             .get_mut(&conn)
@@ -459,7 +459,7 @@ impl Hub {
                 if let Some(c) = self.clients.get_mut(&conn) {
                     c.auth = super::Auth::MustIdentify { tries: 0 };
                 }
-                self.pending.entry(key.clone()).or_default().push(conn);
+                self.pending.entry(Box::from(&*key)).or_default().push(conn);
                 self.reply_kind(sink, conn, ReplyKind::Plain, &[text::STORAGE_FAILED]);
                 self.done_waiting(conn, sink);
             }

@@ -2,8 +2,7 @@
 //! delivery), `/search`, `/register` and `/identify`, and the handling of their answers.
 
 use super::{
-    conn_label, Auth, ConnId, Delivery, Hub, MsgKind, Out, ReplyKind, Sink, Wait,
-    MAX_PASSWORD_TRIES,
+    conn_label, Auth, ConnId, Hub, MsgKind, Out, ReplyKind, Sink, Wait, MAX_PASSWORD_TRIES,
 };
 use crate::names::name_key;
 use crate::storage::{
@@ -65,7 +64,7 @@ impl Hub {
         let key = name_key(target);
         let online = self
             .owners
-            .get(&key)
+            .get(&*key)
             .copied()
             .filter(|to| self.clients.get(to).is_some_and(|c| c.auth == Auth::Open));
         let remote = if online.is_none() {
@@ -73,7 +72,7 @@ impl Hub {
         } else {
             None
         };
-        if online.is_none() && remote.is_none() && !self.known.contains(&key) {
+        if online.is_none() && remote.is_none() && !self.known.contains(&*key) {
             return Err(PrivateError::NoSuchUser);
         }
         // While the recipient's stored messages are being delivered, a new one joins them, so
@@ -86,7 +85,7 @@ impl Hub {
             .map(str::to_string)
             .or(remote.clone())
             .unwrap_or_else(|| target.to_string());
-        let count = self.mail.get(&key).copied().unwrap_or(0);
+        let count = self.mail.get(&*key).copied().unwrap_or(0);
         if remote.is_none() && (online.is_none() || delivering) && count >= self.limits.max_offline
         {
             return Err(PrivateError::MailboxFull);
@@ -154,13 +153,13 @@ impl Hub {
             return;
         };
         // In a cluster other nodes store mail too: always ask storage.
-        if self.cluster.is_none() && self.mail.get(&key).copied().unwrap_or(0) == 0 {
+        if self.cluster.is_none() && self.mail.get(&*key).copied().unwrap_or(0) == 0 {
             self.done_waiting(conn, sink);
             return;
         }
         if let Some(client) = self.clients.get_mut(&conn) {
             client.wait = Wait::Mail;
-            client.mail = Some(Delivery::default());
+            client.mail = Some(Box::default());
         }
         sink.store(Request::FetchOffline {
             conn,
@@ -188,11 +187,11 @@ impl Hub {
         };
         if self.cluster.is_some() {
             // Storage's count is the cluster's; this node's is not.
-            self.mail.insert(key.clone(), total);
+            self.mail.insert(Box::from(&*key), total);
         }
         if messages.is_empty() {
             // Storage holds nothing more (a store that failed, say): the count was too high.
-            self.mail.remove(&key);
+            self.mail.remove(&*key);
             client.mail = None;
             self.done_waiting(conn, sink);
             return;
@@ -228,7 +227,7 @@ impl Hub {
             return;
         }
         let left = {
-            let count = self.mail.entry(key.clone()).or_default();
+            let count = self.mail.entry(Box::from(&*key)).or_default();
             *count = count.saturating_sub(ids.len());
             *count
         };
@@ -241,7 +240,7 @@ impl Hub {
                 limit: MAIL_BATCH,
             });
         } else {
-            self.mail.remove(&key);
+            self.mail.remove(&*key);
             if let Some(client) = self.clients.get_mut(&conn) {
                 client.mail = None;
             }
@@ -652,7 +651,7 @@ impl Hub {
             .map_or_else(|| key.to_string(), |r| r.name.clone());
         if ok {
             if let Some(client) = self.clients.get_mut(&conn) {
-                client.account = Some(key.into());
+                client.irc_mut().account = Some(key.into());
             }
             self.reply_kind(sink, conn, ReplyKind::SaslOk, &[&account]);
         } else {

@@ -19,6 +19,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::names::{self, name_key};
@@ -73,14 +74,17 @@ pub enum Proto {
 }
 
 /// A person as others see them: the name, and what IRC shows of them (`name!user@host`).
+///
+/// Shared strings, so that a login copies no text twice: `user` is most often the name itself,
+/// and `host` one of three texts (see [`host_for`]); every idle client holds a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
     /// The name, as it was typed at login.
-    pub name: Box<str>,
+    pub name: Arc<str>,
     /// The IRC `user` (from `USER`; the name for other protocols).
-    pub user: Box<str>,
+    pub user: Arc<str>,
     /// The host shown to IRC clients (a cloak, never the address).
-    pub host: Box<str>,
+    pub host: Arc<str>,
 }
 
 /// What kind of message a relayed text is.
@@ -270,20 +274,9 @@ struct Delivery {
     started: bool,
 }
 
-#[derive(Debug)]
-struct Client {
-    proto: Proto,
-    addr: Option<IpAddr>,
-    /// Set at login.
-    person: Option<Person>,
-    key: Option<Box<str>>,
-    /// The channels it is in, in joining order, each with the seq of its joining.
-    chans: Vec<(ChanId, u64)>,
-    /// The last seq before this connection logged in: an unregistered name sees history after it.
-    login_seq: u64,
-    auth: Auth,
-    wait: Wait,
-    mail: Option<Delivery>,
+/// What only IRC connections have; see [`Client::irc`].
+#[derive(Debug, Default)]
+struct IrcExtras {
     /// An IRC away message.
     away: Option<Box<str>>,
     /// A registered name whose password this connection proved before logging in (IRC's
@@ -291,6 +284,26 @@ struct Client {
     account: Option<Box<str>>,
     /// An IRC real name (from `USER`), shown by `WHO` and `WHOIS`.
     realname: Option<Box<str>>,
+}
+
+#[derive(Debug)]
+struct Client {
+    proto: Proto,
+    addr: Option<IpAddr>,
+    /// Set at login.
+    person: Option<Person>,
+    key: Option<Arc<str>>,
+    /// The channels it is in, in joining order, each with the seq of its joining.
+    chans: Vec<(ChanId, u64)>,
+    /// The last seq before this connection logged in: an unregistered name sees history after it.
+    login_seq: u64,
+    auth: Auth,
+    wait: Wait,
+    /// Boxed, like `irc`: only a connection with mail waiting has one, and every client is
+    /// an entry of the hub's map, so what is inline here is paid for by every idle client.
+    mail: Option<Box<Delivery>>,
+    /// What only IRC connections set (created on the first of them).
+    irc: Option<Box<IrcExtras>>,
     /// A creation waiting for the cluster was a [`Hub::create_alone`]: on success the
     /// connection leaves its other channels first.
     create_alone: bool,
@@ -311,9 +324,7 @@ impl Client {
             auth: Auth::Open,
             wait: Wait::Nothing,
             mail: None,
-            away: None,
-            account: None,
-            realname: None,
+            irc: None,
             create_alone: false,
             identifying: false,
         }
@@ -321,6 +332,15 @@ impl Client {
 
     fn name(&self) -> Option<&str> {
         self.person.as_ref().map(|p| &*p.name)
+    }
+
+    /// The IRC extras, created when first set.
+    fn irc_mut(&mut self) -> &mut IrcExtras {
+        self.irc.get_or_insert_with(Box::default)
+    }
+
+    fn account(&self) -> Option<&str> {
+        self.irc.as_ref()?.account.as_deref()
     }
 }
 
@@ -386,9 +406,11 @@ impl Default for HubConfig {
 
 /// The state of the chat: names, channels and who is where.
 pub struct Hub {
-    clients: HashMap<ConnId, Client>,
+    /// Boxed: a map keeps room for more entries than it holds (up to twice as many), and a
+    /// client is large; an empty slot then costs a pointer, not a client.
+    clients: HashMap<ConnId, Box<Client>>,
     /// The connection that owns each name (by key): it may act under it.
-    owners: HashMap<Box<str>, ConnId>,
+    owners: HashMap<Arc<str>, ConnId>,
     /// Connections that hold a registered name without having identified, by key.
     pending: HashMap<Box<str>, Vec<ConnId>>,
     channels: Vec<Channel>,
@@ -400,7 +422,7 @@ pub struct Hub {
     /// The last sequence number given to a stored event.
     seq: u64,
     /// The key of every name that ever logged in.
-    known: HashSet<Box<str>>,
+    known: HashSet<Arc<str>>,
     /// Registered names, by key.
     registered: HashMap<Box<str>, RegisteredName>,
     /// Offline messages stored (or being stored) per name key.
@@ -422,12 +444,16 @@ impl Default for Hub {
 }
 
 /// The host shown in the IRC prefix of a connection's user: the transport, never an address.
-fn host_for(proto: Proto) -> &'static str {
-    match proto {
-        Proto::Frame => "frame",
-        Proto::Irc => "irc",
-        Proto::Web => "web",
-    }
+/// One string per transport, shared by every person.
+fn host_for(proto: Proto) -> Arc<str> {
+    static HOSTS: LazyLock<[Arc<str>; 3]> =
+        LazyLock::new(|| ["frame", "irc", "web"].map(Arc::from));
+    let i = match proto {
+        Proto::Frame => 0,
+        Proto::Irc => 1,
+        Proto::Web => 2,
+    };
+    HOSTS[i].clone()
 }
 
 /// Checks a name (see [`names::valid_name`]).
@@ -586,7 +612,7 @@ impl Hub {
 
     /// The connection that owns a name (compared as names compare), if it is connected.
     pub fn find_user(&self, name: &str) -> Option<ConnId> {
-        self.owners.get(&name_key(name)).copied()
+        self.owners.get(&*name_key(name)).copied()
     }
 
     /// The protocol of a connection.
@@ -596,32 +622,35 @@ impl Hub {
 
     /// A connected user's away message (IRC `AWAY`).
     pub fn away_of(&self, conn: ConnId) -> Option<&str> {
-        self.clients.get(&conn)?.away.as_deref()
+        self.clients.get(&conn)?.irc.as_ref()?.away.as_deref()
     }
 
     /// Sets or clears a connection's away message.
     pub fn set_away(&mut self, conn: ConnId, msg: Option<&str>) {
         if let Some(c) = self.clients.get_mut(&conn) {
-            c.away = msg.map(Into::into);
+            if c.irc.is_none() && msg.is_none() {
+                return;
+            }
+            c.irc_mut().away = msg.map(Into::into);
         }
     }
 
     /// A connection's IRC real name, when it gave one.
     pub fn realname_of(&self, conn: ConnId) -> Option<&str> {
-        self.clients.get(&conn)?.realname.as_deref()
+        self.clients.get(&conn)?.irc.as_ref()?.realname.as_deref()
     }
 
     /// Sets a connection's IRC real name (`USER`), for `WHO` and `WHOIS` replies to others.
     pub fn set_realname(&mut self, conn: ConnId, realname: &str) {
         if let Some(c) = self.clients.get_mut(&conn) {
-            c.realname = Some(realname.into());
+            c.irc_mut().realname = Some(realname.into());
         }
     }
 
     /// The key of the registered name whose password this connection proved before logging
     /// in ([`Hub::authenticate`]), if it did: IRC's SASL session asks after each answer.
     pub fn account_of(&self, conn: ConnId) -> Option<&str> {
-        self.clients.get(&conn)?.account.as_deref()
+        self.clients.get(&conn)?.account()
     }
 
     /// True when `name` (compared as names compare) is a registered name.
@@ -648,7 +677,8 @@ impl Hub {
 
     /// A new connection, without a name yet.
     pub fn connect(&mut self, conn: ConnId, proto: Proto, addr: Option<IpAddr>) {
-        self.clients.insert(conn, Client::new(proto, addr));
+        self.clients
+            .insert(conn, Box::new(Client::new(proto, addr)));
     }
 
     /// A connection is gone (EOF, reset, `/quit`, or removed by the server); `msg` is an IRC
@@ -689,7 +719,7 @@ impl Hub {
             Some(_) => true,
             None => false,
         };
-        if self.owners.contains_key(&key)
+        if self.owners.contains_key(&*key)
             || self.remote_owner(&key)
             || (!registered && self.pending.contains_key(&key))
         {
@@ -703,6 +733,8 @@ impl Hub {
         } else {
             log::info!("{}: logged in as {name}", conn_label(conn));
         }
+        // One string for the key the client, `owners` and `known` hold.
+        let key: Arc<str> = key.into();
         if self.known.insert(key.clone()) {
             sink.store(Request::Event(Event::User {
                 name: name.to_string(),
@@ -719,15 +751,25 @@ impl Hub {
         let Some(client) = self.clients.get_mut(&conn) else {
             return Err(NameError::Invalid);
         };
+        // A name that is its own key (lower case, no look-alike letters) shares its string.
+        let shared: Arc<str> = if *key == *name {
+            key.clone()
+        } else {
+            name.into()
+        };
+        let user = match user {
+            Some(user) if user != name => user.into(),
+            _ => shared.clone(),
+        };
         let person = Person {
-            name: name.into(),
-            user: user.unwrap_or(name).into(),
-            host: host_for(client.proto).into(),
+            name: shared,
+            user,
+            host: host_for(client.proto),
         };
         client.login_seq = seq;
         client.person = Some(person);
         client.key = Some(key.clone());
-        let proven = client.account.as_deref() == Some(&*key);
+        let proven = client.account() == Some(&*key);
         if registered && proven {
             // Its password was checked before login (SASL): identified at once.
             if !self.take_name(conn, &key, name, sink) {
@@ -765,7 +807,7 @@ impl Hub {
             return;
         };
         client.auth = Auth::MustIdentify { tries: 0 };
-        self.pending.entry(key).or_default().push(conn);
+        self.pending.entry(Box::from(&*key)).or_default().push(conn);
         let secs = i64::try_from(self.limits.identify_secs).unwrap_or(i64::MAX);
         let deadline = self.clock.now().saturating_add(secs);
         self.identify_deadlines.push_back((deadline, conn));
@@ -805,12 +847,12 @@ impl Hub {
         if *old.name == *new {
             return Ok(());
         }
-        let same_person = key == old_key;
+        let same_person = *key == *old_key;
         if !same_person {
             if self.registered.contains_key(&key) {
                 return Err(NameError::TooClose);
             }
-            if self.owners.contains_key(&key)
+            if self.owners.contains_key(&*key)
                 || self.remote_owner(&key)
                 || self.pending.contains_key(&key)
             {
@@ -820,6 +862,8 @@ impl Hub {
             return Err(NameError::TooClose);
         }
         log::info!("{}: {} is now known as {new}", conn_label(conn), old.name);
+        // One string for the key the client, `owners` and `known` hold.
+        let key: Arc<str> = key.into();
         if self.known.insert(key.clone()) {
             sink.store(Request::Event(Event::User {
                 name: new.to_string(),
@@ -833,7 +877,11 @@ impl Hub {
         self.owners.insert(key.clone(), conn);
         if let Some(client) = self.clients.get_mut(&conn) {
             if let Some(p) = client.person.as_mut() {
-                p.name = new.into();
+                p.name = if *key == *new {
+                    key.clone()
+                } else {
+                    new.into()
+                };
             }
             client.key = Some(key.clone());
             // A new name starts a new history: it inherits nothing of the old one's.
@@ -1002,7 +1050,7 @@ impl Hub {
                 "{key} is owned by {id}, gone, unidentified or under another name"
             );
             assert!(
-                !self.pending.contains_key(key),
+                !self.pending.contains_key(&**key),
                 "{key} both owned and pending"
             );
         }

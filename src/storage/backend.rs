@@ -63,12 +63,15 @@ pub(super) trait Reader: Send + 'static {
 
 /// Name and channel ids, cached by the writer; what a transaction adds is kept only once it
 /// commits (ids never change once stored, so the cache never goes stale).
+///
+/// Keys are `Box<str>`, not `String`: the cache holds every name that wrote since start, and a
+/// capacity word per entry (more with the map's spare room) is worth saving.
 #[derive(Default)]
 pub(super) struct Ids {
-    users: HashMap<String, i64>,
-    channels: HashMap<String, i64>,
-    new_users: Vec<(String, i64)>,
-    new_channels: Vec<(String, i64)>,
+    users: HashMap<Box<str>, i64>,
+    channels: HashMap<Box<str>, i64>,
+    new_users: Vec<(Box<str>, i64)>,
+    new_channels: Vec<(Box<str>, i64)>,
 }
 
 impl Ids {
@@ -100,7 +103,7 @@ impl Ids {
         self.users.get(key).copied().or_else(|| {
             self.new_users
                 .iter()
-                .find(|(k, _)| k == key)
+                .find(|(k, _)| **k == *key)
                 .map(|&(_, id)| id)
         })
     }
@@ -110,19 +113,19 @@ impl Ids {
         self.channels.get(key).copied().or_else(|| {
             self.new_channels
                 .iter()
-                .find(|(k, _)| k == key)
+                .find(|(k, _)| **k == *key)
                 .map(|&(_, id)| id)
         })
     }
 
     /// A user id this transaction looked up or created.
     pub(super) fn add_user(&mut self, key: &str, id: i64) {
-        self.new_users.push((key.to_string(), id));
+        self.new_users.push((key.into(), id));
     }
 
     /// A channel id this transaction looked up or created.
     pub(super) fn add_channel(&mut self, key: &str, id: i64) {
-        self.new_channels.push((key.to_string(), id));
+        self.new_channels.push((key.into(), id));
     }
 }
 
