@@ -703,7 +703,7 @@ impl Writer {
         let node = self.shared.node;
         let lease = u64::try_from(LEASE.as_millis()).unwrap_or(4000);
         self.beats = self.beats.wrapping_add(1);
-        let claims: Vec<(String, String)> = if self.beats % CLAIM_BEATS == 0 {
+        let claims: Vec<(String, String)> = if self.beats.is_multiple_of(CLAIM_BEATS) {
             self.claims
                 .iter()
                 .map(|(k, &c)| (name_key(k), self.value(c)))
