@@ -144,19 +144,20 @@ fn message_text<'a>(job: &&'a Job) -> Option<&'a str> {
     }
 }
 
-/// Messages and membership changes waiting to be written together.
+/// Messages and membership changes waiting to be written together; the texts borrowed from the
+/// batch (nothing is copied before the driver encodes them).
 #[derive(Default)]
-struct Pending {
+struct Pending<'a> {
     // The messages, column by column.
     seq: Vec<i64>,
     time: Vec<i64>,
     channel_id: Vec<Option<i64>>,
-    sender: Vec<String>,
+    sender: Vec<&'a str>,
     sender_id: Vec<i64>,
-    recipient: Vec<Option<String>>,
+    recipient: Vec<Option<&'a str>>,
     recipient_id: Vec<Option<i64>>,
-    text: Vec<String>,
-    words: Vec<String>,
+    text: Vec<&'a str>,
+    words: Vec<&'a str>,
     // The joins (true) and leaves, in order.
     joins: Vec<bool>,
     user_ids: Vec<i64>,
@@ -164,28 +165,28 @@ struct Pending {
     seqs: Vec<i64>,
 }
 
-impl Pending {
+impl<'a> Pending<'a> {
     #[allow(clippy::too_many_arguments)]
     fn message(
         &mut self,
         seq: i64,
         time: i64,
         channel_id: Option<i64>,
-        sender: &str,
+        sender: &'a str,
         sender_id: i64,
-        recipient: Option<(&str, i64)>,
-        text: &str,
-        words: Option<&str>,
+        recipient: Option<(&'a str, i64)>,
+        text: &'a str,
+        words: Option<&'a str>,
     ) {
         self.seq.push(seq);
         self.time.push(time);
         self.channel_id.push(channel_id);
-        self.sender.push(sender.to_string());
+        self.sender.push(sender);
         self.sender_id.push(sender_id);
-        self.recipient.push(recipient.map(|r| r.0.to_string()));
+        self.recipient.push(recipient.map(|r| r.0));
         self.recipient_id.push(recipient.map(|r| r.1));
-        self.text.push(text.to_string());
-        self.words.push(words.unwrap_or("").to_string());
+        self.text.push(text);
+        self.words.push(words.unwrap_or(""));
     }
 
     fn membership(&mut self, join: bool, user_id: i64, channel_id: i64, seq: i64) {
@@ -371,13 +372,13 @@ fn seq_of(event: &Event) -> Option<i64> {
 }
 
 /// Applies one job inside the batch's transaction.
-fn apply_job(
+fn apply_job<'a>(
     tx: &mut Transaction<'_>,
     st: &Statements,
     ids: &mut Ids,
-    job: &Job,
-    words: Option<&str>,
-    pending: &mut Pending,
+    job: &'a Job,
+    words: Option<&'a str>,
+    pending: &mut Pending<'a>,
 ) -> Result<Applied, postgres::Error> {
     let request = match job {
         Job::Request(request) => request,
@@ -482,13 +483,13 @@ fn apply_job(
 
 /// Writes one event: users and channels at once, messages and memberships into `pending`;
 /// `words` is a message's `tsvector`.
-fn write_event(
+fn write_event<'a>(
     tx: &mut Transaction<'_>,
     st: &Statements,
     ids: &mut Ids,
-    event: &Event,
-    words: Option<&str>,
-    pending: &mut Pending,
+    event: &'a Event,
+    words: Option<&'a str>,
+    pending: &mut Pending<'a>,
 ) -> Result<(), postgres::Error> {
     let seq = seq_of(event).unwrap_or(0);
     match event {
