@@ -315,6 +315,25 @@ fn last_id(conn: &mut Connection) -> redis::RedisResult<String> {
     Ok(id.unwrap_or_else(|| "0-0".to_string()))
 }
 
+fn bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+/// The events of one entry (see [`xadd`]), in order.
+fn decode_events(mut rest: &[u8]) -> postcard::Result<Vec<Wire>> {
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (wire, tail) = postcard::take_from_bytes::<Wire>(rest)?;
+        out.push(wire);
+        rest = tail;
+    }
+    Ok(out)
+}
+
 fn string(v: Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b).ok(),
@@ -329,8 +348,8 @@ fn not_connected() -> redis::RedisError {
 
 /// Adds one entry to `pipe`: its origin `o` (so that a reader skips its own node's events
 /// without decoding them), the number `n` of its first event (the others follow in a row) and
-/// the events `e`, a JSON array.
-fn xadd(pipe: &mut redis::Pipeline, node: NodeId, no: u64, json: &str) {
+/// the events `e`, each in postcard's encoding, one after the other.
+fn xadd(pipe: &mut redis::Pipeline, node: NodeId, no: u64, events: &[u8]) {
     pipe.cmd("XADD")
         .arg(EVENTS)
         .arg("MAXLEN")
@@ -342,7 +361,7 @@ fn xadd(pipe: &mut redis::Pipeline, node: NodeId, no: u64, json: &str) {
         .arg("n")
         .arg(no)
         .arg("e")
-        .arg(json)
+        .arg(events)
         .ignore();
 }
 
@@ -351,7 +370,7 @@ fn xadd(pipe: &mut redis::Pipeline, node: NodeId, no: u64, json: &str) {
 /// timed out may have been carried out all the same).
 enum Pending {
     Op(ClusterOp),
-    Event { no: u64, json: String },
+    Event { no: u64, bytes: Vec<u8> },
 }
 
 struct Writer {
@@ -437,7 +456,7 @@ impl Writer {
                     self.next_no += 1;
                     Pending::Event {
                         no,
-                        json: serde_json::to_string(&wire).unwrap_or_default(),
+                        bytes: postcard::to_allocvec(&wire).unwrap_or_default(),
                     }
                 }
                 op => Pending::Op(op),
@@ -474,14 +493,13 @@ impl Writer {
                 // Events in a row, numbered in a row: as few entries as their size allows.
                 let mut pipe = redis::pipe();
                 let mut first = None;
-                let mut body = String::new();
+                let mut body = Vec::new();
                 for pending in run.iter() {
-                    let Pending::Event { no, json } = pending else {
+                    let Pending::Event { no, bytes } = pending else {
                         continue;
                     };
                     if let Some(from) = first {
-                        if body.len() + json.len() > ENTRY_BYTES {
-                            body.push(']');
+                        if body.len() + bytes.len() > ENTRY_BYTES {
                             xadd(&mut pipe, node, from, &body);
                             first = None;
                         }
@@ -489,14 +507,10 @@ impl Writer {
                     if first.is_none() {
                         first = Some(*no);
                         body.clear();
-                        body.push('[');
-                    } else {
-                        body.push(',');
                     }
-                    body.push_str(json);
+                    body.extend_from_slice(bytes);
                 }
                 if let Some(from) = first {
-                    body.push(']');
                     xadd(&mut pipe, node, from, &body);
                 }
                 pipe.query::<()>(conn)
@@ -549,11 +563,11 @@ impl Writer {
     fn apply(&mut self, pending: &Pending) -> redis::RedisResult<()> {
         let op = match pending {
             Pending::Op(op) => op,
-            Pending::Event { no, json } => {
+            Pending::Event { no, bytes } => {
                 let node = self.shared.node;
                 let conn = self.conn.as_mut().ok_or_else(not_connected)?;
                 let mut pipe = redis::pipe();
-                xadd(&mut pipe, node, *no, &format!("[{json}]"));
+                xadd(&mut pipe, node, *no, bytes);
                 return pipe.query::<()>(conn);
             }
         };
@@ -870,7 +884,7 @@ fn read_stream(client: Client, shared: &Shared, mut last: String) {
                     if entry.origin == Some(shared.node) {
                         continue;
                     }
-                    let wires = match serde_json::from_str::<Vec<Wire>>(&entry.json) {
+                    let wires = match decode_events(&entry.events) {
                         Ok(wires) => wires,
                         Err(e) => {
                             log::warn!("cluster: an event not understood: {e}");
@@ -910,8 +924,8 @@ struct Entry {
     origin: Option<NodeId>,
     /// The number of its first event.
     no: u64,
-    /// Its events, a JSON array.
-    json: String,
+    /// Its events, each in postcard's encoding, one after the other.
+    events: Vec<u8>,
 }
 
 /// The entries of an XREAD reply.
@@ -948,21 +962,21 @@ fn entries(value: Value) -> Vec<Entry> {
             };
             if let Value::Array(kv) = fields {
                 let mut it = kv.into_iter();
-                let (mut no, mut json, mut origin) = (0, None, None);
+                let (mut no, mut events, mut origin) = (0, None, None);
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
                     match string(k).as_deref() {
-                        Some("e") => json = string(v),
+                        Some("e") => events = bytes(v),
                         Some("n") => no = string(v).and_then(|n| n.parse().ok()).unwrap_or(0),
                         Some("o") => origin = string(v).and_then(|n| n.parse().ok()),
                         _ => {}
                     }
                 }
-                if let Some(json) = json {
+                if let Some(events) = events {
                     out.push(Entry {
                         id: id.clone(),
                         origin,
                         no,
-                        json,
+                        events,
                     });
                 }
             }
