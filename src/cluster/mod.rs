@@ -331,7 +331,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wire_events_round_trip_as_json() {
+    fn wire_events_round_trip_in_postcard() {
         let events = vec![
             Wire::Login {
                 user: RemoteUser {
