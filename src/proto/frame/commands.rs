@@ -200,7 +200,7 @@ fn msg(hub: &mut Hub, conn: ConnId, arg: &str, sink: &mut impl Sink) {
 }
 
 /// Names sorted, stopping past `max` bytes (joined) with `… and N more`.
-fn capped_names(mut names: Vec<&str>, max: usize) -> Vec<String> {
+pub(crate) fn capped_names(mut names: Vec<&str>, max: usize) -> Vec<String> {
     names.sort_unstable();
     let mut out = Vec::new();
     let mut bytes = 0;
@@ -232,11 +232,20 @@ fn members(hub: &mut Hub, conn: ConnId, sink: &mut impl Sink) {
 
 /// `/who`: every user and its channel, then every non-empty channel and its members; bounded.
 fn who(hub: &mut Hub, conn: ConnId, sink: &mut impl Sink) {
-    let people = hub.people();
-    let mut users: Vec<(&str, String)> = people
-        .iter()
+    let lines = who_lines(hub, |ch| Some(hub.channel_name(ch).to_string()));
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    hub.reply(sink, conn, &refs);
+}
+
+/// The lines of `/who`, every protocol's: each user with its channels, then each non-empty
+/// channel with its members, within the bounds above. `name_of` names a channel as the
+/// protocol shows it; a channel it cannot show (`None`) is left out.
+pub(crate) fn who_lines(hub: &Hub, name_of: impl Fn(ChanId) -> Option<String>) -> Vec<String> {
+    let mut users: Vec<(&str, String)> = hub
+        .people()
+        .into_iter()
         .map(|(p, chans)| {
-            let chans: Vec<&str> = chans.iter().map(|&ch| hub.channel_name(ch)).collect();
+            let chans: Vec<String> = chans.into_iter().filter_map(&name_of).collect();
             let where_ = if chans.is_empty() {
                 text::WHO_NO_CHANNEL.to_string()
             } else {
@@ -257,27 +266,27 @@ fn who(hub: &mut Hub, conn: ConnId, sink: &mut impl Sink) {
         lines.push(text::who_more(users.len() - WHO_MAX_USERS));
     }
     lines.push(text::WHO_GROUPS_HEADER.to_string());
-    let groups: Vec<ChanId> = hub
+    let groups: Vec<(ChanId, String)> = hub
         .channels_in_order()
         .iter()
         .copied()
         .filter(|&ch| hub.member_people(ch).next().is_some())
+        .filter_map(|ch| Some((ch, name_of(ch)?)))
         .collect();
     let mut bytes = 0;
-    for (i, &ch) in groups.iter().enumerate() {
+    for (i, (ch, channel)) in groups.iter().enumerate() {
         if i >= WHO_MAX_CHANNELS || bytes > WHO_MAX_BYTES {
             lines.push(text::who_more(groups.len() - i));
             break;
         }
         let names = capped_names(
-            hub.member_people(ch).map(|p| &*p.name).collect(),
+            hub.member_people(*ch).map(|p| &*p.name).collect(),
             MEMBERS_MAX_BYTES,
         );
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let line = text::who_group(hub.channel_name(ch), &refs);
+        let line = text::who_group(channel, &refs);
         bytes += line.len() + 1;
         lines.push(line);
     }
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    hub.reply(sink, conn, &refs);
+    lines
 }

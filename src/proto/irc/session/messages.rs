@@ -10,10 +10,8 @@ use super::message::{self, Message};
 use super::numerics;
 use super::render::{irc_nick, prefix, write_split, CHATSERV_PREFIX, NICKSERV_PREFIX};
 use super::{fit, numeric, Ctx, Session, AWAYLEN, CHATSERV, NICKSERV};
-use crate::hub::{ChanId, Hub, MsgKind, Private, PrivateError, Sink};
-use crate::proto::frame::commands::{
-    MEMBERS_MAX_BYTES, WHO_MAX_BYTES, WHO_MAX_CHANNELS, WHO_MAX_USERS,
-};
+use crate::hub::{Hub, MsgKind, Private, PrivateError, Sink};
+use crate::proto::frame::commands::{capped_names, who_lines, MEMBERS_MAX_BYTES};
 use crate::utils_errors as text;
 
 impl Session {
@@ -265,76 +263,10 @@ pub(super) fn notice<S: Sink>(ctx: &mut Ctx<'_, S>, service: &str, to: &str, lin
     }
 }
 
-/// Names sorted, stopping past `max` bytes with `… and N more`.
-fn capped(mut names: Vec<&str>, max: usize) -> Vec<String> {
-    names.sort_unstable();
-    let mut out = Vec::new();
-    let mut bytes = 0;
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 && bytes + name.len() + 2 > max {
-            out.push(text::who_more(names.len() - i));
-            break;
-        }
-        bytes += name.len() + 2;
-        out.push(name.to_string());
-    }
-    out
-}
-
 /// ChatServ's `who`: the chat's `/who`, with channels as IRC names them (channels IRC cannot
 /// carry left out).
 fn who(hub: &Hub) -> Vec<String> {
-    let mut users: Vec<(&str, String)> = hub
-        .people()
-        .into_iter()
-        .map(|(p, chans)| {
-            let chans: Vec<String> = chans
-                .into_iter()
-                .filter_map(|ch| irc_name(hub, ch))
-                .collect();
-            let where_ = if chans.is_empty() {
-                text::WHO_NO_CHANNEL.to_string()
-            } else {
-                chans.join(", ")
-            };
-            (&*p.name, where_)
-        })
-        .collect();
-    users.sort_unstable();
-    let mut lines = vec![text::WHO_USERS_HEADER.to_string()];
-    lines.extend(
-        users
-            .iter()
-            .take(WHO_MAX_USERS)
-            .map(|(name, channel)| text::who_user(name, channel)),
-    );
-    if users.len() > WHO_MAX_USERS {
-        lines.push(text::who_more(users.len() - WHO_MAX_USERS));
-    }
-    lines.push(text::WHO_GROUPS_HEADER.to_string());
-    let groups: Vec<(ChanId, String)> = hub
-        .channels_in_order()
-        .iter()
-        .copied()
-        .filter(|&ch| hub.member_entries(ch).next().is_some())
-        .filter_map(|ch| Some((ch, irc_name(hub, ch)?)))
-        .collect();
-    let mut bytes = 0;
-    for (i, (ch, channel)) in groups.iter().enumerate() {
-        if i >= WHO_MAX_CHANNELS || bytes > WHO_MAX_BYTES {
-            lines.push(text::who_more(groups.len() - i));
-            break;
-        }
-        let names = capped(
-            hub.member_people(*ch).map(|p| &*p.name).collect(),
-            MEMBERS_MAX_BYTES,
-        );
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let line = text::who_group(channel, &refs);
-        bytes += line.len() + 1;
-        lines.push(line);
-    }
-    lines
+    who_lines(hub, |ch| irc_name(hub, ch))
 }
 
 /// ChatServ's `members [#channel]`: the channel named, or the first one the user joined.
@@ -351,7 +283,7 @@ fn members(hub: &Hub, conn: crate::hub::ConnId, arg: &str) -> String {
     let Some(ch) = ch else {
         return text::NOT_IN_CHANNEL.to_string();
     };
-    let names = capped(
+    let names = capped_names(
         hub.member_people(ch).map(|p| &*p.name).collect(),
         MEMBERS_MAX_BYTES,
     );
