@@ -323,6 +323,25 @@ fn bytes(v: Value) -> Option<Vec<u8>> {
     }
 }
 
+/// The events of `run` (events numbered in a row; anything else is skipped) as stream entries:
+/// (the first event's number, the events' bytes one after the other), as few as
+/// [`ENTRY_BYTES`] allows (an event longer than that alone in its entry).
+fn pack(run: &[Pending]) -> Vec<(u64, Vec<u8>)> {
+    let mut entries: Vec<(u64, Vec<u8>)> = Vec::new();
+    for pending in run {
+        let Pending::Event { no, bytes } = pending else {
+            continue;
+        };
+        match entries.last_mut() {
+            Some((_, body)) if body.len() + bytes.len() <= ENTRY_BYTES => {
+                body.extend_from_slice(bytes);
+            }
+            _ => entries.push((*no, bytes.clone())),
+        }
+    }
+    entries
+}
+
 /// The events of one entry (see [`xadd`]), in order.
 fn decode_events(mut rest: &[u8]) -> postcard::Result<Vec<Wire>> {
     let mut out = Vec::new();
@@ -490,27 +509,8 @@ impl Writer {
         let node = self.shared.node;
         let sent = match self.conn.as_mut() {
             Some(conn) => {
-                // Events in a row, numbered in a row: as few entries as their size allows.
                 let mut pipe = redis::pipe();
-                let mut first = None;
-                let mut body = Vec::new();
-                for pending in run.iter() {
-                    let Pending::Event { no, bytes } = pending else {
-                        continue;
-                    };
-                    if let Some(from) = first {
-                        if body.len() + bytes.len() > ENTRY_BYTES {
-                            xadd(&mut pipe, node, from, &body);
-                            first = None;
-                        }
-                    }
-                    if first.is_none() {
-                        first = Some(*no);
-                        body.clear();
-                    }
-                    body.extend_from_slice(bytes);
-                }
-                if let Some(from) = first {
+                for (from, body) in pack(run) {
                     xadd(&mut pipe, node, from, &body);
                 }
                 pipe.query::<()>(conn)
@@ -983,4 +983,50 @@ fn entries(value: Value) -> Vec<Entry> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(no: u64, text_len: usize) -> Pending {
+        let wire = Wire::Chat {
+            node: 1,
+            conn: 2,
+            chan: "tas".into(),
+            text: "x".repeat(text_len),
+            kind: super::super::WireKind::Chat,
+            seq: no,
+        };
+        Pending::Event {
+            no,
+            bytes: postcard::to_allocvec(&wire).unwrap(),
+        }
+    }
+
+    #[test]
+    fn events_in_a_row_share_entries_up_to_their_size_and_read_back_in_order() {
+        let mut run: Vec<Pending> = (1..=200).map(|no| event(no, 180)).collect();
+        run.push(event(201, 2 * ENTRY_BYTES));
+        run.push(event(202, 10));
+        let entries = pack(&run);
+        // About 16 KiB of ~190-byte events each, then the long one alone, then the last.
+        assert!(entries.len() >= 4, "{} entries", entries.len());
+        let long = entries.iter().position(|(no, _)| *no == 201).unwrap();
+        assert_eq!(entries[long + 1].0, 202);
+        let mut next = 1;
+        for (from, body) in &entries {
+            assert_eq!(*from, next);
+            assert!(body.len() <= ENTRY_BYTES || *from == 201);
+            let wires = decode_events(body).unwrap();
+            for wire in wires {
+                assert!(matches!(wire, Wire::Chat { seq, .. } if seq == next));
+                next += 1;
+            }
+        }
+        assert_eq!(next, 203);
+        // A cut entry is an error, not a panic or a short read taken as whole.
+        let (_, body) = &entries[0];
+        assert!(decode_events(&body[..body.len() - 1]).is_err());
+    }
 }
