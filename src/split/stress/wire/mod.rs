@@ -196,12 +196,9 @@ pub enum Incoming<'a> {
 impl Incoming<'_> {
     /// The frames it stands for (a `Said` longer than a frame is cut, as a frame server
     /// would never send it; the checks then flag it).
-    pub fn frames(self, on_frame: impl FnMut(&Frame)) {
+    pub fn frames(self, mut on_frame: impl FnMut(&Frame)) {
         match self {
-            Incoming::Frame(f) => {
-                let mut on_frame = on_frame;
-                on_frame(f);
-            }
+            Incoming::Frame(f) => on_frame(f),
             Incoming::Said { name, text } => emit_text(&[b"[", name, b"] ", text], on_frame),
         }
     }
