@@ -10,7 +10,7 @@ use std::fmt::Display;
 
 use super::queue::Job;
 use super::search::SearchJob;
-use super::{Event, Reply, SearchHit, Startup, StorageError};
+use super::{ConnId, Event, Registration, Reply, SearchHit, Startup, StorageError};
 
 /// What became of one job of a committed batch.
 #[derive(Debug)]
@@ -22,6 +22,33 @@ pub(super) enum Applied {
     /// Just this job's statements failed (the engine logged why); the rest of the batch is
     /// committed. The writer answers it as a failure.
     Failed,
+}
+
+impl Applied {
+    /// The reply to a stored password hash (`Job::StoreHash`): registered if the statement
+    /// changed a row (nobody had registered the name: the first hash wins), else already
+    /// registered.
+    pub(super) fn hash_stored(
+        conn: ConnId,
+        name: &str,
+        key: &str,
+        hash: &str,
+        history_from: u64,
+        changed: bool,
+    ) -> Applied {
+        Applied::Reply(Reply::Registered {
+            conn,
+            name: name.to_string(),
+            key: key.to_string(),
+            history_from,
+            hash: hash.to_string(),
+            result: if changed {
+                Registration::Registered
+            } else {
+                Registration::AlreadyRegistered
+            },
+        })
+    }
 }
 
 /// The writer's end of a database.

@@ -21,7 +21,7 @@ use crate::names::channel_key;
 use crate::storage::backend::{now, Applied, Ids};
 use crate::storage::queue::Job;
 use crate::storage::writer::describe;
-use crate::storage::{Event, OfflineMessage, Registration, Reply, Request};
+use crate::storage::{Event, OfflineMessage, Reply, Request};
 
 /// The writer's statements, prepared once per connection.
 pub(super) struct Statements {
@@ -391,19 +391,14 @@ fn apply_job<'a>(
         } => {
             let from = i64::try_from(*history_from).unwrap_or(i64::MAX);
             let changed = tx.execute(&st.register, &[key, name, hash, &now(), &from])?;
-            let result = if changed > 0 {
-                Registration::Registered
-            } else {
-                Registration::AlreadyRegistered
-            };
-            return Ok(Applied::Reply(Reply::Registered {
-                conn: *conn,
-                name: name.clone(),
-                key: key.clone(),
-                history_from: *history_from,
-                hash: hash.clone(),
-                result,
-            }));
+            return Ok(Applied::hash_stored(
+                *conn,
+                name,
+                key,
+                hash,
+                *history_from,
+                changed > 0,
+            ));
         }
     };
     Ok(match request {

@@ -7,7 +7,7 @@ use crate::names::channel_key;
 use crate::storage::backend::{now, Applied, Ids};
 use crate::storage::queue::Job;
 use crate::storage::writer::describe;
-use crate::storage::{Event, OfflineMessage, Registration, Reply, Request};
+use crate::storage::{Event, OfflineMessage, Reply, Request};
 
 /// One transaction over the kept membership changes and the batch (see
 /// [`crate::storage::backend::Backend::apply`]).
@@ -99,19 +99,14 @@ fn apply_job(tx: &Transaction<'_>, ids: &mut Ids, job: &Job) -> rusqlite::Result
                      WHERE users.password_hash IS NULL",
                 )?
                 .execute(params![key, name, hash, now(), from])?;
-            let result = if changed > 0 {
-                Registration::Registered
-            } else {
-                Registration::AlreadyRegistered
-            };
-            return Ok(Applied::Reply(Reply::Registered {
-                conn: *conn,
-                name: name.clone(),
-                key: key.clone(),
-                history_from: *history_from,
-                hash: hash.clone(),
-                result,
-            }));
+            return Ok(Applied::hash_stored(
+                *conn,
+                name,
+                key,
+                hash,
+                *history_from,
+                changed > 0,
+            ));
         }
     };
     Ok(match request {
