@@ -86,18 +86,51 @@ fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
 }
 
 /// The lines of one reply that ends with a line `last` starts (for /who and the like).
+/// The suite's tests run one at a time: each starts two or three nodes, a redis-server and
+/// clients, and a dozen such clusters at once on two cores made a node now and then answer
+/// after more than the tests' 5 s.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn reply_of(p: &mut Peer, command: &str) -> String {
     p.send(command);
     p.recv()
 }
 
+/// Waits until `p`'s node lists `channel`: a channel created on another node reaches this one
+/// through the stream a moment later (under load, up to seconds), and a `/join` sent before
+/// that is answered as for a channel that does not exist.
+fn until_listed(p: &mut Peer, channel: &str) {
+    eventually(
+        &format!("{channel} to be known here"),
+        Duration::from_secs(5),
+        || reply_of(p, "/list").lines().any(|l| l == channel),
+    );
+}
+
+/// Waits until `p`'s node knows that `name` is online (a login on another node reaches this
+/// one through the stream a moment later).
+fn until_present(p: &mut Peer, name: &str) {
+    eventually(
+        &format!("{name} to be known here"),
+        Duration::from_secs(5),
+        || reply_of(p, "/who").contains(&format!("\n{name}: ")),
+    );
+}
+
 #[test]
 fn the_course_scenario_with_alice_and_kay_on_different_nodes() {
+    let _alone = one_at_a_time();
     let c = cluster(2);
     let mut alice = login(&c.nodes[0], "Alice");
     alice.send("/create tas");
     alice.sync("tas");
     let mut kay = login(&c.nodes[1], "Kay");
+    until_listed(&mut kay, "tas");
     kay.send("/join tas");
     alice.expect("Kay has joined");
     kay.send("Hi!");
@@ -114,6 +147,7 @@ fn the_course_scenario_with_alice_and_kay_on_different_nodes() {
 /// speed, and a reader on each of three nodes).
 #[test]
 fn each_senders_messages_arrive_in_order_on_every_node() {
+    let _alone = one_at_a_time();
     const EACH: usize = 300;
     let c = cluster(3);
     let mut readers: Vec<Peer> = Vec::new();
@@ -123,6 +157,7 @@ fn each_senders_messages_arrive_in_order_on_every_node() {
     readers.push(first);
     for (i, node) in c.nodes.iter().enumerate().skip(1) {
         let mut r = login(node, &format!("Reader{i}"));
+        until_listed(&mut r, "order");
         r.send("/join order");
         readers[0].expect(&format!("Reader{i} has joined"));
         readers.push(r);
@@ -130,6 +165,7 @@ fn each_senders_messages_arrive_in_order_on_every_node() {
     let mut senders: Vec<Peer> = Vec::new();
     for (i, node) in c.nodes.iter().take(2).enumerate() {
         let mut s = login(node, &format!("Sender{i}"));
+        until_listed(&mut s, "order");
         s.send("/join order");
         readers[0].expect(&format!("Sender{i} has joined"));
         senders.push(s);
@@ -165,6 +201,7 @@ fn each_senders_messages_arrive_in_order_on_every_node() {
 /// chat, each in its own protocol.
 #[test]
 fn an_irc_client_on_one_node_chats_with_a_frame_client_on_another() {
+    let _alone = one_at_a_time();
     let redis = Redis::start();
     let db = PgCluster::shared().database();
     let frames = node(&redis, &db);
@@ -241,6 +278,7 @@ fn an_irc_client_on_one_node_chats_with_a_frame_client_on_another() {
 
 #[test]
 fn channel_rules_hold_across_nodes_and_every_node_sees_the_same() {
+    let _alone = one_at_a_time();
     let c = cluster(3);
     let mut a = login(&c.nodes[0], "Ann");
     a.send("/create first");
@@ -253,6 +291,7 @@ fn channel_rules_hold_across_nodes_and_every_node_sees_the_same() {
     b.send("/create second");
     b.sync("second");
     let mut d = login(&c.nodes[2], "Dee");
+    until_listed(&mut d, "first");
     d.send("/join FIRST");
     a.expect("Dee has joined");
     // /list, /who and /members are the same on every node.
@@ -330,6 +369,7 @@ fn channel_rules_hold_across_nodes_and_every_node_sees_the_same() {
 
 #[test]
 fn names_are_unique_across_nodes_even_when_two_race_for_one() {
+    let _alone = one_at_a_time();
     let c = cluster(2);
     for round in 0..5 {
         let name = format!("Racer{round}");
@@ -359,9 +399,11 @@ fn names_are_unique_across_nodes_even_when_two_race_for_one() {
 
 #[test]
 fn private_and_offline_messages_find_their_recipient_on_any_node() {
+    let _alone = one_at_a_time();
     let c = cluster(3);
     let mut alice = login(&c.nodes[0], "Alice");
     let mut kay = login(&c.nodes[1], "Kay");
+    until_present(&mut alice, "Kay");
     alice.send("/msg Kay psst");
     kay.expect("[Alice -> Kay] psst");
     kay.send("/msg alice back at you");
@@ -404,6 +446,7 @@ fn private_and_offline_messages_find_their_recipient_on_any_node() {
 /// A mailbox's bound holds across nodes: the database counts what every node stored.
 #[test]
 fn the_offline_bound_counts_what_every_node_stored() {
+    let _alone = one_at_a_time();
     let redis = Redis::start();
     let db = PgCluster::shared().database();
     let nodes: Vec<ServerProc> = (0..2)
@@ -435,6 +478,7 @@ fn the_offline_bound_counts_what_every_node_stored() {
 
 #[test]
 fn a_name_registered_on_one_node_identifies_on_another() {
+    let _alone = one_at_a_time();
     let c = cluster(3);
     let mut reg = login(&c.nodes[0], "Reg");
     reg.send("/register secretpassword");
@@ -468,11 +512,13 @@ fn a_name_registered_on_one_node_identifies_on_another() {
 
 #[test]
 fn search_on_any_node_finds_what_the_rules_allow_and_nothing_else() {
+    let _alone = one_at_a_time();
     let c = cluster(3);
     let mut alice = login(&c.nodes[0], "Alice");
     alice.send("/create tas");
     alice.sync("tas");
     let mut kay = login(&c.nodes[1], "Kay");
+    until_listed(&mut kay, "tas");
     kay.send("/join tas");
     alice.expect("Kay has joined");
     alice.send("the needle one");
@@ -480,6 +526,7 @@ fn search_on_any_node_finds_what_the_rules_allow_and_nothing_else() {
     alice.send("/msg Kay a private needle");
     kay.expect("[Alice -> Kay] a private needle");
     let mut carol = login(&c.nodes[2], "Carol");
+    until_listed(&mut carol, "tas");
     carol.send("/join tas");
     alice.expect("Carol has joined");
     kay.expect("Carol has joined");
@@ -503,11 +550,13 @@ fn search_on_any_node_finds_what_the_rules_allow_and_nothing_else() {
 
 #[test]
 fn a_killed_node_is_noticed_within_5_seconds() {
+    let _alone = one_at_a_time();
     let mut c = cluster(2);
     let mut alice = login(&c.nodes[0], "Alice");
     alice.send("/create tas");
     alice.sync("tas");
     let mut kay = login(&c.nodes[1], "Kay");
+    until_listed(&mut kay, "tas");
     kay.send("/join tas");
     alice.expect("Kay has joined");
     let dead = c.nodes.remove(0);
@@ -533,11 +582,13 @@ fn a_killed_node_is_noticed_within_5_seconds() {
 
 #[test]
 fn redis_restarting_loses_nothing_and_the_cluster_is_whole_again_within_5_seconds() {
+    let _alone = one_at_a_time();
     let mut c = cluster(2);
     let mut alice = login(&c.nodes[0], "Alice");
     alice.send("/create tas");
     alice.sync("tas");
     let mut kay = login(&c.nodes[1], "Kay");
+    until_listed(&mut kay, "tas");
     kay.send("/join tas");
     alice.expect("Kay has joined");
     let mut reg = login(&c.nodes[0], "Reg");
@@ -622,11 +673,13 @@ fn redis_restarting_loses_nothing_and_the_cluster_is_whole_again_within_5_second
 
 #[test]
 fn a_paused_redis_is_a_delay_not_a_departure() {
+    let _alone = one_at_a_time();
     let c = cluster(2);
     let mut alice = login(&c.nodes[0], "Alice");
     alice.send("/create tas");
     alice.sync("tas");
     let mut kay = login(&c.nodes[1], "Kay");
+    until_listed(&mut kay, "tas");
     kay.send("/join tas");
     alice.expect("Kay has joined");
     c.redis.signal(libc::SIGSTOP);
@@ -644,6 +697,7 @@ fn a_paused_redis_is_a_delay_not_a_departure() {
 
 #[test]
 fn postgresql_restarting_stops_only_what_needs_it() {
+    let _alone = one_at_a_time();
     let redis = Redis::start();
     let pg = PgCluster::start();
     let db = pg.database();
@@ -654,6 +708,7 @@ fn postgresql_restarting_stops_only_what_needs_it() {
     alice.send("/create tas");
     alice.sync("tas");
     let mut kay = login(&b, "Kay");
+    until_listed(&mut kay, "tas");
     kay.send("/join tas");
     alice.expect("Kay has joined");
     pg.stop();
