@@ -738,6 +738,11 @@ impl<'a> Run<'a> {
                             }
                         } else {
                             self.read(i);
+                            if self.tracker.has_woken() {
+                                // A window opened: send now, so that the server has work
+                                // while the rest of this poll's connections are read.
+                                self.pump();
+                            }
                         }
                     }
                 }

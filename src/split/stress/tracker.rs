@@ -247,6 +247,11 @@ impl Tracker {
         }
     }
 
+    /// True when some sender was woken since the last [`Tracker::take_woken`].
+    pub fn has_woken(&self) -> bool {
+        !self.wake.is_empty()
+    }
+
     /// Moves the woken senders into `out` (cleared first).
     pub fn take_woken(&mut self, out: &mut Vec<u32>) {
         out.clear();
