@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use chat::utils_errors as text;
-use common::{frame, Peer, ServerProc};
+use common::{frame, Peer, ServerProc, TempDir};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -435,4 +435,68 @@ fn the_course_sequence_keeps_its_order_without_pauses() {
         kay.send("Hi!");
         alice.expect(&format!("[Kay{round}] Hi!"));
     }
+}
+
+/// Every thread of process `pid`: its name and nice value, from `/proc/PID/task/*/stat`.
+fn threads_of(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("list the server's threads");
+    for task in tasks {
+        let stat = std::fs::read_to_string(task.expect("a thread").path().join("stat"))
+            .expect("read a thread's stat");
+        // `tid (comm) state …`: the name may hold spaces; nice is field 19 of the line.
+        let open = stat.find('(').expect("the name's opening parenthesis");
+        let close = stat.rfind(')').expect("the name's closing parenthesis");
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let nice = fields[16].parse().expect("the nice value");
+        out.push((stat[open + 1..close].to_string(), nice));
+    }
+    out
+}
+
+#[test]
+fn storage_threads_run_below_the_event_loop() {
+    let dir = TempDir::new("nice");
+    let server = ServerProc::start(&["--data-dir", dir.arg()]);
+    // The threads lower themselves as they start: give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let threads = loop {
+        let threads = threads_of(server.pid());
+        let storage: Vec<_> = threads
+            .iter()
+            .filter(|(n, _)| n.starts_with("storage"))
+            .collect();
+        let main = threads.iter().find(|(n, _)| n == "server").map(|t| t.1);
+        let lowered = main.is_some_and(|m| storage.iter().all(|t| t.1 >= (m + 1).max(10)));
+        if (lowered && storage.len() >= 3) || Instant::now() > deadline {
+            break threads;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let main = threads
+        .iter()
+        .find(|(n, _)| n == "server")
+        .map(|t| t.1)
+        .expect("the event loop's thread");
+    for prefix in ["storage-write", "storage-read-", "storage-hash-"] {
+        let found: Vec<_> = threads
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .collect();
+        assert!(!found.is_empty(), "no {prefix} thread in {threads:?}");
+        for (name, nice) in found {
+            assert_eq!(
+                *nice,
+                main.max(chat::os::BACKGROUND_NICE),
+                "{name} runs at nice {nice}, the loop at {main}: {threads:?}"
+            );
+        }
+    }
+    // And the server still works, history included.
+    let (mut alice, mut kay) = pair(&server);
+    kay.send("kept");
+    alice.expect("[Kay] kept");
+    alice.send("/search kept");
+    let found = alice.recv();
+    assert!(found.ends_with("[tas] Kay: kept"), "{found:?}");
 }

@@ -2,8 +2,9 @@
 //!
 //! A hash takes tens of milliseconds and ~19 MiB by design. The hashers take jobs from a
 //! bounded queue that the event loop fills without ever waiting ([`HashPool::try_submit`]):
-//! when it is full, the command gets the busy text and nothing else is held up. They run at a
-//! lower priority, so that a flood of `/register` takes spare cores, not the event loop's.
+//! when it is full, the command gets the busy text and nothing else is held up. Like every
+//! storage thread they run below the loop's priority, so that a flood of `/register` takes
+//! spare cores, not the event loop's.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,8 +17,6 @@ use super::{HashJob, Reply, RequestKind, StorageError};
 
 /// Jobs that may wait in the queue per hasher thread.
 const QUEUE_PER_THREAD: usize = 16;
-/// The hashers' nice value: below the event loop, which must stay responsive.
-const NICE: libc::c_int = 10;
 
 /// How many hasher threads run: every core but one (the event loop's), at least one.
 pub(super) fn thread_count() -> usize {
@@ -83,25 +82,9 @@ impl HashPool {
     }
 }
 
-/// Lowers the calling thread's priority (Linux sets nice values per thread).
-fn lower_priority() {
-    // SAFETY: gettid and setpriority take no pointers; a failure only leaves the priority.
-    let rc = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, NICE)
-    };
-    if rc != 0 {
-        log::debug!(
-            "storage: cannot lower the hasher's priority: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 /// A hasher thread: runs jobs until every sender is gone. Once storage is closing, queued
 /// jobs are dropped (their connections are being closed; nothing was confirmed to them).
 fn run(shared: &Shared, jobs: &Mutex<Receiver<HashJob>>) {
-    lower_priority();
     loop {
         // Hold the lock only to take one job, so several hashers can work at once.
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
