@@ -102,7 +102,7 @@ pub fn decode(line: &[u8]) -> Cow<'_, str> {
         let kept: Vec<u8> = line.iter().copied().filter(|&b| b != 0).collect();
         Cow::Owned(String::from_utf8_lossy(&kept).into_owned())
     } else {
-        String::from_utf8_lossy(line)
+        crate::frame::lossy(line)
     }
 }
 
@@ -209,7 +209,7 @@ impl LineSplitter {
     /// The next piece of `buf` (the unconsumed input, oldest byte first).
     pub fn next<'a>(&mut self, buf: &'a [u8]) -> Piece<'a> {
         let mut pos = 0;
-        while let Some(i) = buf[pos..].iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(i) = memchr::memchr2(b'\n', b'\r', &buf[pos..]) {
             let line = &buf[pos..pos + i];
             let mut end = pos + i + 1;
             if buf[pos + i] == b'\r' && buf.get(end) == Some(&b'\n') {
@@ -449,6 +449,11 @@ pub fn channel_carriable(name: &str) -> bool {
 /// The IRC name of chat channel `name` (`tas` → `#tas`), if IRC can carry it.
 pub fn irc_channel(name: &str) -> Option<String> {
     channel_carriable(name).then(|| format!("{CHANNEL_PREFIX}{name}"))
+}
+
+/// The length in bytes of [`irc_channel`]'s answer, without making it.
+pub fn irc_channel_len(name: &str) -> Option<usize> {
+    channel_carriable(name).then(|| CHANNEL_PREFIX.len_utf8() + name.len())
 }
 
 /// The chat channel an IRC channel parameter names (`#tas` → `tas`), if it is a `#` channel

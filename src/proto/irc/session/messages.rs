@@ -8,7 +8,7 @@
 use super::channels::{find, irc_name, reach};
 use super::message::{self, Message};
 use super::numerics;
-use super::render::{irc_nick, prefix, write_split, CHATSERV_PREFIX, NICKSERV_PREFIX};
+use super::render::{irc_nick, prefix_len, write_split, CHATSERV_PREFIX, NICKSERV_PREFIX};
 use super::{fit, numeric, Ctx, Session, AWAYLEN, CHATSERV, NICKSERV};
 use crate::hub::{Hub, MsgKind, Private, PrivateError, Sink};
 use crate::proto::frame::commands::{capped_names, who_lines, MEMBERS_MAX_BYTES};
@@ -22,20 +22,17 @@ impl Session {
         msg: &Message<'_>,
         ctx: &mut Ctx<'_, S>,
     ) {
-        let me = self.target().to_string();
+        // Nothing is allocated on the way to the hub: this runs for every relayed message.
         let command = if notice { "NOTICE" } else { "PRIVMSG" };
-        // Errors go to PRIVMSG only: a NOTICE never gets an automatic reply.
-        let error = |ctx: &mut Ctx<'_, S>, n: numerics::Numeric, middle: &[&str], why: &str| {
-            if !notice {
-                numeric(ctx, n, &me, middle, why);
-            }
-        };
         let Some(target) = msg.param(0).filter(|t| !t.is_empty()) else {
-            error(
+            let why = text::irc_no_recipient(command);
+            refuse(
                 ctx,
+                notice,
+                self.target(),
                 numerics::ERR_NORECIPIENT,
                 &[],
-                &text::irc_no_recipient(command),
+                &why,
             );
             return;
         };
@@ -48,7 +45,15 @@ impl Session {
         // `\x01` is a control character like the others: removed, except around an ACTION.
         let body = crate::frame::clean(body);
         if body.trim().is_empty() {
-            error(ctx, numerics::ERR_NOTEXTTOSEND, &[], text::IRC_NO_TEXT);
+            let me = self.target();
+            refuse(
+                ctx,
+                notice,
+                me,
+                numerics::ERR_NOTEXTTOSEND,
+                &[],
+                text::IRC_NO_TEXT,
+            );
             return;
         }
         if let Some(service) = [NICKSERV, CHATSERV]
@@ -60,43 +65,34 @@ impl Session {
             }
             return;
         }
-        let Some(own) = ctx.hub.person(ctx.conn).map(prefix) else {
+        let Some(own) = ctx.hub.person(ctx.conn).map(prefix_len) else {
             return;
         };
-        let relayed = match kind {
-            MsgKind::Action => message::make_action(&body),
-            _ => body.to_string(),
-        };
-        let too_long = |to: &str| {
-            message::line_len(Some(&own), command, &[to], Some(&relayed)) > message::MAX_LINE
-        };
+        // The line IRC clients would get: `:own COMMAND to :relayed` (an ACTION wrapped).
+        let relayed = body.len()
+            + if kind == MsgKind::Action {
+                ACTION_WRAP
+            } else {
+                0
+            };
+        let too_long =
+            |to: usize| own + 2 + command.len() + 1 + to + 2 + relayed + 2 > message::MAX_LINE;
         if target.starts_with('#') {
+            let me = self.target();
             let Some(ch) = reach(ctx.hub, target) else {
-                error(
-                    ctx,
-                    numerics::ERR_NOSUCHCHANNEL,
-                    &[target],
-                    text::IRC_NO_SUCH_CHANNEL,
-                );
+                let n = numerics::ERR_NOSUCHCHANNEL;
+                refuse(ctx, notice, me, n, &[target], text::IRC_NO_SUCH_CHANNEL);
                 return;
             };
             if !ctx.hub.is_member(ctx.conn, ch) {
-                error(
-                    ctx,
-                    numerics::ERR_CANNOTSENDTOCHAN,
-                    &[target],
-                    text::IRC_CANNOT_SEND,
-                );
+                let n = numerics::ERR_CANNOTSENDTOCHAN;
+                refuse(ctx, notice, me, n, &[target], text::IRC_CANNOT_SEND);
                 return;
             }
-            let channel = irc_name(ctx.hub, ch).unwrap_or_default();
-            if too_long(&channel) {
-                error(
-                    ctx,
-                    numerics::ERR_INPUTTOOLONG,
-                    &[],
-                    text::IRC_INPUT_TOO_LONG,
-                );
+            let channel = message::irc_channel_len(ctx.hub.channel_name(ch)).unwrap_or(0);
+            if too_long(channel) {
+                let n = numerics::ERR_INPUTTOOLONG;
+                refuse(ctx, notice, me, n, &[], text::IRC_INPUT_TOO_LONG);
                 return;
             }
             let _ = ctx.hub.say(ctx.conn, ch, &body, kind, ctx.sink);
@@ -107,33 +103,39 @@ impl Session {
             Some(name) => name.to_string(),
             None => target.to_string(),
         };
-        if too_long(&irc_nick(&name)) {
-            error(
-                ctx,
-                numerics::ERR_INPUTTOOLONG,
-                &[],
-                text::IRC_INPUT_TOO_LONG,
-            );
+        let me = self.target();
+        if too_long(irc_nick(&name).len()) {
+            let n = numerics::ERR_INPUTTOOLONG;
+            refuse(ctx, notice, me, n, &[], text::IRC_INPUT_TOO_LONG);
             return;
         }
         match ctx.hub.private(ctx.conn, &name, &body, kind, ctx.sink) {
             Ok(Private::Delivered) => {
                 let away = found.and_then(|id| ctx.hub.away_of(id)).map(str::to_string);
                 if let Some(away) = away {
-                    error(ctx, numerics::RPL_AWAY, &[&irc_nick(&name)], &away);
+                    refuse(
+                        ctx,
+                        notice,
+                        me,
+                        numerics::RPL_AWAY,
+                        &[&irc_nick(&name)],
+                        &away,
+                    );
                 }
             }
             // The hub confirms it with the chat's offline text once it is stored.
             Ok(Private::Stored) => {}
-            Err(PrivateError::NoSuchUser) => error(
+            Err(PrivateError::NoSuchUser) => refuse(
                 ctx,
+                notice,
+                me,
                 numerics::ERR_NOSUCHNICK,
                 &[target],
                 &text::no_such_user(target),
             ),
             Err(PrivateError::MailboxFull) => {
                 if !notice {
-                    notice_to(ctx, CHATSERV, &me, &[&text::mailbox_full(&name)]);
+                    notice_to(ctx, CHATSERV, me, &[&text::mailbox_full(&name)]);
                 }
             }
             Err(PrivateError::NotLoggedIn) => {}
@@ -223,6 +225,24 @@ impl Session {
             _ => arg,
         };
         ctx.hub.identify(ctx.conn, password, ctx.sink);
+    }
+}
+
+/// What `\x01ACTION ` and the closing `\x01` add to a relayed ACTION's text.
+const ACTION_WRAP: usize = "\x01ACTION \x01".len();
+
+/// A numeric answer to a `PRIVMSG` (an error, or `301` away): never to a NOTICE, which must
+/// get no automatic reply.
+fn refuse<S: Sink>(
+    ctx: &mut Ctx<'_, S>,
+    notice: bool,
+    me: &str,
+    n: numerics::Numeric,
+    middle: &[&str],
+    why: &str,
+) {
+    if !notice {
+        numeric(ctx, n, me, middle, why);
     }
 }
 

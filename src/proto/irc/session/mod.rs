@@ -16,6 +16,7 @@
 //!
 //! docs/IRC.md has the research behind the shapes; docs/PROTOCOL.md ("IRC") says what users see.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -199,7 +200,8 @@ impl Session {
             }
             Err(_) => return,
         };
-        let word = msg.command.to_ascii_uppercase();
+        let mut upper = [0u8; COMMAND_ON_STACK];
+        let word = upper_command(msg.command, &mut upper);
         if !self.registered {
             self.before_registration(&word, &msg, ctx);
         } else if ctx.hub.is_open(ctx.conn) {
@@ -278,6 +280,11 @@ impl Session {
 
     /// A command from a registered client.
     fn command<S: Sink>(&mut self, word: &str, msg: &Message<'_>, ctx: &mut Ctx<'_, S>) {
+        // The relay path first: it needs nothing below.
+        if let "PRIVMSG" | "NOTICE" = word {
+            self.privmsg(word == "NOTICE", msg, ctx);
+            return;
+        }
         let me = self.target().to_string();
         match word {
             "PING" => pong(msg, &me, ctx),
@@ -333,7 +340,6 @@ impl Session {
             "WHOIS" => channels::whois(msg, &me, ctx),
             "MODE" => self.mode(msg, ctx),
             "AWAY" => messages::away(msg, &me, ctx),
-            "PRIVMSG" | "NOTICE" => self.privmsg(word == "NOTICE", msg, ctx),
             "NICKSERV" | "NS" => self.service(NICKSERV, &joined(msg), ctx),
             "CHATSERV" | "CS" => self.service(CHATSERV, &joined(msg), ctx),
             "IDENTIFY" => self.service(NICKSERV, &format!("IDENTIFY {}", joined(msg)), ctx),
@@ -516,6 +522,23 @@ fn numeric<S: Sink>(
     let mut lines = Lines::default();
     lines.numeric(&ctx.cfg.server_name, n, target, middle, Some(trailing));
     lines.send(ctx);
+}
+
+/// Room for a command in capitals on the stack: every command the server knows fits.
+const COMMAND_ON_STACK: usize = 16;
+
+/// `command` in ASCII capitals, written into `upper` when it fits (no allocation per line).
+fn upper_command<'a>(command: &str, upper: &'a mut [u8; COMMAND_ON_STACK]) -> Cow<'a, str> {
+    let Some(room) = upper.get_mut(..command.len()) else {
+        return Cow::Owned(command.to_ascii_uppercase());
+    };
+    room.copy_from_slice(command.as_bytes());
+    room.make_ascii_uppercase();
+    // ASCII case changes keep UTF-8 valid; the fallback is never taken.
+    match std::str::from_utf8(room) {
+        Ok(word) => Cow::Borrowed(word),
+        Err(_) => Cow::Owned(command.to_ascii_uppercase()),
+    }
 }
 
 /// `PING token` → `:NAME PONG NAME :token`; `409` without a token.

@@ -84,6 +84,61 @@ pub fn prefix(p: &Person) -> String {
     format!("{}!{}@{}", irc_nick(&p.name), user_of(p), p.host)
 }
 
+/// The length in bytes of [`prefix`]'s answer, without making it (when the nick and user are
+/// shown as they are, nothing is allocated).
+pub fn prefix_len(p: &Person) -> usize {
+    irc_nick(&p.name).len() + 1 + user_of(p).len() + 1 + p.host.len()
+}
+
+/// True when `part` can be written in a prefix or a middle parameter as it is: not empty, no
+/// space, CR, LF or NUL.
+fn plain_word(part: &str) -> bool {
+    !part.is_empty() && !part.bytes().any(|b| matches!(b, b' ' | b'\r' | b'\n' | 0))
+}
+
+/// The relay of a chat or private message in the common case, written straight into `buf`:
+/// `:nick!user@host COMMAND sigil+target :text`, when the nick and user are shown as they are
+/// and the whole line fits. Nothing is built first, as this runs for every relayed message.
+/// Writes nothing and returns false when the general path ([`write_split`]) must do it; when
+/// it writes, the bytes are exactly that path's (a test holds the two together).
+fn relay_line(
+    buf: &mut Vec<u8>,
+    from: &Person,
+    command: &str,
+    (sigil, target): (&str, &str),
+    text: &str,
+) -> bool {
+    let (Cow::Borrowed(nick), Cow::Borrowed(user)) = (irc_nick(&from.name), user_of(from)) else {
+        return false;
+    };
+    let host = &*from.host;
+    let overhead = 1 + nick.len() + 1 + user.len() + 1 + host.len() + 1 + command.len() + 1;
+    let overhead = overhead + sigil.len() + target.len() + 2 + 2;
+    let fits = message::MAX_LINE
+        .checked_sub(overhead)
+        .is_some_and(|room| room >= 4 && text.len() <= room);
+    // The middle parameter `sigil+target`: a plain word that does not start with `:`.
+    let first = if sigil.is_empty() { target } else { sigil };
+    let target_ok =
+        plain_word(target) && (sigil.is_empty() || plain_word(sigil)) && !first.starts_with(':');
+    if !fits
+        || !target_ok
+        || ![nick, user, host].into_iter().all(plain_word)
+        || !message::is_command(command)
+        || text.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+    {
+        return false;
+    }
+    buf.reserve(overhead + text.len());
+    for part in [
+        ":", nick, "!", user, "@", host, " ", command, " ", sigil, target, " :", text,
+    ] {
+        buf.extend_from_slice(part.as_bytes());
+    }
+    buf.extend_from_slice(b"\r\n");
+    true
+}
+
 /// Appends `:prefix COMMAND target :text`, as several such lines when it does not fit in one
 /// (each an ACTION again when `action`). Never writes a broken line.
 pub(super) fn write_split(
@@ -169,9 +224,16 @@ pub fn render(out: &Out<'_>, cfg: &IrcConfig, buf: &mut Vec<u8>) {
             text,
             kind,
         } => {
-            if let Some(channel) = message::irc_channel(chan) {
-                let action = kind == MsgKind::Action;
-                write_split(buf, &prefix(from), command(kind), &channel, text, action);
+            if !message::channel_carriable(chan) {
+                return;
+            }
+            let action = kind == MsgKind::Action;
+            let mut sigil = [0u8; 4];
+            let target = (&*message::CHANNEL_PREFIX.encode_utf8(&mut sigil), chan);
+            if action || !relay_line(buf, from, command(kind), target, text) {
+                if let Some(channel) = message::irc_channel(chan) {
+                    write_split(buf, &prefix(from), command(kind), &channel, text, action);
+                }
             }
         }
         Out::Private {
@@ -181,14 +243,10 @@ pub fn render(out: &Out<'_>, cfg: &IrcConfig, buf: &mut Vec<u8>) {
             kind,
         } => {
             let action = kind == MsgKind::Action;
-            write_split(
-                buf,
-                &prefix(from),
-                command(kind),
-                &irc_nick(to),
-                text,
-                action,
-            );
+            let to = irc_nick(to);
+            if action || !relay_line(buf, from, command(kind), ("", &to), text) {
+                write_split(buf, &prefix(from), command(kind), &to, text, action);
+            }
         }
         Out::Joined { chan, who } => {
             if let Some(channel) = message::irc_channel(chan) {
@@ -273,4 +331,97 @@ fn reply(buf: &mut Vec<u8>, cfg: &IrcConfig, kind: ReplyKind, lines: &[&str], to
 pub fn render_reason(reason: &str, _cfg: &IrcConfig, buf: &mut Vec<u8>) {
     let reason = super::fit(reason, message::MAX_LINE - "ERROR :\r\n".len());
     let _ = message::write_message(buf, None, "ERROR", &[], Some(reason));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(name: &str, user: &str, host: &str) -> Person {
+        Person {
+            name: name.into(),
+            user: user.into(),
+            host: host.into(),
+        }
+    }
+
+    fn people() -> Vec<Person> {
+        let long = "n".repeat(NICKLEN);
+        vec![
+            person("Kay", "Kay", "irc"),
+            person("s0000-000001", "s0000-000001", "irc"),
+            person("Kay", "~kay", "host.example"),
+            person(&long, &long, &"h".repeat(60)),
+            person("@kay", "@kay", "irc"),
+            person("Kay", "bad user", "irc"),
+            person("NickServ", "x", "irc"),
+            person("Kay", "Kay", ""),
+            person("Zoë", "Zoë", "irc"),
+        ]
+    }
+
+    #[test]
+    fn prefix_len_is_the_prefix_s_length() {
+        for p in people() {
+            assert_eq!(prefix_len(&p), prefix(&p).len(), "{p:?}");
+        }
+    }
+
+    /// Every relay the fast path writes is byte for byte the general path's, and the common
+    /// cases do take it.
+    #[test]
+    fn the_one_line_relay_writes_what_the_general_path_writes() {
+        let mut texts: Vec<String> = ["", "hi", " padded ", ":colon", "a\rb", "nul\0", "é"]
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        for n in 380..=470 {
+            texts.push("x".repeat(n));
+            texts.push(format!("{}é", "x".repeat(n)));
+        }
+        let targets = [
+            ("#", "tas".to_string()),
+            ("", "Kay".to_string()),
+            ("#", "c".repeat(64)),
+            ("", ":odd".to_string()),
+            ("", String::new()),
+        ];
+        let (mut fast_lines, mut general_only) = (0, 0);
+        for p in people() {
+            for command in ["PRIVMSG", "NOTICE"] {
+                for (sigil, target) in &targets {
+                    for text in &texts {
+                        let mut general = Vec::new();
+                        let middle = format!("{sigil}{target}");
+                        write_split(&mut general, &prefix(&p), command, &middle, text, false);
+                        let mut fast = Vec::new();
+                        if relay_line(&mut fast, &p, command, (sigil, target), text) {
+                            assert_eq!(
+                                String::from_utf8_lossy(&fast),
+                                String::from_utf8_lossy(&general),
+                                "{p:?} {command} {middle:?} {text:?}"
+                            );
+                            fast_lines += 1;
+                        } else {
+                            assert!(fast.is_empty(), "wrote and then declined");
+                            general_only += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            fast_lines > 1000 && general_only > 1000,
+            "{fast_lines} {general_only}"
+        );
+        let mut out = Vec::new();
+        assert!(relay_line(
+            &mut out,
+            &person("Kay", "Kay", "irc"),
+            "PRIVMSG",
+            ("#", "tas"),
+            "hello"
+        ));
+        assert_eq!(out, b":Kay!Kay@irc PRIVMSG #tas :hello\r\n");
+    }
 }
