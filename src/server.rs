@@ -931,9 +931,14 @@ impl Server {
             self.hub.storage_reply(reply, &mut outbox);
         }
         let msgs: Vec<_> = self.cluster.iter().flat_map(|c| c.msgs()).collect();
+        let any = !msgs.is_empty();
         for msg in msgs {
             let mut outbox = outbox!(self);
             self.hub.cluster_msg(msg, &mut outbox);
+        }
+        if any {
+            let mut outbox = outbox!(self);
+            self.hub.settle_found(false, &mut outbox);
         }
     }
 

@@ -142,6 +142,38 @@ fn the_course_scenario_with_alice_and_kay_on_different_nodes() {
     kay.expect("Alice has left");
 }
 
+/// A `/join` sent on one node right after another node created the channel, before its
+/// announcement can have arrived, joins it: the node asks the cluster rather than answer "no
+/// such channel". A channel nobody made still gets that answer.
+#[test]
+fn a_channel_created_a_moment_ago_on_another_node_can_be_joined_at_once() {
+    let _alone = one_at_a_time();
+    let c = cluster(2);
+    let mut alice = login(&c.nodes[0], "Alice");
+    let mut kay = login(&c.nodes[1], "Kay");
+    for round in 0..20 {
+        let channel = format!("fresh{round}");
+        alice.send(&format!("/create {channel}"));
+        alice.sync(&channel);
+        kay.send(&format!("/join {channel}"));
+        alice.expect("Kay has joined");
+        kay.send("here");
+        alice.expect("[Kay] here");
+        if round < 19 {
+            // Out again, so that Alice's next /create (which leaves this channel) says nothing
+            // to Kay.
+            kay.send("/leave");
+            alice.expect("Kay has left");
+        }
+    }
+    kay.send("/join nowhere");
+    kay.expect(&text::no_such_channel("nowhere"));
+    kay.send("/join FRESH19");
+    kay.expect_silence(QUIET);
+    kay.send("still here");
+    alice.expect("[Kay] still here");
+}
+
 /// Section 10's order: each sender's messages reach every member on every node in the order
 /// sent, however the senders' streams interleave (here two senders on two nodes, at full
 /// speed, and a reader on each of three nodes).

@@ -541,6 +541,14 @@ impl Writer {
                     outcome: Created::Failed,
                 })
             }
+            // Redis cannot be asked: this node's view, which has no such channel, is the answer.
+            Pending::Op(ClusterOp::FindChannel { conn, asked, .. }) => {
+                self.shared.tell(ClusterMsg::ChannelFound {
+                    conn,
+                    asked,
+                    name: None,
+                })
+            }
             op => {
                 // Bounded by submit's refusals (QUEUE waiting here, QUEUE in the channel).
                 self.backlog.push_back(op);
@@ -639,6 +647,19 @@ impl Writer {
                     conn: *c,
                     name: name.clone(),
                     outcome,
+                });
+            }
+            ClusterOp::FindChannel {
+                conn: c,
+                key,
+                asked,
+            } => {
+                let name: Option<String> =
+                    redis::cmd("HGET").arg(CHANNEL_KEYS).arg(key).query(conn)?;
+                self.shared.tell(ClusterMsg::ChannelFound {
+                    conn: *c,
+                    asked: asked.clone(),
+                    name,
                 });
             }
             // Numbered and sent above.

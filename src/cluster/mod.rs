@@ -177,6 +177,13 @@ pub enum ClusterOp {
         key: String,
         max: usize,
     },
+    /// Asks whether the cluster has the channel `key` (a `/join` of a channel this node has
+    /// not heard of yet); answered [`ClusterMsg::ChannelFound`], with `asked` as typed.
+    FindChannel {
+        conn: u64,
+        key: String,
+        asked: String,
+    },
     /// Tells the other nodes.
     Publish(Wire),
     /// Sets (or, with None, removes) one of this node's users in its presence hash.
@@ -212,6 +219,13 @@ pub enum ClusterMsg {
         conn: u64,
         name: String,
         outcome: Created,
+    },
+    /// A lookup's answer: the channel's name as it was created, `None` when the cluster has
+    /// no such channel or Redis could not be asked.
+    ChannelFound {
+        conn: u64,
+        asked: String,
+        name: Option<String>,
     },
     /// Another node's event.
     Remote(Wire),

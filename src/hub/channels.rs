@@ -99,8 +99,9 @@ impl Hub {
         self.create_as(conn, name, true, sink)
     }
 
-    /// Leaves every channel (each one's members are told).
-    pub(super) fn leave_all(&mut self, conn: ConnId, sink: &mut impl Sink) {
+    /// Leaves every channel (each one's members are told): the course protocol's one, before
+    /// a `/join` or `/create`.
+    pub fn leave_all(&mut self, conn: ConnId, sink: &mut impl Sink) {
         let chans: Vec<ChanId> = self.channels_of(conn).collect();
         for ch in chans {
             let _ = self.part(conn, ch, None, sink);

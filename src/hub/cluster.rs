@@ -16,6 +16,10 @@ use crate::names;
 use crate::storage::{Event, Request};
 use crate::utils_errors as text;
 
+/// How long (in seconds, counted by the once-a-second tick) a `/join` of a channel that Redis
+/// has waits for the channel's announcement before it joins anyway.
+const FOUND_EARLY_SECS: i64 = 2;
+
 /// A user of another node.
 #[derive(Debug)]
 pub(super) struct RemoteMember {
@@ -32,6 +36,10 @@ pub(super) struct ClusterState {
     pub remote: HashMap<(NodeId, u64), RemoteMember>,
     /// The names other nodes' users hold.
     pub names: HashMap<Box<str>, (NodeId, u64)>,
+    /// `/join`s of channels Redis has and this node has not heard of yet: each waits for the
+    /// channel's announcement (until the unix second given), so that its join is ordered
+    /// after what the creating node did with the channel first.
+    pub found_early: Vec<(ConnId, Box<str>, i64)>,
 }
 
 impl ClusterState {
@@ -41,6 +49,7 @@ impl ClusterState {
             hlc: Hlc::new(node, last_seq),
             remote: HashMap::new(),
             names: HashMap::new(),
+            found_early: Vec::new(),
         }
     }
 }
@@ -360,6 +369,26 @@ impl Hub {
         true
     }
 
+    /// A `/join` of a channel this node does not know: another node may have created it a
+    /// moment ago, its announcement still on the way. Asks the cluster, and the connection
+    /// waits for the answer; false (the channel does not exist) without a cluster, or when
+    /// the link cannot take the question.
+    pub fn find_remote(&mut self, conn: ConnId, name: &str, sink: &mut impl Sink) -> bool {
+        if self.cluster.is_none() || !self.is_open(conn) {
+            return false;
+        }
+        let op = ClusterOp::FindChannel {
+            conn: conn as u64,
+            key: names::channel_key(name).to_string(),
+            asked: name.to_string(),
+        };
+        if !sink.cluster(op) {
+            return false;
+        }
+        self.set_wait(conn, Wait::Find);
+        true
+    }
+
     /// What the cluster link tells: answers to this node's claims and creations, and the other
     /// nodes' events.
     pub fn cluster_msg(&mut self, msg: ClusterMsg, sink: &mut impl Sink) {
@@ -373,6 +402,9 @@ impl Hub {
                 name,
                 outcome,
             } => self.channel_created(conn as ConnId, &name, outcome, sink),
+            ClusterMsg::ChannelFound { conn, asked, name } => {
+                self.channel_found(conn as ConnId, &asked, name.as_deref(), sink)
+            }
             ClusterMsg::Remote(wire) => self.remote_event(wire, sink),
             ClusterMsg::Snapshot { users, channels } => self.snapshot(users, channels),
             ClusterMsg::NodeGone { node } => {
@@ -536,6 +568,77 @@ impl Hub {
                 self.reply(sink, conn, &[&reply]);
             }
             Created::Failed => self.reply(sink, conn, &[text::STORAGE_FAILED]),
+        }
+        self.done_waiting(conn, sink);
+    }
+
+    /// The answer to [`Hub::find_remote`]: the `/join` goes on as it would have, had the
+    /// channel's announcement arrived first (it is placed in `/list` when it does).
+    fn channel_found(
+        &mut self,
+        conn: ConnId,
+        asked: &str,
+        name: Option<&str>,
+        sink: &mut impl Sink,
+    ) {
+        if !self.waits_for(conn, Wait::Find) {
+            return;
+        }
+        let Some(name) = name else {
+            self.reply(sink, conn, &[&text::no_such_channel(asked)]);
+            self.done_waiting(conn, sink);
+            return;
+        };
+        if self.channel_id(name).is_some() {
+            self.join_found(conn, name, sink);
+            return;
+        }
+        // Its announcement is still on the way, and with it what its creator did first (its
+        // own join, at the same millisecond maybe): a join ordered before those would not be
+        // shown to them. Wait for it, a bounded time (`settle_found`).
+        let until = self.clock.now() + FOUND_EARLY_SECS;
+        if let Some(c) = self.cluster.as_mut() {
+            c.found_early.push((conn, name.into(), until));
+        }
+    }
+
+    /// Ends the waits of [`Hub::channel_found`] whose channel has been announced (call it once
+    /// the link's messages at hand are all taken in, so that the clock has seen them all), or
+    /// whose time is up (`expired_too`, from the once-a-second tick): they join now.
+    pub fn settle_found(&mut self, expired_too: bool, sink: &mut impl Sink) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if c.found_early.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let waiting = std::mem::take(&mut c.found_early);
+        let mut left = Vec::new();
+        for (conn, name, until) in waiting {
+            if !self.waits_for(conn, Wait::Find) {
+                continue;
+            }
+            if self.channel_id(&name).is_some() || (expired_too && now >= until) {
+                self.join_found(conn, &name, sink);
+            } else {
+                left.push((conn, name, until));
+            }
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            c.found_early.extend(left);
+        }
+    }
+
+    /// The `/join` of a channel the cluster has: the course protocol's one-channel rule, then
+    /// the join.
+    fn join_found(&mut self, conn: ConnId, name: &str, sink: &mut impl Sink) {
+        let ch = self
+            .channel_id(name)
+            .unwrap_or_else(|| self.add_channel(name));
+        if !self.is_member(conn, ch) {
+            self.leave_all(conn, sink);
+            self.join_id(conn, ch, sink);
         }
         self.done_waiting(conn, sink);
     }

@@ -261,6 +261,8 @@ enum Wait {
     Claim,
     /// A channel created in the cluster.
     Create,
+    /// Whether the cluster has a channel this node has not heard of yet.
+    Find,
 }
 
 /// Offline messages being delivered to a connection, a batch at a time.
@@ -531,9 +533,14 @@ impl Hub {
             .is_some_and(|c| c.wait != Wait::Nothing)
     }
 
-    /// True while some registered name has yet to identify (the loop should tick the hub).
+    /// True while some registered name has yet to identify, or a `/join` waits for a
+    /// channel's announcement (the loop should tick the hub).
     pub fn has_deadlines(&self) -> bool {
         !self.identify_deadlines.is_empty()
+            || self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| !c.found_early.is_empty())
     }
 
     /// The channels in creation order.
@@ -949,6 +956,7 @@ impl Hub {
             }
         }
         self.guard.expire(now);
+        self.settle_found(true, sink);
     }
 
     // ---- Replies ----------------------------------------------------------------------------

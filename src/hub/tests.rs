@@ -24,6 +24,8 @@ pub(crate) struct Recorder {
     pub hash_full: bool,
     pub flush_reports: Vec<ConnId>,
     pub resumed: Vec<ConnId>,
+    /// When set, the cluster link takes every operation (kept here); otherwise it refuses.
+    pub cluster_ops: Option<Vec<crate::cluster::ClusterOp>>,
 }
 
 impl Sink for Recorder {
@@ -43,8 +45,14 @@ impl Sink for Recorder {
     fn store(&mut self, request: Request) {
         self.stored.push(request);
     }
-    fn cluster(&mut self, _op: crate::cluster::ClusterOp) -> bool {
-        false
+    fn cluster(&mut self, op: crate::cluster::ClusterOp) -> bool {
+        match self.cluster_ops.as_mut() {
+            Some(ops) => {
+                ops.push(op);
+                true
+            }
+            None => false,
+        }
     }
     fn hash(&mut self, job: HashJob) -> bool {
         if self.hash_full {
@@ -1716,4 +1724,115 @@ fn who_and_members_are_bounded() {
     let text: String = who.iter().map(|(_, t)| t.as_str()).collect();
     assert!(text.contains("… and 1800 more"), "users are capped");
     assert!(who.len() * FRAME_LEN < crate::server::MIN_QUEUE);
+}
+
+/// A node of a cluster with Kay logged in (her name claimed), the link taking every operation.
+fn cluster_node_with_kay() -> Fixture {
+    use crate::cluster::ClusterMsg;
+    let mut f = Fixture::new();
+    f.hub.join_cluster(1);
+    f.out.cluster_ops = Some(Vec::new());
+    f.connect(1);
+    f.send(1, "Kay");
+    assert!(f.hub.is_waiting(1), "the name is claimed first");
+    let claimed = ClusterMsg::Claimed {
+        conn: 1,
+        key: "kay".into(),
+        ok: Some(true),
+    };
+    f.hub.cluster_msg(claimed, &mut f.out);
+    // In a cluster the mailbox is the shared database's: it is always asked.
+    assert_eq!(f.fetched(), (1, key("Kay")));
+    f.answer(Reply::Offline {
+        conn: 1,
+        key: key("Kay"),
+        total: 0,
+        messages: vec![],
+    });
+    assert!(!f.hub.is_waiting(1));
+    f.out.take();
+    f
+}
+
+/// The `/join` question the link was asked last: its connection and name as typed.
+fn asked_to_find(f: &mut Fixture) -> (u64, String) {
+    let ops = f.out.cluster_ops.as_mut().unwrap();
+    match ops
+        .iter()
+        .rev()
+        .find(|op| matches!(op, crate::cluster::ClusterOp::FindChannel { .. }))
+    {
+        Some(crate::cluster::ClusterOp::FindChannel { conn, asked, .. }) => (*conn, asked.clone()),
+        _ => panic!("no FindChannel in {ops:?}"),
+    }
+}
+
+#[test]
+fn a_cluster_join_of_an_unknown_channel_asks_the_cluster_and_waits() {
+    use crate::cluster::{ClusterMsg, NodeId, Wire};
+    let mut f = cluster_node_with_kay();
+    // Nobody made it: the cluster says so, and so does the hub.
+    assert_eq!(f.send(1, "/join nowhere"), vec![]);
+    assert!(f.hub.is_waiting(1));
+    assert_eq!(asked_to_find(&mut f), (1, "nowhere".to_string()));
+    let none = ClusterMsg::ChannelFound {
+        conn: 1,
+        asked: "nowhere".into(),
+        name: None,
+    };
+    f.hub.cluster_msg(none, &mut f.out);
+    assert_eq!(f.out.take(), vec![(1, text::no_such_channel("nowhere"))]);
+    assert!(!f.hub.is_waiting(1));
+
+    // Another node made `Fresh`: Kay waits for its announcement, then joins after it.
+    f.send(1, "/join fresh");
+    let found = ClusterMsg::ChannelFound {
+        conn: 1,
+        asked: "fresh".into(),
+        name: Some("Fresh".into()),
+    };
+    f.hub.cluster_msg(found, &mut f.out);
+    f.hub.settle_found(false, &mut f.out);
+    assert!(f.hub.is_waiting(1), "not before the announcement");
+    assert!(f.hub.channel_id("Fresh").is_none());
+    let other: NodeId = 2;
+    let announced = ClusterMsg::Remote(Wire::Channel {
+        node: other,
+        name: "Fresh".into(),
+        pos: Some(0),
+    });
+    f.hub.cluster_msg(announced, &mut f.out);
+    f.hub.settle_found(false, &mut f.out);
+    assert!(!f.hub.is_waiting(1));
+    let ch = f.hub.channel_id("Fresh").expect("announced");
+    assert!(f.hub.is_member(1, ch));
+    assert!(f.out.take().is_empty(), "a join says nothing to the joiner");
+}
+
+#[test]
+fn a_channel_the_cluster_has_is_joined_even_if_its_announcement_never_comes() {
+    use crate::cluster::ClusterMsg;
+    let mut f = cluster_node_with_kay();
+    f.send(1, "/join late");
+    let found = ClusterMsg::ChannelFound {
+        conn: 1,
+        asked: "late".into(),
+        name: Some("late".into()),
+    };
+    f.hub.cluster_msg(found, &mut f.out);
+    assert!(
+        f.hub.has_deadlines(),
+        "the loop must tick the hub meanwhile"
+    );
+    f.hub.tick(&mut f.out);
+    assert!(f.hub.is_waiting(1), "within the bound it still waits");
+    f.clock.advance(2);
+    f.hub.tick(&mut f.out);
+    assert!(!f.hub.is_waiting(1));
+    let ch = f
+        .hub
+        .channel_id("late")
+        .expect("made here from the cluster's answer");
+    assert!(f.hub.is_member(1, ch));
+    assert!(!f.hub.has_deadlines());
 }

@@ -58,14 +58,6 @@ fn current(hub: &Hub, conn: ConnId) -> Option<ChanId> {
     hub.channels_of(conn).next()
 }
 
-/// Leaves every channel (the course protocol's one), telling its members.
-fn leave_all(hub: &mut Hub, conn: ConnId, sink: &mut impl Sink) {
-    let chans: Vec<ChanId> = hub.channels_of(conn).collect();
-    for ch in chans {
-        let _ = hub.part(conn, ch, None, sink);
-    }
-}
-
 /// A cleaned, non-empty line from a logged-in connection.
 pub fn command(hub: &mut Hub, conn: ConnId, line: &str, sink: &mut impl Sink) {
     let command = Command::parse(line);
@@ -144,13 +136,16 @@ fn join(hub: &mut Hub, conn: ConnId, arg: &str, sink: &mut impl Sink) {
         }
     };
     let Some(ch) = hub.channel_id(name) else {
-        hub.reply(sink, conn, &[&text::no_such_channel(name)]);
+        // One node of a cluster asks the others first: the channel may be a moment old.
+        if !hub.find_remote(conn, name, sink) {
+            hub.reply(sink, conn, &[&text::no_such_channel(name)]);
+        }
         return;
     };
     if hub.is_member(conn, ch) {
         return;
     }
-    leave_all(hub, conn, sink);
+    hub.leave_all(conn, sink);
     let _ = hub.join(conn, name, sink);
 }
 
