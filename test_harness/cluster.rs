@@ -475,6 +475,59 @@ fn private_and_offline_messages_find_their_recipient_on_any_node() {
     alice.expect(&text::no_such_user("Nobody"));
 }
 
+/// A private message sent on one node to a user who logged in on another a moment ago, before
+/// the sender's node heard of it, is stored as an offline message (the sender is told so) and
+/// delivered on the other node at once, not at the recipient's next login.
+#[test]
+fn a_message_to_a_user_who_just_logged_in_elsewhere_is_delivered_at_once() {
+    let _alone = one_at_a_time();
+    let c = cluster(2);
+    let mut alice = login(&c.nodes[0], "Alice");
+    let kay_gone = |alice: &mut Peer| {
+        eventually("Kay to be gone from node 0", Duration::from_secs(5), || {
+            !reply_of(alice, "/who").contains("Kay:")
+        })
+    };
+    // Kay has been here before: node 0 knows the name.
+    let mut kay = login(&c.nodes[1], "Kay");
+    until_present(&mut alice, "Kay");
+    kay.send("/quit");
+    kay.expect_closed();
+    kay_gone(&mut alice);
+    for round in 0..10 {
+        let mut kay = c.nodes[1].login("Kay");
+        let said = format!("hi {round}");
+        alice.send(&format!("/msg Kay {said}"));
+        // Delivered directly (node 0 knew by then), at login, or stored and delivered now.
+        let want = format!("[Alice -> Kay] {said}");
+        let mut seen = Vec::new();
+        loop {
+            let got = kay.recv();
+            if got.contains(&want) {
+                break;
+            }
+            seen.push(got);
+            assert!(seen.len() < 20, "round {round}: {seen:?}");
+        }
+        kay.send("/quit");
+        kay.expect_closed();
+        kay_gone(&mut alice);
+        // What Alice was told (nothing, or that Kay was offline) is not the point here.
+        round_trip_skipping(&mut alice);
+    }
+}
+
+/// A `/time` round trip that skips whatever arrives before its answer.
+fn round_trip_skipping(p: &mut Peer) {
+    p.send("/time");
+    for _ in 0..20 {
+        if p.recv().starts_with("Time is: ") {
+            return;
+        }
+    }
+    panic!("no answer to /time among 20 frames");
+}
+
 /// A mailbox's bound holds across nodes: the database counts what every node stored.
 #[test]
 fn the_offline_bound_counts_what_every_node_stored() {

@@ -132,6 +132,10 @@ pub enum Wire {
     },
     /// A registered name was identified on `node`: its unidentified holders elsewhere go.
     Identified { node: NodeId, key: String },
+    /// An offline message for the name `key` was stored (committed) on `node`: a node where
+    /// that user is online after all (logged in there a moment ago, before `node` heard of
+    /// it) delivers its mailbox now rather than at its next login.
+    Mail { node: NodeId, key: String },
 }
 
 impl Wire {
@@ -147,7 +151,8 @@ impl Wire {
             | Wire::Renamed { node, .. }
             | Wire::Channel { node, .. }
             | Wire::Registered { node, .. }
-            | Wire::Identified { node, .. } => *node,
+            | Wire::Identified { node, .. }
+            | Wire::Mail { node, .. } => *node,
         }
     }
 

@@ -827,6 +827,7 @@ impl Hub {
                     self.place(ch, pos);
                 }
             }
+            Wire::Mail { key, .. } => self.remote_mail(&key, sink),
             Wire::Registered {
                 key,
                 name,

@@ -4,6 +4,7 @@
 use super::{
     conn_label, Auth, ConnId, Hub, MsgKind, Out, ReplyKind, Sink, Wait, MAX_PASSWORD_TRIES,
 };
+use crate::cluster::Wire;
 use crate::names::name_key;
 use crate::storage::{
     Event, HashJob, OfflineMessage, RegisteredName, Registration, Reply, Request, RequestKind,
@@ -192,7 +193,11 @@ impl Hub {
         if messages.is_empty() {
             // Storage holds nothing more (a store that failed, say): the count was too high.
             self.mail.remove(&*key);
-            client.mail = None;
+            if client.mail.take().is_some_and(|d| d.again) {
+                // A message another node stored meanwhile: one more round.
+                self.start_mail(conn, sink);
+                return;
+            }
             self.done_waiting(conn, sink);
             return;
         }
@@ -241,10 +246,42 @@ impl Hub {
             });
         } else {
             self.mail.remove(&*key);
-            if let Some(client) = self.clients.get_mut(&conn) {
-                client.mail = None;
+            let again = self
+                .clients
+                .get_mut(&conn)
+                .and_then(|c| c.mail.take())
+                .is_some_and(|d| d.again);
+            if again {
+                // A message another node stored meanwhile: one more round.
+                self.start_mail(conn, sink);
+                return;
             }
             self.done_waiting(conn, sink);
+        }
+    }
+
+    /// Another node stored an offline message for `key` ([`Wire::Mail`]): if that user is
+    /// online here, its mailbox is delivered now (or once the delivery under way ends).
+    pub(super) fn remote_mail(&mut self, key: &str, sink: &mut impl Sink) {
+        let Some(conn) = self.owners.get(key).copied() else {
+            return;
+        };
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        if client.auth != Auth::Open {
+            return;
+        }
+        match client.wait {
+            Wait::Nothing => self.start_mail(conn, sink),
+            Wait::Mail => {
+                if let Some(d) = client.mail.as_mut() {
+                    d.again = true;
+                }
+            }
+            // Busy with something else (a search, a stored message of its own): its next
+            // login delivers it, as before.
+            _ => {}
         }
     }
 
@@ -373,6 +410,11 @@ impl Hub {
     pub fn storage_reply(&mut self, reply: Reply, sink: &mut impl Sink) {
         match reply {
             Reply::OfflineStored { conn, recipient } => {
+                if let Some(node) = self.node() {
+                    // Its recipient may have logged in on another node a moment ago.
+                    let key = name_key(&recipient).to_string();
+                    self.publish(sink, Wire::Mail { node, key });
+                }
                 if self.waits(conn, Wait::Storage) {
                     self.reply(sink, conn, &[&text::user_offline(&recipient)]);
                     self.done_waiting(conn, sink);

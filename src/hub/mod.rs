@@ -274,6 +274,9 @@ struct Delivery {
     unacked: Vec<i64>,
     /// The header is sent with the first batch.
     started: bool,
+    /// Another node stored a message for this mailbox during the delivery: fetch again once
+    /// it ends.
+    again: bool,
 }
 
 /// What only IRC connections have; see [`Client::irc`].

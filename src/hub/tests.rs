@@ -1836,3 +1836,52 @@ fn a_channel_the_cluster_has_is_joined_even_if_its_announcement_never_comes() {
     assert!(f.hub.is_member(1, ch));
     assert!(!f.hub.has_deadlines());
 }
+
+#[test]
+fn a_message_stored_on_another_node_for_a_user_online_here_is_fetched_at_once() {
+    use crate::cluster::{ClusterMsg, Wire};
+    let mut f = cluster_node_with_kay();
+    let nudge = |f: &mut Fixture| {
+        let mail = ClusterMsg::Remote(Wire::Mail {
+            node: 2,
+            key: key("Kay"),
+        });
+        f.hub.cluster_msg(mail, &mut f.out);
+    };
+    f.out.stored.clear();
+    nudge(&mut f);
+    assert_eq!(f.fetched(), (1, key("Kay")));
+    assert!(f.hub.is_waiting(1), "delivered before Kay's next command");
+    // Another one stored while that delivery is under way: fetched once it ends.
+    nudge(&mut f);
+    let fetches = |f: &Fixture| {
+        f.out
+            .stored
+            .iter()
+            .filter(|r| matches!(r, Request::FetchOffline { .. }))
+            .count()
+    };
+    assert_eq!(fetches(&f), 0, "not twice at once");
+    f.answer(Reply::Offline {
+        conn: 1,
+        key: key("Kay"),
+        total: 0,
+        messages: vec![],
+    });
+    assert_eq!(fetches(&f), 1, "the second nudge's round");
+    f.out.stored.clear();
+    f.answer(Reply::Offline {
+        conn: 1,
+        key: key("Kay"),
+        total: 0,
+        messages: vec![],
+    });
+    assert!(!f.hub.is_waiting(1));
+    // A name nobody here holds: nothing to do.
+    let other = ClusterMsg::Remote(Wire::Mail {
+        node: 2,
+        key: key("Nobody"),
+    });
+    f.hub.cluster_msg(other, &mut f.out);
+    assert_eq!(fetches(&f), 0);
+}
