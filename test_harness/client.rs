@@ -389,12 +389,12 @@ fn names_refused_by_the_real_server_exit_3() {
     kay.sync("room");
 
     let mut client = Client::spawn("Kay", port, None);
-    client.type_text("/join room\nhello\n");
+    client.type_text_unless_gone("/join room\nhello\n");
     assert_eq!(client.wait().code(), Some(3));
     client.expect_stdout("[Me] \r    \rName Kay is already in use. Send another name.\n");
 
     let mut client = Client::spawn("bad name", port, None);
-    client.type_text("/join room\n");
+    client.type_text_unless_gone("/join room\n");
     assert_eq!(client.wait().code(), Some(3));
     client.expect_stdout(
         "[Me] \r    \rInvalid name bad name: a name is 1 to 32 characters without spaces.\n",

@@ -163,6 +163,20 @@ impl Client {
         stdin.flush().unwrap();
     }
 
+    /// Types `text` into a client that may already have exited (a refused name ends it at
+    /// once): a closed pipe then means the text went nowhere, which is what such tests check.
+    pub fn type_text_unless_gone(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        let written = stdin
+            .write_all(text.as_bytes())
+            .and_then(|()| stdin.flush());
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => panic!("typing into the client: {e}"),
+        }
+    }
+
     pub fn close_stdin(&mut self) {
         self.stdin = None;
     }
