@@ -268,10 +268,26 @@ pub fn line_len(
     middle: &[&str],
     trailing: Option<&str>,
 ) -> usize {
-    prefix.map_or(0, |p| p.len() + 2)
-        + command.len()
-        + middle.iter().map(|m| m.len() + 1).sum::<usize>()
-        + trailing.map_or(0, |t| t.len() + 2)
+    line_len_of(
+        prefix.map(str::len),
+        command.len(),
+        middle.iter().map(|m| m.len()),
+        trailing.map(str::len),
+    )
+}
+
+/// [`line_len`] from the parts' lengths, for a line whose parts are not strings yet (the
+/// relay path checks a message's length without building its prefix).
+pub fn line_len_of(
+    prefix: Option<usize>,
+    command: usize,
+    middle: impl IntoIterator<Item = usize>,
+    trailing: Option<usize>,
+) -> usize {
+    prefix.map_or(0, |p| p + 2)
+        + command
+        + middle.into_iter().map(|m| m + 1).sum::<usize>()
+        + trailing.map_or(0, |t| t + 2)
         + 2
 }
 
@@ -399,6 +415,9 @@ pub fn action(text: &str) -> Option<&str> {
         .filter(|c| c.command.eq_ignore_ascii_case("ACTION"))
         .map(|c| c.params)
 }
+
+/// What [`make_action`] adds to a text: `\x01ACTION ` and the closing `\x01`.
+pub const ACTION_WRAP: usize = "\x01ACTION \x01".len();
 
 /// `text` as a CTCP ACTION, `\x01ACTION text\x01`, for a PRIVMSG to IRC clients.
 pub fn make_action(text: &str) -> String {

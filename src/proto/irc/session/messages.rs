@@ -69,14 +69,15 @@ impl Session {
             return;
         };
         // The line IRC clients would get: `:own COMMAND to :relayed` (an ACTION wrapped).
-        let relayed = body.len()
-            + if kind == MsgKind::Action {
-                ACTION_WRAP
-            } else {
-                0
-            };
-        let too_long =
-            |to: usize| own + 2 + command.len() + 1 + to + 2 + relayed + 2 > message::MAX_LINE;
+        let wrap = if kind == MsgKind::Action {
+            message::ACTION_WRAP
+        } else {
+            0
+        };
+        let relayed = Some(body.len() + wrap);
+        let too_long = |to: usize| {
+            message::line_len_of(Some(own), command.len(), [to], relayed) > message::MAX_LINE
+        };
         if target.starts_with('#') {
             let me = self.target();
             let Some(ch) = reach(ctx.hub, target) else {
@@ -227,9 +228,6 @@ impl Session {
         ctx.hub.identify(ctx.conn, password, ctx.sink);
     }
 }
-
-/// What `\x01ACTION ` and the closing `\x01` add to a relayed ACTION's text.
-const ACTION_WRAP: usize = "\x01ACTION \x01".len();
 
 /// A numeric answer to a `PRIVMSG` (an error, or `301` away): never to a NOTICE, which must
 /// get no automatic reply.

@@ -112,8 +112,9 @@ fn relay_line(
         return false;
     };
     let host = &*from.host;
-    let overhead = 1 + nick.len() + 1 + user.len() + 1 + host.len() + 1 + command.len() + 1;
-    let overhead = overhead + sigil.len() + target.len() + 2 + 2;
+    let prefix = nick.len() + 1 + user.len() + 1 + host.len();
+    let middle = sigil.len() + target.len();
+    let overhead = message::line_len_of(Some(prefix), command.len(), [middle], Some(0));
     let fits = message::MAX_LINE
         .checked_sub(overhead)
         .is_some_and(|room| room >= 4 && text.len() <= room);
@@ -149,7 +150,7 @@ pub(super) fn write_split(
     text: &str,
     action: bool,
 ) {
-    let wrap = if action { "\x01ACTION \x01".len() } else { 0 };
+    let wrap = if action { message::ACTION_WRAP } else { 0 };
     let overhead = message::line_len(Some(prefix), command, &[target], Some("")) + wrap;
     let Some(room) = message::MAX_LINE.checked_sub(overhead).filter(|&r| r >= 4) else {
         return;
