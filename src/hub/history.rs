@@ -193,12 +193,7 @@ impl Hub {
         if messages.is_empty() {
             // Storage holds nothing more (a store that failed, say): the count was too high.
             self.mail.remove(&*key);
-            if client.mail.take().is_some_and(|d| d.again) {
-                // A message another node stored meanwhile: one more round.
-                self.start_mail(conn, sink);
-                return;
-            }
-            self.done_waiting(conn, sink);
+            self.end_mail(conn, sink);
             return;
         }
         let mut lines = Vec::with_capacity(messages.len() + 1);
@@ -246,16 +241,21 @@ impl Hub {
             });
         } else {
             self.mail.remove(&*key);
-            let again = self
-                .clients
-                .get_mut(&conn)
-                .and_then(|c| c.mail.take())
-                .is_some_and(|d| d.again);
-            if again {
-                // A message another node stored meanwhile: one more round.
-                self.start_mail(conn, sink);
-                return;
-            }
+            self.end_mail(conn, sink);
+        }
+    }
+
+    /// A mailbox delivery is over: one more round if another node stored a message for it
+    /// meanwhile ([`Hub::remote_mail`]), else the connection goes on.
+    fn end_mail(&mut self, conn: ConnId, sink: &mut impl Sink) {
+        let again = self
+            .clients
+            .get_mut(&conn)
+            .and_then(|c| c.mail.take())
+            .is_some_and(|d| d.again);
+        if again {
+            self.start_mail(conn, sink);
+        } else {
             self.done_waiting(conn, sink);
         }
     }

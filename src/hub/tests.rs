@@ -1737,21 +1737,26 @@ fn cluster_node_with_kay() -> Fixture {
     assert!(f.hub.is_waiting(1), "the name is claimed first");
     let claimed = ClusterMsg::Claimed {
         conn: 1,
-        key: "kay".into(),
+        key: key("Kay"),
         ok: Some(true),
     };
     f.hub.cluster_msg(claimed, &mut f.out);
     // In a cluster the mailbox is the shared database's: it is always asked.
     assert_eq!(f.fetched(), (1, key("Kay")));
+    empty_mailbox(&mut f);
+    assert!(!f.hub.is_waiting(1));
+    f.out.take();
+    f
+}
+
+/// Storage's answer to a fetch of Kay's (connection 1's) mailbox: nothing in it.
+fn empty_mailbox(f: &mut Fixture) {
     f.answer(Reply::Offline {
         conn: 1,
         key: key("Kay"),
         total: 0,
         messages: vec![],
     });
-    assert!(!f.hub.is_waiting(1));
-    f.out.take();
-    f
 }
 
 /// The `/join` question the link was asked last: its connection and name as typed.
@@ -1862,20 +1867,10 @@ fn a_message_stored_on_another_node_for_a_user_online_here_is_fetched_at_once() 
             .count()
     };
     assert_eq!(fetches(&f), 0, "not twice at once");
-    f.answer(Reply::Offline {
-        conn: 1,
-        key: key("Kay"),
-        total: 0,
-        messages: vec![],
-    });
+    empty_mailbox(&mut f);
     assert_eq!(fetches(&f), 1, "the second nudge's round");
     f.out.stored.clear();
-    f.answer(Reply::Offline {
-        conn: 1,
-        key: key("Kay"),
-        total: 0,
-        messages: vec![],
-    });
+    empty_mailbox(&mut f);
     assert!(!f.hub.is_waiting(1));
     // A name nobody here holds: nothing to do.
     let other = ClusterMsg::Remote(Wire::Mail {
